@@ -1,0 +1,1 @@
+"""catgan_jax: GANs for cat images in JAX/Flax."""

@@ -1,0 +1,155 @@
+"""Config validation and the per-workdir config record.
+
+Everything here runs before any work is done, so a bad config costs nothing
+and leaves the workdir untouched: each problem is one `ConfigError` whose
+message names the field and the value.
+"""
+
+import json
+import os
+
+import jax
+import ml_collections
+
+from catgan_jax import losses
+from catgan_jax import models
+from catgan_jax import state as state_lib
+
+CONFIG_FILE = 'config.json'
+
+# Fields that may change between the runs of one workdir without
+# allow_config_change: they do not change what is being trained.
+_MUTABLE_FIELDS = ('num_train_steps', 'log_every_steps', 'sample_every_steps',
+                   'checkpoint_every_steps', 'keep_checkpoints',
+                   'allow_config_change', 'eval', 'distributed', 'data.dir',
+                   'data.manifest', 'data.cache', 'data.tfds_data_dir',
+                   'train.inject_nan_step')
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names field and value."""
+
+
+def _require(ok: bool, message: str) -> None:
+  if not ok:
+    raise ConfigError(message)
+
+
+def _check_positive(config: ml_collections.ConfigDict) -> None:
+  for field in ('batch_size', 'num_train_steps', 'log_every_steps',
+                'sample_every_steps', 'checkpoint_every_steps',
+                'keep_checkpoints', 'optim.g_lr', 'optim.d_lr',
+                'train.d_steps_per_g_step', 'train.d_every_k_steps',
+                'model.z_dim'):
+    value = _get(config, field)
+    _require(value > 0, f'{field}={value!r} must be positive')
+
+
+def _get(config: ml_collections.ConfigDict, field: str):
+  for part in field.split('.'):
+    config = config[part]
+  return config
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks a config before any work is done.
+
+  Args:
+    config: the run config.
+
+  Raises:
+    ConfigError: with one line naming the offending field and its value.
+  """
+  _check_positive(config)
+  try:
+    losses.get_loss(config.loss.name)
+    models.create_models(config)
+    from catgan_jax import data  # pylint: disable=g-import-not-at-top
+    data.validate_data_config(config)
+  except ConfigError:
+    raise
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  for net in ('g', 'd'):
+    name = config.optim[f'{net}_name']
+    _require(name in state_lib.OPTIMIZERS,
+             f'optim.{net}_name={name!r} is unknown; valid: '
+             f'{", ".join(sorted(state_lib.OPTIMIZERS))}')
+  _require(0.0 <= config.train.ema_decay < 1.0,
+           f'train.ema_decay={config.train.ema_decay!r} must be in [0, 1)')
+  n = jax.device_count()
+  _require(config.batch_size % n == 0,
+           f'batch_size={config.batch_size} is not divisible by the {n} '
+           'devices')
+
+
+def _flatten(config: ml_collections.ConfigDict) -> dict:
+  def walk(d, prefix):
+    for k, v in d.items():
+      key = f'{prefix}{k}'
+      if isinstance(v, dict):
+        yield from walk(v, key + '.')
+      else:
+        yield key, v
+  return dict(walk(json.loads(config.to_json()), ''))
+
+
+def hparams(config: ml_collections.ConfigDict) -> dict:
+  """The config as flat scalar hyperparameters (for TensorBoard)."""
+  return {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+          for k, v in _flatten(config).items()}
+
+
+def _is_mutable(field: str) -> bool:
+  return any(field == m or field.startswith(m + '.') for m in _MUTABLE_FIELDS)
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+  """Fields (other than run-length/logging ones) that differ between runs."""
+  keys = sorted(set(old) | set(new))
+  return [f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in keys
+          if not _is_mutable(k) and old.get(k) != new.get(k)]
+
+
+def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Refuses an unwritable workdir or one holding a run of another config.
+
+  Args:
+    config: the run config.
+    workdir: the run directory (may not exist yet).
+
+  Raises:
+    ConfigError: naming the workdir or the changed fields.
+  """
+  existing = workdir
+  while existing and not os.path.exists(existing):
+    existing = os.path.dirname(existing.rstrip('/')) or '.'
+  _require(os.path.isdir(existing) and os.access(existing, os.W_OK),
+           f'workdir={workdir!r} is not writable')
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path) or config.allow_config_change:
+    return
+  with open(path) as f:
+    old = _flatten(ml_collections.ConfigDict(json.load(f)))
+  changes = config_changes(old, _flatten(config))
+  _require(not changes,
+           f'workdir={workdir!r} holds a run with a different config '
+           f'({"; ".join(changes[:5])}); use another workdir or '
+           '--config.allow_config_change=True')
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes the config of this run to `workdir/config.json` (process 0)."""
+  if jax.process_index() != 0:
+    return
+  os.makedirs(workdir, exist_ok=True)
+  tmp = os.path.join(workdir, CONFIG_FILE + '.tmp')
+  with open(tmp, 'w') as f:
+    f.write(config.to_json_best_effort(indent=2))
+  os.replace(tmp, os.path.join(workdir, CONFIG_FILE))
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """Reads the config a run in `workdir` was started with."""
+  with open(os.path.join(workdir, CONFIG_FILE)) as f:
+    return ml_collections.ConfigDict(json.load(f))

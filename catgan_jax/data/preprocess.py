@@ -1,0 +1,169 @@
+"""Turns one image file (any format, mode and orientation) into a square RGB array.
+
+This is the deterministic per-image half of the input pipeline: decode with PIL,
+apply the EXIF orientation, convert every PIL mode to 8-bit RGB (alpha is
+composited on a background colour), reject images that are too small, crop to a
+square and resize with antialiasing. The random half (random crops, flips) runs
+per element in tf.data, see ``pipeline.py``.
+"""
+
+import io
+import math
+import os
+from typing import Any, BinaryIO, Sequence
+
+import numpy as np
+from PIL import Image
+from PIL import ImageOps
+
+# Extensions the folder source reads (lower case). GIFs contribute their first frame.
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.gif')
+CROPS = ('center', 'random', 'none', 'squash')
+# Largest cache side relative to the training size when random resized crops
+# need more pixels than the final image: beyond this the crop is upsampled.
+_MAX_CACHE_FACTOR = 2.0
+
+
+class UnusableImageError(Exception):
+  """An image that cannot be used; ``reason`` is 'unreadable' or 'too_small'."""
+
+  def __init__(self, reason: str, message: str):
+    super().__init__(message)
+    self.reason = reason
+
+
+def cache_side(image_size: int, rrc_min_scale: float = 1.0) -> int:
+  """Side of the stored (cached) square before the random per-element crops.
+
+  Random resized crops keep a fraction ``scale`` of the area, so the stored image
+  is larger than the training size to avoid upsampling the crop (up to a cap).
+
+  Args:
+    image_size: side of the training images.
+    rrc_min_scale: smallest area fraction of a random resized crop (1 = off).
+
+  Returns:
+    The side, in pixels, of the images kept between decoding and augmentation.
+  """
+  if rrc_min_scale >= 1.0:
+    return image_size
+  factor = min(1.0 / math.sqrt(rrc_min_scale), _MAX_CACHE_FACTOR)
+  return int(math.ceil(image_size * factor))
+
+
+def to_rgb(image: Image.Image,
+           background: Sequence[int] = (255, 255, 255)) -> Image.Image:
+  """Converts a PIL image of any mode to 8-bit RGB.
+
+  Args:
+    image: a loaded PIL image (L, LA, P, PA, RGBA, CMYK, I;16, I, F, 1, ...).
+    background: RGB colour that transparent pixels are composited on.
+
+  Returns:
+    An RGB PIL image of the same size.
+  """
+  mode = image.mode
+  if mode == 'RGB':
+    return image
+  if mode.startswith('I;16') or mode in ('I', 'F'):
+    # 16-bit (and 32-bit int) images hold 0..65535; scale, rather than clip, to 8 bits.
+    values = np.asarray(image, dtype=np.float64)
+    if mode == 'F' and values.max(initial=0.0) <= 1.0:
+      values = values * 255.0
+    elif mode != 'F':
+      values = values / 257.0
+    gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return Image.fromarray(gray, 'L').convert('RGB')
+  has_alpha = (mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La')
+               or (mode == 'P' and 'transparency' in image.info)
+               or (mode in ('L', 'RGB') and 'transparency' in image.info))
+  if has_alpha:
+    rgba = image.convert('RGBA')
+    canvas = Image.new('RGBA', rgba.size, tuple(int(c) for c in background) + (255,))
+    return Image.alpha_composite(canvas, rgba).convert('RGB')
+  # CMYK (Adobe-inverted JPEGs are handled by PIL's JPEG plugin), YCbCr, L, 1, P.
+  return image.convert('RGB')
+
+
+def open_image(source: str | bytes | BinaryIO | np.ndarray | Image.Image) -> Image.Image:
+  """Opens a path, encoded bytes, a file object, an array or a PIL image (not loaded)."""
+  if isinstance(source, Image.Image):
+    return source
+  if isinstance(source, np.ndarray):
+    return Image.fromarray(source)
+  if isinstance(source, bytes):
+    return Image.open(io.BytesIO(source))
+  return Image.open(source)
+
+
+def load_rgb(source: Any, *, min_size: int = 0,
+             background: Sequence[int] = (255, 255, 255),
+             draft_side: int = 0) -> Image.Image:
+  """Decodes one image to upright RGB, or raises ``UnusableImageError``.
+
+  Args:
+    source: path, encoded bytes, file object, uint8 array or PIL image.
+    min_size: images whose shorter side (before any resizing) is below this
+      are rejected with reason 'too_small'.
+    background: RGB colour that transparent pixels are composited on.
+    draft_side: when > 0, JPEGs are decoded at a reduced scale that still keeps
+      the shorter side >= draft_side (much faster for large photos).
+
+  Returns:
+    The decoded RGB PIL image, EXIF orientation applied (first frame of GIFs).
+
+  Raises:
+    UnusableImageError: unreadable, truncated, not an image, or too small.
+  """
+  name = source if isinstance(source, (str, os.PathLike)) else type(source).__name__
+  try:
+    image = open_image(source)
+    original_short = min(image.size)
+    if min_size and original_short < min_size:
+      raise UnusableImageError(
+          'too_small', f'{name}: {image.size[0]}x{image.size[1]} is smaller than '
+          f'min_size={min_size}')
+    if draft_side and image.format == 'JPEG' and image.mode in ('RGB', 'L'):
+      image.draft(image.mode, (draft_side, draft_side))
+    image.load()  # Raises on truncated or corrupt data.
+    image = ImageOps.exif_transpose(image)
+    return to_rgb(image, background)
+  except UnusableImageError:
+    raise
+  except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...).
+    raise UnusableImageError('unreadable', f'{name}: {type(e).__name__}: {e}') from e
+
+
+def crop_and_resize(image: Image.Image, side: int, crop: str) -> np.ndarray:
+  """Crops an RGB image to a square (or not) and resizes it with antialiasing.
+
+  Args:
+    image: RGB PIL image.
+    side: target side. For ``crop='random'`` the shorter side is resized to
+      ``side`` keeping the aspect ratio (the random square crop happens later,
+      per element); otherwise the result is ``side x side``.
+    crop: 'center' (central square), 'random' (keep the aspect ratio), or
+      'none'/'squash' (resize the whole image to a square).
+
+  Returns:
+    uint8 array [H, W, 3].
+  """
+  if crop not in CROPS:
+    raise ValueError(f'data.crop={crop!r} is not one of {CROPS}')
+  width, height = image.size
+  if crop == 'center':
+    short = min(width, height)
+    left, top = (width - short) // 2, (height - short) // 2
+    box = (left, top, left + short, top + short)
+    size = (side, side)
+  elif crop == 'random':
+    box = None
+    scale = side / min(width, height)
+    size = (max(side, round(width * scale)), max(side, round(height * scale)))
+  else:
+    box = None
+    size = (side, side)
+  if size != (width, height) or box is not None:
+    # PIL's bicubic filter widens its support when downscaling (antialiasing).
+    image = image.resize(size, Image.Resampling.BICUBIC, box=box)
+  return np.asarray(image, dtype=np.uint8)

@@ -1,0 +1,207 @@
+"""MobileNetV2 (ImageNet) feature network in Flax, loaded from a TFLite file.
+
+The weights are those of TensorFlow's `mobilenet_v2_1.0_224_quant.tflite`, a
+quantisation-aware-trained MobileNetV2 whose batch norms are folded into the
+convolutions and whose weights are stored as uint8. They are dequantised
+(real = scale * (q - zero_point)) into this float Flax port, which runs the
+network in float32 on any JAX device and in batches. The port agrees with the
+uint8 TFLite interpreter to within its activation quantisation; the features
+are the 1280-d global average pool in front of the classifier.
+
+The input is RGB in [-1, 1] at 224x224 (the TFLite input quantisation,
+scale 1/128 and zero point 128, maps uint8 pixels to exactly that range).
+"""
+
+from collections.abc import Sequence
+import os
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+INPUT_SIZE = 224
+FEATURE_DIM = 1280
+
+# Inverted residual blocks after the stem: (expansion t, channels c,
+# repeats n, first stride s), from Sandler et al. 2018, table 2.
+_BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+           (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def _block_specs() -> list[tuple[str, int, int, int]]:
+  """(name, expansion, out channels, stride) of each block, in graph order."""
+  specs = []
+  for t, c, n, s in _BLOCKS:
+    for i in range(n):
+      index = len(specs)
+      name = 'expanded_conv' + (f'_{index}' if index else '')
+      specs.append((name, t, c, s if i == 0 else 1))
+  return specs
+
+
+class InvertedResidual(nn.Module):
+  """Expand (1x1) -> depthwise 3x3 -> linear project (1x1), + skip."""
+
+  expansion: int
+  features: int
+  stride: int
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    in_features = x.shape[-1]
+    y = x
+    if self.expansion != 1:
+      y = jnp.clip(nn.Conv(in_features * self.expansion, (1, 1),
+                           name='expand')(y), 0, 6)
+    hidden = y.shape[-1]
+    y = nn.Conv(hidden, (3, 3), strides=self.stride, padding='SAME',
+                feature_group_count=hidden, name='depthwise')(y)
+    y = jnp.clip(y, 0, 6)
+    y = nn.Conv(self.features, (1, 1), name='project')(y)
+    if self.stride == 1 and in_features == self.features:
+      y = y + x
+    return y
+
+
+class MobileNetV2(nn.Module):
+  """MobileNetV2 1.0 trunk; returns the pooled features [N, 1280]."""
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    # TF 'SAME' padding (extra pixel at the bottom/right for stride 2), which
+    # is also what Flax's 'SAME' does.
+    x = jnp.clip(nn.Conv(32, (3, 3), strides=2, padding='SAME',
+                         name='Conv')(x), 0, 6)
+    for name, t, c, s in _block_specs():
+      x = InvertedResidual(t, c, s, name=name)(x)
+    x = jnp.clip(nn.Conv(FEATURE_DIM, (1, 1), name='Conv_1')(x), 0, 6)
+    return jnp.mean(x, axis=(1, 2))
+
+
+def conv_paths() -> list[tuple[str, ...]]:
+  """Module paths of every convolution, in the order the graph runs them."""
+  paths = [('Conv',)]
+  for name, t, _, _ in _block_specs():
+    if t != 1:
+      paths.append((name, 'expand'))
+    paths += [(name, 'depthwise'), (name, 'project')]
+  paths.append(('Conv_1',))
+  return paths
+
+
+def _dequantize(model, subgraph, tensor_index: int) -> np.ndarray:
+  """The constant tensor `tensor_index` as float32."""
+  tensor = subgraph.Tensors(tensor_index)
+  data = model.Buffers(tensor.Buffer()).DataAsNumpy()
+  # Tensor types from the TFLite schema: 0 FLOAT32, 2 INT32, 3 UINT8, 9 INT8.
+  dtype = {0: np.float32, 2: np.int32, 3: np.uint8, 9: np.int8}[tensor.Type()]
+  values = np.frombuffer(data.tobytes(), dtype=dtype).reshape(
+      tensor.ShapeAsNumpy())
+  if dtype == np.float32:
+    return values.copy()
+  quant = tensor.Quantization()
+  scale = quant.ScaleAsNumpy().astype(np.float32)
+  zero_point = quant.ZeroPointAsNumpy().astype(np.float32)
+  if scale.size > 1:
+    # Per-channel quantisation runs along QuantizedDimension().
+    axis = quant.QuantizedDimension()
+    shape = [1] * values.ndim
+    shape[axis] = -1
+    scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+  return (scale * (values.astype(np.float32) - zero_point)).astype(np.float32)
+
+
+def load_tflite_params(path: str) -> dict[str, dict[str, np.ndarray]]:
+  """Reads the convolution weights of the TFLite MobileNetV2 into Flax params.
+
+  The convolutions of the file are matched with `conv_paths()` in graph
+  order; every shape is checked, so a different network fails loudly.
+
+  Args:
+    path: the `.tflite` file.
+
+  Returns:
+    A params tree for `MobileNetV2().apply({'params': ...}, x)`.
+
+  Raises:
+    ValueError: if the file does not hold the expected network.
+  """
+  # The flatbuffer schema ships with TensorFlow (a dependency of the project).
+  from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
+
+  with open(path, 'rb') as f:
+    buf = f.read()
+  model = schema.Model.GetRootAsModel(buf, 0)
+  subgraph = model.Subgraphs(0)
+  conv_ops = []
+  for i in range(subgraph.OperatorsLength()):
+    op = subgraph.Operators(i)
+    code = model.OperatorCodes(op.OpcodeIndex())
+    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    if builtin in (schema.BuiltinOperator.CONV_2D,
+                   schema.BuiltinOperator.DEPTHWISE_CONV_2D):
+      conv_ops.append((builtin, op.Inputs(1), op.Inputs(2)))
+  paths = conv_paths()
+  # The file ends with the 1x1 classifier convolution, which is not needed.
+  if len(conv_ops) != len(paths) + 1:
+    raise ValueError(
+        f'{path}: expected {len(paths) + 1} convolutions of MobileNetV2 1.0, '
+        f'found {len(conv_ops)}.'
+    )
+  shapes = _param_shapes()
+  params: dict = {}
+  for path_, (builtin, w_index, b_index) in zip(paths, conv_ops):
+    kernel = _dequantize(model, subgraph, w_index)
+    if builtin == schema.BuiltinOperator.DEPTHWISE_CONV_2D:
+      # [1, kh, kw, C] -> Flax grouped conv [kh, kw, 1, C].
+      kernel = kernel.transpose(1, 2, 0, 3)
+    else:
+      # [out, kh, kw, in] -> Flax [kh, kw, in, out].
+      kernel = kernel.transpose(1, 2, 3, 0)
+    bias = _dequantize(model, subgraph, b_index)
+    want = shapes['/'.join(path_)]
+    if kernel.shape != want:
+      raise ValueError(
+          f'{path}: convolution {"/".join(path_)} has kernel {kernel.shape}, '
+          f'expected {want}.'
+      )
+    node = params
+    for part in path_:
+      node = node.setdefault(part, {})
+    node['kernel'], node['bias'] = kernel, bias
+  return params
+
+
+def _param_shapes() -> dict[str, tuple[int, ...]]:
+  """Kernel shape of every convolution, keyed by its '/'-joined path."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  abstract = jax.eval_shape(
+      MobileNetV2().init, jax.random.key(0),
+      jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3)))
+  shapes = {}
+  for path_ in conv_paths():
+    node = abstract['params']
+    for part in path_:
+      node = node[part]
+    shapes['/'.join(path_)] = tuple(node['kernel'].shape)
+  return shapes
+
+
+def param_count(params: dict) -> int:
+  """Number of scalars in a params tree."""
+  return int(sum(np.size(v) for v in _leaves(params)))
+
+
+def _leaves(tree) -> Sequence[np.ndarray]:
+  if isinstance(tree, dict):
+    return [leaf for value in tree.values() for leaf in _leaves(value)]
+  return [tree]
+
+
+def default_path() -> str:
+  """`<repo>/../shared/models/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite`."""
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))))
+  return os.path.join(os.path.dirname(repo), 'shared', 'models',
+                      'mobilenet_v2', 'mobilenet_v2_1.0_224_quant.tflite')

@@ -1,0 +1,236 @@
+"""Building blocks shared by the catgan_jax generators and discriminators.
+
+The central piece is `ConvTranspose2x`, a stride-2 transposed convolution that
+computes exactly what ``nn.ConvTranspose(..., strides=(2, 2), padding='SAME')``
+computes, with the same ``kernel``/``bias`` parameters, but without the
+input-dilated convolution whose weight gradient is pathologically slow on
+XLA:CPU (about 19 s for one 16->32 px layer of DCGAN-64). It splits the
+kernel into its four output phases (sub-pixel decomposition): each phase is a
+plain stride-1 convolution over the undilated input, and the four results
+are interleaved into the 2x larger output.
+
+The rest are small helpers the architectures share: normalisation and
+activation by name, optional spectral normalisation, initialisers, and the
+validation of config values.
+"""
+
+from collections.abc import Callable, Sequence
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+from jax import lax
+import jax.numpy as jnp
+
+Array = jax.Array
+Dtype = Any
+Initializer = Callable[..., Array]
+
+# PyTorch's BatchNorm momentum 0.1 weights the new batch by 0.1; flax's
+# momentum weights the running average, so 0.9 is the same update.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+# Initialisers of the DCGAN recipe: conv/dense weights ~ N(0, 0.02) and
+# BatchNorm scales ~ N(1, 0.02).
+dcgan_kernel_init = nn.initializers.normal(stddev=0.02)
+# SELU networks need LeCun-normal weights to stay self-normalising.
+selu_kernel_init = nn.initializers.lecun_normal()
+
+G_NORMS = ('batch', 'none', 'selu')
+D_NORMS = ('batch', 'layer', 'none', 'selu')
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def dcgan_scale_init(key: Array, shape: Sequence[int],
+                     dtype: Dtype = jnp.float32) -> Array:
+  """BatchNorm scale initialiser of the DCGAN recipe: N(1, 0.02)."""
+  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+def _phase_taps(kernel_size: int, phase: int,
+                pad_lo: int) -> tuple[int, tuple[int, int]]:
+  """Kernel taps and padding of one output phase along one spatial axis.
+
+  A stride-2 transposed convolution is a correlation of the kernel with the
+  input dilated by 2 (zeros between samples) and padded by (pad_lo, pad_hi).
+  Output position o = 2m + phase only meets real samples through the taps j
+  with j = pad_lo - phase (mod 2), i.e. through kernel[j0::2], and tap t of
+  that sub-kernel reads input m + t + d. The phase is therefore a stride-1
+  correlation of the undilated input with kernel[j0::2], padded by
+  (-d, n - 1 + d) so that it has as many outputs as inputs.
+
+  Args:
+    kernel_size: spatial size k of the full kernel.
+    phase: 0 or 1, the output position modulo 2.
+    pad_lo: low padding of the equivalent dilated-input correlation.
+
+  Returns:
+    (j0, (pad_lo, pad_hi)): the first tap of the phase's sub-kernel and the
+    padding of its stride-1 correlation.
+  """
+  j0 = (pad_lo - phase) % 2
+  num_taps = len(range(j0, kernel_size, 2))
+  offset = (j0 + phase - pad_lo) // 2  # exact: j0 + phase - pad_lo is even.
+  return j0, (-offset, num_taps - 1 + offset)
+
+
+def same_padding_2x(kernel_size: int) -> tuple[int, int]:
+  """Padding `lax.conv_transpose` uses for padding='SAME' at stride 2.
+
+  The padding applies to the input dilated by 2 and always sums to
+  kernel_size, so the output is exactly twice the input (TF/Keras 'same').
+  """
+  stride = 2
+  pad_len = kernel_size + stride - 2
+  pad_lo = kernel_size - 1 if stride > kernel_size - 1 else math.ceil(
+      pad_len / 2)
+  return pad_lo, pad_len - pad_lo
+
+
+class ConvTranspose2x(nn.Module):
+  """Stride-2 'SAME' transposed convolution: output is 2x the input size.
+
+  Computes exactly what ``nn.ConvTranspose(features, (k, k), strides=(2, 2),
+  padding='SAME', use_bias=use_bias)`` computes (flax's convention: the kernel
+  is not flipped), with the same parameters (``kernel`` of shape
+  (k, k, in, features), ``bias``), so checkpoints are interchangeable. For
+  k=4 this is PyTorch's ``ConvTranspose2d(k=4, stride=2, padding=1)`` up to
+  PyTorch's flipped kernel storage; for k=5 it is TF/Keras
+  ``Conv2DTranspose(5, strides=2, padding='same')``.
+
+  Implemented as four stride-1 convolutions, one per output phase, whose
+  outputs are interleaved (depth-to-space); this avoids the input-dilated
+  convolution whose weight gradient is very slow on XLA:CPU.
+
+  Attributes:
+    features: number of output channels.
+    kernel_size: spatial size k of the square kernel (k >= 2).
+    use_bias: whether to add a bias.
+    dtype: compute dtype (default: inferred from input and params).
+    param_dtype: dtype of the parameters.
+    precision: numerical precision of the convolutions.
+    kernel_init: initialiser of the kernel.
+    bias_init: initialiser of the bias.
+  """
+  features: int
+  kernel_size: int
+  use_bias: bool = True
+  dtype: Dtype | None = None
+  param_dtype: Dtype = jnp.float32
+  precision: lax.PrecisionLike = None
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  bias_init: Initializer = nn.initializers.zeros_init()
+
+  @nn.compact
+  def __call__(self, inputs: Array) -> Array:
+    """Upsamples inputs [B, H, W, C] to [B, 2H, 2W, features]."""
+    k = self.kernel_size
+    if k < 2:
+      raise ValueError(f'ConvTranspose2x needs kernel_size >= 2, got {k}.')
+    kernel = self.param('kernel', self.kernel_init,
+                        (k, k, inputs.shape[-1], self.features),
+                        self.param_dtype)
+    bias = (self.param('bias', self.bias_init, (self.features,),
+                       self.param_dtype) if self.use_bias else None)
+    inputs, kernel, bias = nn.dtypes.promote_dtype(
+        inputs, kernel, bias, dtype=self.dtype)
+
+    pad_lo, _ = same_padding_2x(k)
+    taps = [_phase_taps(k, phase, pad_lo) for phase in (0, 1)]
+    rows = []
+    for j0_h, pad_h in taps:
+      cols = []
+      for j0_w, pad_w in taps:
+        cols.append(lax.conv_general_dilated(
+            inputs, kernel[j0_h::2, j0_w::2], window_strides=(1, 1),
+            padding=(pad_h, pad_w),
+            dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+            precision=self.precision))
+      rows.append(jnp.stack(cols, axis=3))  # [B, H, W, 2 (col phase), F]
+    y = jnp.stack(rows, axis=2)  # [B, H, 2 (row phase), W, 2, F]
+    b, h, _, w, _, f = y.shape
+    y = y.reshape(b, 2 * h, 2 * w, f)
+    if bias is not None:
+      y = y + bias
+    return y
+
+
+def parse_dtype(name: str) -> Dtype:
+  """Compute dtype for a config.model.dtype string."""
+  if name not in DTYPES:
+    raise ValueError(f'model.dtype={name!r} is not supported '
+                     f'(valid: {", ".join(map(repr, DTYPES))}).')
+  return DTYPES[name]
+
+
+def check_choice(field: str, value: str, valid: Sequence[str]) -> None:
+  """Raises a one-line ValueError when a config string is not in `valid`."""
+  if value not in valid:
+    raise ValueError(f'{field}={value!r} is not supported '
+                     f'(valid: {", ".join(map(repr, valid))}).')
+
+
+def check_image_size(model_name: str, image_size: int,
+                     supported: Sequence[int]) -> None:
+  """Raises a one-line ValueError for an image size a model cannot build."""
+  if image_size not in supported:
+    raise ValueError(
+        f'data.image_size={image_size} is not supported by '
+        f'model.name={model_name!r} '
+        f'(supported: {", ".join(str(s) for s in supported)}).')
+
+
+def num_doublings(image_size: int, base: int) -> int:
+  """Number of 2x up/downsamplings between `base` and image_size (powers of 2)."""
+  return int(round(math.log2(image_size / base)))
+
+
+def resolve_d_norm(norm: str, d_norm: str) -> str:
+  """The discriminator's normalisation: d_norm, or norm when d_norm is ''."""
+  check_choice('model.norm', norm, G_NORMS)
+  resolved = d_norm or norm
+  check_choice('model.d_norm', resolved, D_NORMS)
+  return resolved
+
+
+def normalize(x: Array, kind: str, train: bool, dtype: Dtype,
+              scale_init: Initializer = nn.initializers.ones_init()) -> Array:
+  """Applies the normalisation named `kind` (or none) to NHWC/NC features.
+
+  'batch' keeps its running statistics in the ``batch_stats`` collection.
+  'layer' normalises each sample over all its features (C, H, W for images),
+  as WGAN-GP critics do, with a per-channel scale and offset.
+  'none' and 'selu' leave x unchanged.
+  """
+  if kind == 'batch':
+    return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
+                        epsilon=BN_EPSILON, dtype=dtype,
+                        scale_init=scale_init)(x)
+  if kind == 'layer':
+    return nn.LayerNorm(reduction_axes=tuple(range(1, x.ndim)),
+                        feature_axes=-1, epsilon=BN_EPSILON, dtype=dtype)(x)
+  return x
+
+
+def activate(x: Array, kind: str, negative_slope: float | None = None) -> Array:
+  """SELU for kind='selu', else LeakyReLU(negative_slope) or ReLU if None."""
+  if kind == 'selu':
+    return nn.selu(x)
+  if negative_slope is None:
+    return nn.relu(x)
+  return nn.leaky_relu(x, negative_slope)
+
+
+def apply_layer(layer: nn.Module, x: Array, spectral_norm: bool,
+                train: bool) -> Array:
+  """Calls `layer`, spectrally normalised when asked.
+
+  Spectral normalisation keeps its power-iteration state (``u``, ``sigma``)
+  in ``batch_stats`` and updates it only when training. Must be called from
+  inside a compact method, like any submodule construction.
+  """
+  if spectral_norm:
+    return nn.SpectralNorm(layer)(x, update_stats=train)
+  return layer(x)

@@ -1,0 +1,114 @@
+"""The GAN state: one pytree holding both networks, their optimisers and EMA.
+
+Everything a run needs to continue bit-for-bit lives here, so a checkpoint is
+simply this pytree: generator and discriminator `TrainState`s (params,
+BatchNorm/spectral-norm `batch_stats`, optax state with its learning rate),
+the EMA of the generator parameters, the iteration counter, the base PRNG key
+and the adaptive-augmentation probability.
+"""
+
+from typing import Any, Callable
+
+import flax
+from flax import linen as nn
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+
+class TrainState(train_state.TrainState):
+  """A network's `TrainState` plus its non-trainable `batch_stats`."""
+  batch_stats: Any = None
+
+
+@flax.struct.dataclass
+class GANState:
+  """The whole GAN as one pytree."""
+  step: jax.Array
+  g: TrainState
+  d: TrainState
+  # EMA of the generator parameters; equals `g.params` when train.ema_decay=0.
+  ema_params: Any
+  # Base key: the key of iteration `step` is fold_in(rng, step), which makes
+  # a resumed run draw exactly the numbers the uninterrupted one would.
+  rng: jax.Array
+  # Probability of the differentiable augmentation (adapted when ADA is on).
+  aug_p: jax.Array
+
+
+def _adam(lr: float, b1: float, b2: float) -> optax.GradientTransformation:
+  return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=b1, b2=b2)
+
+
+def _rmsprop(lr: float, b1: float, b2: float) -> optax.GradientTransformation:
+  del b1, b2  # RMSProp has no momentum terms here (as in the WGAN paper).
+  # decay=0.99 matches torch.optim.RMSprop's alpha, used by the WGAN reference.
+  return optax.inject_hyperparams(optax.rmsprop)(learning_rate=lr, decay=0.99,
+                                                  eps=1e-8)
+
+
+# Optimisers by name; the learning rate is an injected hyperparameter so it
+# lives in the optimiser state (checkpointed, and lowered on rollback).
+OPTIMIZERS: dict[str, Callable[[float, float, float],
+                               optax.GradientTransformation]] = {
+    'adam': _adam,
+    'rmsprop': _rmsprop,
+}
+
+
+def _pick(value, default):
+  return default if value is None else value
+
+
+def make_optimizer(optim: ml_collections.ConfigDict,
+                   net: str) -> optax.GradientTransformation:
+  """Builds the optimiser of network `net` ('g' or 'd') from `config.optim`."""
+  name = optim[f'{net}_name']
+  return OPTIMIZERS[name](optim[f'{net}_lr'],
+                          _pick(optim[f'{net}_b1'], optim.b1),
+                          _pick(optim[f'{net}_b2'], optim.b2))
+
+
+def _init_train_state(module: nn.Module, tx: optax.GradientTransformation,
+                      key: jax.Array, dummy: jax.Array) -> TrainState:
+  variables = module.init({'params': key}, dummy, train=False)
+  return TrainState.create(apply_fn=module.apply, params=variables['params'],
+                           batch_stats=variables.get('batch_stats', {}), tx=tx)
+
+
+def create_state(config: ml_collections.ConfigDict, generator: nn.Module,
+                 discriminator: nn.Module) -> GANState:
+  """Initialises the GAN state from `config.seed`.
+
+  Args:
+    config: the run config.
+    generator: Linen generator, `(z, train) -> images`.
+    discriminator: Linen discriminator, `(images, train) -> logits`.
+
+  Returns:
+    A fresh `GANState` at step 0.
+  """
+  rng = jax.random.PRNGKey(config.seed)
+  g_key, d_key, rng = jax.random.split(rng, 3)
+  size = config.data.image_size
+  g = _init_train_state(generator, make_optimizer(config.optim, 'g'), g_key,
+                        jnp.zeros((1, config.model.z_dim), jnp.float32))
+  d = _init_train_state(discriminator, make_optimizer(config.optim, 'd'),
+                        d_key, jnp.zeros((1, size, size, 3), jnp.float32))
+  aug_p = 0.0 if config.data.ada_target > 0 else config.data.diffaugment_p
+  return GANState(step=jnp.zeros((), jnp.int32), g=g, d=d,
+                  ema_params=g.params, rng=rng,
+                  aug_p=jnp.asarray(aug_p, jnp.float32))
+
+
+def scale_learning_rate(ts: TrainState, factor: float) -> TrainState:
+  """Returns `ts` with the injected learning rate multiplied by `factor`."""
+  hp = dict(ts.opt_state.hyperparams)
+  hp['learning_rate'] = hp['learning_rate'] * factor
+  return ts.replace(opt_state=ts.opt_state._replace(hyperparams=hp))
+
+
+def learning_rate(ts: TrainState) -> jax.Array:
+  return ts.opt_state.hyperparams['learning_rate']

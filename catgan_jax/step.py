@@ -1,0 +1,214 @@
+"""The jitted GAN update: a discriminator update, then a generator update.
+
+`make_train_step` returns a pure function `(state, batch) -> (state, metrics)`.
+Randomness comes from `fold_in(state.rng, state.step)`, so the step is a
+deterministic function of its inputs. Each loss holds the other network
+constant. Which loss, penalties, clipping, augmentation and update schedule
+are used is read from the config once, when the step is built.
+"""
+
+from typing import Any, Callable
+
+from flax import linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from catgan_jax import losses as losses_lib
+from catgan_jax.state import GANState, TrainState
+
+Metrics = dict[str, jax.Array]
+_MUTABLE = ['batch_stats']
+
+
+def to_float_images(batch: jax.Array) -> jax.Array:
+  """uint8 [0, 255] images -> float32 in [-1, 1]."""
+  return batch.astype(jnp.float32) / 127.5 - 1.0
+
+
+def _make_augment(config: ml_collections.ConfigDict) -> Callable[..., Any]:
+  """Returns `(images, key, p) -> images`, the differentiable augmentation."""
+  policy = config.data.diffaugment
+  if not policy:
+    return lambda x, key, p: x
+  from catgan_jax.data import diffaugment  # pylint: disable=g-import-not-at-top
+  return lambda x, key, p: diffaugment.diff_augment(x, key, policy, p)
+
+
+def _noise_std(config: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
+  """Instance-noise std, annealed linearly from loss.instance_noise to 0."""
+  frac = 1.0 - step.astype(jnp.float32) / config.num_train_steps
+  return config.loss.instance_noise * jnp.maximum(frac, 0.0)
+
+
+def _clip_params(params: Any, bound: float) -> Any:
+  return jax.tree.map(lambda p: jnp.clip(p, -bound, bound), params)
+
+
+def _ema(ema: Any, params: Any, decay: float) -> Any:
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+
+
+def _all_finite(tree: Any) -> jax.Array:
+  return jnp.isfinite(optax.global_norm(tree))
+
+
+def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
+                    discriminator: nn.Module
+                    ) -> Callable[[GANState, jax.Array], tuple[GANState, Metrics]]:
+  """Builds the pure train step for `config`.
+
+  Args:
+    config: the run config (loss, train, data.diffaugment fields are read).
+    generator: Linen generator module.
+    discriminator: Linen discriminator module.
+
+  Returns:
+    `train_step(state, batch) -> (state, metrics)` where `batch` is the global
+    uint8 image batch [B, S, S, 3] and metrics are scalars.
+  """
+  loss_cfg, train_cfg = config.loss, config.train
+  gan_loss = losses_lib.get_loss(loss_cfg.name)
+  augment = _make_augment(config)
+  z_dim = config.model.z_dim
+
+  def d_logits(params, batch_stats, x):
+    return discriminator.apply({'params': params, 'batch_stats': batch_stats},
+                               x, train=True, mutable=_MUTABLE)
+
+  def generate(params, batch_stats, z):
+    return generator.apply({'params': params, 'batch_stats': batch_stats},
+                           z, train=True, mutable=_MUTABLE)
+
+  def d_objective(d_params, d: TrainState, real, fake, keys):
+    """D loss with penalties; also returns its logits and new batch stats."""
+    real_logits, mut = d_logits(d_params, d.batch_stats, real)
+    fake_logits, mut = d_logits(d_params, mut['batch_stats'], fake)
+    loss = gan_loss.d_loss(real_logits, fake_logits, loss_cfg)
+    aux = {}
+    critic = lambda x: d_logits(d_params, mut['batch_stats'], x)[0]
+    if loss_cfg.gp_weight > 0:
+      aux['gp'] = losses_lib.gradient_penalty(critic, real, fake, keys['gp'])
+      loss = loss + loss_cfg.gp_weight * aux['gp']
+    if loss_cfg.r1_weight > 0:
+      aux['r1'] = losses_lib.r1_penalty(critic, real)
+      loss = loss + 0.5 * loss_cfg.r1_weight * aux['r1']
+    return loss, (real_logits, fake_logits, mut['batch_stats'], aux)
+
+  def d_update(d: TrainState, real, fake, keys):
+    grad_fn = jax.value_and_grad(d_objective, has_aux=True)
+    (loss, (real_logits, fake_logits, bs, aux)), grads = grad_fn(
+        d.params, d, real, fake, keys)
+    new_d = d.apply_gradients(grads=grads, batch_stats=bs)
+    if loss_cfg.clip > 0:
+      new_d = new_d.replace(params=_clip_params(new_d.params, loss_cfg.clip))
+    return new_d, loss, real_logits, fake_logits, optax.global_norm(grads), aux
+
+  def d_skip(d: TrainState, real, fake, keys):
+    loss, (real_logits, fake_logits, _, aux) = d_objective(
+        d.params, d, real, fake, keys)
+    return d, loss, real_logits, fake_logits, jnp.zeros(()), aux
+
+  def g_objective(g_params, g: TrainState, d: TrainState, z, real, keys):
+    fake, mut = generate(g_params, g.batch_stats, z)
+    fake = augment(fake + keys['noise_std'] * jax.random.normal(
+        keys['noise_g'], fake.shape), keys['aug_g'], keys['aug_p'])
+    fake_logits, _ = d_logits(d.params, d.batch_stats, fake)
+    real_logits = None
+    if gan_loss.g_uses_real:
+      real_logits = jax.lax.stop_gradient(
+          d_logits(d.params, d.batch_stats, real)[0])
+    return gan_loss.g_loss(real_logits, fake_logits, loss_cfg), mut
+
+  def g_update(g: TrainState, d: TrainState, z, real, keys, ema, _, __):
+    grad_fn = jax.value_and_grad(g_objective, has_aux=True)
+    (loss, mut), grads = grad_fn(g.params, g, d, z, real, keys)
+    new_g = g.apply_gradients(grads=grads, batch_stats=mut['batch_stats'])
+    new_ema = _ema(ema, new_g.params, train_cfg.ema_decay)
+    return new_g, new_ema, loss, optax.global_norm(grads)
+
+  def g_skip(g: TrainState, d, z, real, keys, ema, loss_before_d_update,
+             batch_stats):
+    # Keep the BatchNorm statistics of the D step's generator forward pass,
+    # so G's running statistics advance once per iteration either way.
+    del d, z, real, keys
+    return (g.replace(batch_stats=batch_stats), ema, loss_before_d_update,
+            jnp.zeros(()))
+
+  def train_step(state: GANState, batch: jax.Array) -> tuple[GANState, Metrics]:
+    key = jax.random.fold_in(state.rng, state.step)
+    names = ['z', 'gp', 'noise_r', 'noise_f', 'noise_g', 'aug_r', 'aug_f',
+             'aug_g']
+    keys = dict(zip(names, jax.random.split(key, len(names))))
+    keys['noise_std'] = _noise_std(config, state.step)
+    keys['aug_p'] = state.aug_p
+    real = to_float_images(batch)
+    z = jax.random.normal(keys['z'], (real.shape[0], z_dim), jnp.float32)
+
+    # Discriminator: fake images from the current G, held constant.
+    fake, g_mut = generate(state.g.params, state.g.batch_stats, z)
+    fake = jax.lax.stop_gradient(fake)
+    noisy = lambda x, k: x + keys['noise_std'] * jax.random.normal(k, x.shape)
+    real_in = augment(noisy(real, keys['noise_r']), keys['aug_r'], state.aug_p)
+    fake_in = augment(noisy(fake, keys['noise_f']), keys['aug_f'], state.aug_p)
+    do_d = state.step % train_cfg.d_every_k_steps == 0
+    new_d, d_loss, real_logits, fake_logits, d_gnorm, aux = jax.lax.cond(
+        do_d, d_update, d_skip, state.d, real_in, fake_in, keys)
+    if train_cfg.inject_nan_step >= 0:  # Test hook for the divergence guard.
+      d_loss = jnp.where(state.step == train_cfg.inject_nan_step, jnp.nan,
+                         d_loss)
+      new_d = new_d.replace(params=jax.tree.map(
+          lambda p: p + 0 * d_loss, new_d.params))
+
+    # Generator: every d_steps_per_g_step-th iteration, against the new D.
+    # When skipped, its loss is reported from the D step's logits.
+    g_loss_before = gan_loss.g_loss(real_logits, fake_logits, loss_cfg)
+    n_critic = train_cfg.d_steps_per_g_step
+    do_g = state.step % n_critic == n_critic - 1
+    new_g, new_ema, g_loss, g_gnorm = jax.lax.cond(
+        do_g, g_update, g_skip, state.g, new_d, z, real_in, keys,
+        state.ema_params, g_loss_before, g_mut['batch_stats'])
+
+    aug_p = state.aug_p
+    if config.data.ada_target > 0:
+      # ADA: raise p while D is too sure of the reals, lower it otherwise.
+      overfit = jnp.mean(jnp.sign(real_logits))
+      aug_p = jnp.clip(aug_p + config.data.ada_speed * jnp.sign(
+          overfit - config.data.ada_target), 0.0, 1.0)
+
+    real_acc, fake_acc = losses_lib.d_accuracy(real_logits, fake_logits)
+    metrics = {
+        'd_loss': d_loss,
+        'g_loss': g_loss,
+        'D_x': jnp.mean(jax.nn.sigmoid(real_logits)),
+        'D_G_z': jnp.mean(jax.nn.sigmoid(fake_logits)),
+        'd_real_logit': jnp.mean(real_logits),
+        'd_fake_logit': jnp.mean(fake_logits),
+        'd_real_acc': real_acc,
+        'd_fake_acc': fake_acc,
+        'd_grad_norm': d_gnorm,
+        'g_grad_norm': g_gnorm,
+        'finite': (jnp.isfinite(d_loss) & jnp.isfinite(g_loss)
+                   & _all_finite(new_d.params) & _all_finite(new_g.params)),
+        **aux,
+    }
+    if config.data.diffaugment:
+      metrics['aug_p'] = aug_p
+    new_state = state.replace(step=state.step + 1, g=new_g, d=new_d,
+                              ema_params=new_ema, aug_p=aug_p)
+    return new_state, metrics
+
+  return train_step
+
+
+def make_sample_fn(generator: nn.Module) -> Callable[[GANState, jax.Array],
+                                                      jax.Array]:
+  """Returns `(state, z) -> images` using the EMA generator in eval mode."""
+
+  def sample(state: GANState, z: jax.Array) -> jax.Array:
+    return generator.apply({'params': state.ema_params,
+                            'batch_stats': state.g.batch_stats}, z,
+                           train=False)
+
+  return sample

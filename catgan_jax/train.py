@@ -1,0 +1,274 @@
+"""The training orchestrator: `train_and_evaluate(config, workdir)`.
+
+One function drives a run from a config and a workdir: validate, build the
+mesh, models and state, resume from the newest restorable checkpoint, then
+loop over jitted steps, logging, sampling, checkpointing, evaluating, and
+recovering from divergence and preemption. Tests, benchmarks and `main.py`
+all call it.
+"""
+
+import functools
+import os
+import signal
+import time
+from typing import Any, Iterator
+
+from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from catgan_jax import checkpoint as checkpoint_lib
+from catgan_jax import config_lib
+from catgan_jax import data as data_lib
+from catgan_jax import metrics_log
+from catgan_jax import models
+from catgan_jax import parallel
+from catgan_jax import sampling
+from catgan_jax import state as state_lib
+from catgan_jax import step as step_lib
+
+SAMPLES_DIR = 'samples'
+NUM_FIXED_SAMPLES = 64
+
+
+class DivergenceError(RuntimeError):
+  """Training diverged more than `train.max_rollbacks` times in a row."""
+
+
+class _StopRequest:
+  """Turns SIGTERM/SIGINT into a request to checkpoint and stop cleanly."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # Not the main thread: signals stay as they were.
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    logging.warning('Received signal %d: stopping after this step.', signum)
+    self.requested = True
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+  def agreed(self) -> bool:
+    """True when any process was asked to stop (all processes agree)."""
+    if jax.process_count() == 1:
+      return self.requested
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    flags = multihost_utils.process_allgather(np.int32(self.requested))
+    return bool(np.max(flags))
+
+
+def _is_due(step: int, every: int, last: int) -> bool:
+  return step == last or (every > 0 and step % every == 0)
+
+
+def _create_state(config, generator, discriminator, mesh):
+  """Initialises the state directly into its replicated sharding."""
+  init = functools.partial(state_lib.create_state, config, generator,
+                           discriminator)
+  return jax.jit(init, out_shardings=parallel.replicated(mesh))()
+
+
+def _compile_step(config, generator, discriminator, mesh, state):
+  """Jits and compiles the train step once (ahead of time, to time it)."""
+  rep, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+  step_fn = step_lib.make_train_step(config, generator, discriminator)
+  size = config.data.image_size
+  batch_spec = jax.ShapeDtypeStruct((config.batch_size, size, size, 3),
+                                    jnp.uint8, sharding=batch)
+  jitted = jax.jit(step_fn, in_shardings=(rep, batch),
+                   out_shardings=(rep, rep), donate_argnums=0)
+  return jitted.lower(state, batch_spec).compile()
+
+
+def _input_iter(config, start_step: int, mesh) -> Iterator[jax.Array]:
+  batches = data_lib.create_input_iter(
+      config, local_batch_size=parallel.local_batch_size(config.batch_size),
+      start_step=start_step, process_index=jax.process_index(),
+      process_count=jax.process_count())
+  return parallel.prefetch_to_mesh(batches, parallel.batch_sharded(mesh))
+
+
+def _restore_or_init(ckpt, state):
+  """Resumes from the newest good checkpoint, else saves step 0 as a base."""
+  restored = ckpt.restore_latest(state)
+  if restored is not None:
+    logging.info('Resumed from checkpoint at step %d.', int(restored.step))
+    return restored
+  # A checkpoint at step 0 gives the divergence guard something to return to.
+  ckpt.save(0, state)
+  return state
+
+
+def _rollback(ckpt, target, config, rollbacks: int):
+  """Restores the last good checkpoint with lower LRs and fresh noise."""
+  state = ckpt.restore_latest(target)
+  if state is None:
+    raise DivergenceError('Training diverged and no checkpoint is left to '
+                          'roll back to.')
+  factor = config.train.rollback_lr_factor
+  # A different noise stream, so the replay does not hit the same blow-up.
+  return state.replace(
+      g=state_lib.scale_learning_rate(state.g, factor),
+      d=state_lib.scale_learning_rate(state.d, factor),
+      rng=jax.random.fold_in(state.rng, 1_000_003 + rollbacks))
+
+
+def _diverged(metrics: dict[str, float], max_loss: float) -> str:
+  """Why `metrics` show divergence ('' if they do not)."""
+  if not metrics['finite']:
+    return 'non-finite loss or parameters'
+  if max_loss > 0:
+    for name in ('d_loss', 'g_loss'):
+      if abs(metrics[name]) > max_loss:
+        return f'{name}={metrics[name]:.4g} above train.max_loss={max_loss}'
+  return ''
+
+
+class _Samples:
+  """Fixed-noise sample grids: TensorBoard image and PNG under samples/."""
+
+  def __init__(self, config, generator, mesh, workdir, writer):
+    rng = jax.random.PRNGKey(config.seed + 1)
+    z = jax.random.normal(rng, (NUM_FIXED_SAMPLES, config.model.z_dim))
+    self._z = jax.device_put(z, parallel.replicated(mesh))
+    self._fn = jax.jit(step_lib.make_sample_fn(generator),
+                       out_shardings=parallel.replicated(mesh))
+    self._dir = os.path.join(workdir, SAMPLES_DIR)
+    self._writer = writer
+
+  def __call__(self, step: int, state) -> None:
+    images = parallel.fetch(self._fn(state, self._z))
+    grid = sampling.make_grid(images)
+    self._writer.write_images(step, {'samples': grid[None]})
+    if jax.process_index() == 0:
+      sampling.save_png(grid, os.path.join(self._dir, f'{step:08d}.png'))
+
+
+def _finish_pictures(workdir: str) -> None:
+  """An animated GIF of the sample grids over training, and metric plots."""
+  if jax.process_index() != 0:
+    return
+  sample_dir = os.path.join(workdir, SAMPLES_DIR)
+  names = sorted(n for n in os.listdir(sample_dir) if n.endswith('.png'))
+  if names:
+    frames = [np.asarray(Image.open(os.path.join(sample_dir, n)))
+              for n in names]
+    sampling.save_gif(frames, os.path.join(workdir, 'samples.gif'))
+  from catgan_jax import plots  # pylint: disable=g-import-not-at-top
+  plots.plot_metrics(os.path.join(workdir, metrics_log.METRICS_FILE),
+                     os.path.join(workdir, 'plots'))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> Any:
+  """Trains a GAN as `config` says, in (and resuming from) `workdir`.
+
+  Args:
+    config: the run config (see configs/default.py).
+    workdir: the run directory: checkpoints, TensorBoard events,
+      metrics.jsonl, samples, config.json.
+
+  Returns:
+    The final `GANState` (replicated over the mesh).
+
+  Raises:
+    config_lib.ConfigError: the config or workdir is unusable (before any
+      work is done).
+    DivergenceError: more than `train.max_rollbacks` rollbacks in a row.
+  """
+  config_lib.validate(config)
+  config_lib.check_workdir(config, workdir)
+  parallel.log_topology()
+  mesh = parallel.create_mesh()
+  generator, discriminator = models.create_models(config)
+  state = _create_state(config, generator, discriminator, mesh)
+  target = checkpoint_lib.abstract_like(state)
+  config_lib.save_config(config, workdir)
+
+  is_main = jax.process_index() == 0
+  writer = metric_writers.create_default_writer(workdir,
+                                                just_logging=not is_main)
+  ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints)
+  state = _restore_or_init(ckpt, state)
+  start = int(parallel.fetch(state.step))
+  log = metrics_log.MetricsLog(workdir)
+  if is_main:
+    log.truncate(start)
+  if start == 0:
+    writer.write_hparams(config_lib.hparams(config))
+
+  t0 = time.time()
+  train_step = _compile_step(config, generator, discriminator, mesh, state)
+  logging.info('Compiled the train step in %.1f s.', time.time() - t0)
+  batches = _input_iter(config, start, mesh)
+  samples = _Samples(config, generator, mesh, workdir, writer)
+  total = config.num_train_steps
+  progress = periodic_actions.ReportProgress(
+      num_train_steps=total, writer=writer, every_steps=config.log_every_steps)
+  rollbacks = 0
+  step = start
+  with _StopRequest() as stop:
+    while step < total:
+      state, metrics = train_step(state, next(batches))
+      step += 1
+      progress(step)
+      stopping = stop.agreed()
+      last = total if not stopping else step
+      if _is_due(step, config.log_every_steps, last) or _is_due(
+          step, config.checkpoint_every_steps, last):
+        host_metrics = parallel.fetch(metrics)
+        why = _diverged(host_metrics, config.train.max_loss)
+        if why:
+          rollbacks += 1
+          logging.error('Divergence at step %d: %s (rollback %d of %d).',
+                        step, why, rollbacks, config.train.max_rollbacks)
+          if rollbacks > config.train.max_rollbacks:
+            raise DivergenceError(
+                f'Training diverged at step {step} ({why}) after '
+                f'{config.train.max_rollbacks} rollbacks '
+                '(train.max_rollbacks).')
+          state = _rollback(ckpt, target, config, rollbacks)
+          step = int(parallel.fetch(state.step))
+          if is_main:
+            log.truncate(step)
+          batches = _input_iter(config, step, mesh)
+          continue
+        if _is_due(step, config.log_every_steps, last):
+          scalars = {k: v for k, v in host_metrics.items() if k != 'finite'}
+          scalars['g_lr'] = parallel.fetch(state_lib.learning_rate(state.g))
+          scalars['d_lr'] = parallel.fetch(state_lib.learning_rate(state.d))
+          writer.write_scalars(step, scalars)
+          if is_main:
+            log.write(step, scalars)
+        if _is_due(step, config.checkpoint_every_steps, last):
+          with progress.timed('checkpoint'):
+            ckpt.save(step, state)
+          rollbacks = 0
+      if _is_due(step, config.sample_every_steps, last):
+        samples(step, state)
+      if stopping:
+        logging.warning('Stopped at step %d on request; checkpoint saved.',
+                        step)
+        break
+  ckpt.close()
+  writer.flush()
+  if step >= total:
+    _finish_pictures(workdir)
+  logging.info('Finished at step %d.', step)
+  return state

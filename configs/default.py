@@ -1,0 +1,174 @@
+"""Every catgan_jax config field, with its default and what it does.
+
+Experiment configs import this file and override a few lines. Any field can be
+overridden on the command line, e.g. ``--config.loss.name=hinge``.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the default configuration (a DCGAN-64 on the synthetic cats)."""
+  config = ml_collections.ConfigDict()
+
+  # One seed for everything: parameters, noise, data order, augmentation.
+  config.seed = 0
+  # Global batch size, summed over every device of every process. It must be
+  # divisible by the number of devices (and therefore of processes).
+  config.batch_size = 64
+  # Training iterations. One iteration reads one global batch and performs one
+  # discriminator update (unless skipped by train.d_every_k_steps); the
+  # generator is updated every train.d_steps_per_g_step-th iteration.
+  config.num_train_steps = 10_000
+  config.log_every_steps = 50
+  config.sample_every_steps = 500
+  config.checkpoint_every_steps = 1_000
+  # Number of most recent checkpoints kept in workdir/checkpoints.
+  config.keep_checkpoints = 3
+  # A workdir holding a run with a different config is refused unless True.
+  config.allow_config_change = False
+
+  # --- Data -----------------------------------------------------------------
+  config.data = data = ml_collections.ConfigDict()
+  # 'synthetic' (procedurally drawn cat faces, offline), 'folder' (any folder
+  # tree of images), later also 'cat_dataset' and 'tfds'.
+  data.source = 'synthetic'
+  # Folder of images for source='folder' (searched recursively).
+  data.dir = ''
+  # Optional clean manifest written by `python -m catgan_jax.data.scan`.
+  data.manifest = ''
+  # Side of the square training images; the model is built for this size.
+  data.image_size = 64
+  # 'center' | 'random' crop to a square before resizing, or 'none' (squash).
+  data.crop = 'center'
+  # Images whose shorter side is below this are skipped.
+  data.min_size = 32
+  # RGB background that transparent images are composited on.
+  data.background = (255, 255, 255)
+  # Random horizontal flip of real images (in the input pipeline).
+  data.flip = True
+  # Random resized crop: scale range of the crop area (1.0, 1.0 = off).
+  data.rrc_min_scale = 1.0
+  # Number of images drawn for source='synthetic'.
+  data.num_synthetic = 2048
+  # Keep decoded images in memory (they are small at GAN resolutions).
+  data.cache = True
+  data.shuffle_buffer = 10_000
+  # TFDS source: dataset name, split, data_dir and labels to keep.
+  data.tfds_name = ''
+  data.tfds_split = 'train'
+  data.tfds_data_dir = ''
+  data.tfds_labels = ()
+  # DiffAugment policy applied on device to real and fake images alike, e.g.
+  # 'color,translation,cutout' ('' = off), and its probability / strength.
+  data.diffaugment = ''
+  data.diffaugment_p = 1.0
+  # Adaptive augmentation (ADA-style): adjust the probability towards
+  # keeping E[sign(D(real))] at ada_target; 0 = off.
+  data.ada_target = 0.0
+  data.ada_speed = 0.01
+
+  # --- Model ----------------------------------------------------------------
+  config.model = model = ml_collections.ConfigDict()
+  # Architecture registered in catgan_jax.models.MODELS.
+  model.name = 'dcgan'
+  # Size of the latent vector z ~ N(0, I).
+  model.z_dim = 100
+  # Base channel widths (ngf, ndf in the DCGAN paper).
+  model.g_width = 64
+  model.d_width = 64
+  model.kernel_size = 4
+  # 'batch' | 'none' | 'selu' (SELU activations, LeCun-normal init, no BN).
+  model.norm = 'batch'
+  # Normalisation of the discriminator; '' = same as model.norm. WGAN-GP
+  # wants 'none' or 'layer' because its penalty is per sample.
+  model.d_norm = ''
+  # Spectral normalisation of every discriminator layer.
+  model.spectral_norm = False
+  # Compute dtype of both networks ('float32' or 'bfloat16'); params stay f32.
+  model.dtype = 'float32'
+
+  # --- Loss -----------------------------------------------------------------
+  config.loss = loss = ml_collections.ConfigDict()
+  # Loss registered in catgan_jax.losses.LOSSES.
+  loss.name = 'nsgan'
+  # Targets of the BCE losses (label smoothing: real_label=0.9).
+  loss.real_label = 1.0
+  loss.fake_label = 0.0
+  # LSGAN targets: D pushes fake->a and real->b; G pushes fake->c.
+  loss.a = 0.0
+  loss.b = 1.0
+  loss.c = 1.0
+  # WGAN weight clipping of every critic parameter (0 = off).
+  loss.clip = 0.0
+  # Gradient penalty on random interpolates (WGAN-GP); 0 = off.
+  loss.gp_weight = 0.0
+  # R1 penalty on real images; 0 = off.
+  loss.r1_weight = 0.0
+  # Std of Gaussian instance noise added to D's inputs, annealed linearly to
+  # zero over the run; 0 = off.
+  loss.instance_noise = 0.0
+
+  # --- Optimisers -----------------------------------------------------------
+  config.optim = optim = ml_collections.ConfigDict()
+  # 'adam' or 'rmsprop', per network.
+  optim.g_name = 'adam'
+  optim.d_name = 'adam'
+  optim.g_lr = 2e-4
+  optim.d_lr = 2e-4
+  optim.b1 = 0.5
+  optim.b2 = 0.999
+  # Per-network betas; unset = optim.b1 / optim.b2.
+  optim.g_b1 = config_dict.placeholder(float)
+  optim.g_b2 = config_dict.placeholder(float)
+  optim.d_b1 = config_dict.placeholder(float)
+  optim.d_b2 = config_dict.placeholder(float)
+
+  # --- Training balance and safety -------------------------------------------
+  config.train = train = ml_collections.ConfigDict()
+  # n_critic: the generator is updated once every this many iterations.
+  train.d_steps_per_g_step = 1
+  # The discriminator is updated only on every k-th iteration.
+  train.d_every_k_steps = 1
+  # EMA of generator parameters (0 = off); used for samples and FID when on.
+  train.ema_decay = 0.0
+  # A loss above this bound counts as divergence (0 = no bound).
+  train.max_loss = 0.0
+  # On divergence: restore the last good checkpoint, multiply both learning
+  # rates by this factor and continue; give up after max_rollbacks in a row.
+  train.rollback_lr_factor = 0.5
+  train.max_rollbacks = 3
+  # Test hook: make the loss non-finite at this step (-1 = off).
+  train.inject_nan_step = -1
+
+  # --- Evaluation -----------------------------------------------------------
+  config.eval = ev = ml_collections.ConfigDict()
+  # FID/KID every this many steps and at the end (0 = only at the end,
+  # -1 = never).
+  ev.every_steps = 0
+  ev.num_samples = 10_000
+  ev.batch_size = 100
+  # Feature network: 'mobilenet_v2' (offline) or 'inception_v3' (standard FID).
+  ev.features = 'mobilenet_v2'
+  # Weights file of the feature network ('' = the default location).
+  ev.features_path = ''
+  # Where reference statistics of datasets are cached ('' = ~/.cache).
+  ev.cache_dir = ''
+  # Number of real images for the reference statistics (0 = all).
+  ev.num_reference = 0
+  # KID subsets.
+  ev.kid_subsets = 10
+  ev.kid_subset_size = 1000
+
+  # --- Multi-host runtime ---------------------------------------------------
+  config.distributed = ml_collections.ConfigDict()
+  # Call jax.distributed.initialize(); automatic on TPU pods and under SLURM.
+  config.distributed.enabled = False
+  # Explicit coordinator (host:port), process count and id, for clusters
+  # where JAX cannot discover them ('' / -1 = discover).
+  config.distributed.coordinator_address = ''
+  config.distributed.num_processes = -1
+  config.distributed.process_id = -1
+
+  return config
