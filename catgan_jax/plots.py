@@ -87,8 +87,12 @@ def plot_metrics(metrics_path: str, out_dir: str) -> list[str]:
     out_dir: directory for the PNG files (created if needed).
 
   Returns:
-    The paths of the PNG files written (figures with no data are skipped).
+    The paths of the PNG files written (figures with no data are skipped;
+    nothing is written when the file does not exist yet).
   """
+  if not os.path.exists(metrics_path):
+    logging.warning('No metrics to plot: %s does not exist.', metrics_path)
+    return []
   records = read_metrics(metrics_path)
   os.makedirs(out_dir, exist_ok=True)
   written = []

@@ -94,6 +94,9 @@ def save_gif(
 ) -> None:
   """Writes an animated, looping GIF, creating parent directories.
 
+  Identical consecutive frames are stored (by Pillow) as one frame shown for
+  their summed duration, so the animation's timing is kept.
+
   Args:
     frames: images of equal shape, uint8 or float in [-1, 1] (see save_png).
     path: destination file.
@@ -113,10 +116,6 @@ def save_gif(
       append_images=pictures[1:],
       duration=duration_ms,
       loop=0,
-      # Without this Pillow merges identical consecutive frames, and a run
-      # whose grid did not change would lose frames.
-      optimize=False,
-      disposal=1,
   )
 
 

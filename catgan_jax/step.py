@@ -155,11 +155,6 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     do_d = state.step % train_cfg.d_every_k_steps == 0
     new_d, d_loss, real_logits, fake_logits, d_gnorm, aux = jax.lax.cond(
         do_d, d_update, d_skip, state.d, real_in, fake_in, keys)
-    if train_cfg.inject_nan_step >= 0:  # Test hook for the divergence guard.
-      d_loss = jnp.where(state.step == train_cfg.inject_nan_step, jnp.nan,
-                         d_loss)
-      new_d = new_d.replace(params=jax.tree.map(
-          lambda p: p + 0 * d_loss, new_d.params))
 
     # Generator: every d_steps_per_g_step-th iteration, against the new D.
     # When skipped, its loss is reported from the D step's logits.

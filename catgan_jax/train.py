@@ -129,6 +129,13 @@ def _rollback(ckpt, target, config, rollbacks: int):
       rng=jax.random.fold_in(state.rng, 1_000_003 + rollbacks))
 
 
+def _poison(state):
+  """Test hook (train.inject_nan_step): makes D's parameters NaN."""
+  logging.warning('Injecting NaN into the discriminator (test hook).')
+  return state.replace(d=state.d.replace(
+      params=jax.tree.map(lambda p: p * jnp.nan, state.d.params)))
+
+
 def _diverged(metrics: dict[str, float], max_loss: float) -> str:
   """Why `metrics` show divergence ('' if they do not)."""
   if not metrics['finite']:
@@ -221,12 +228,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   total = config.num_train_steps
   progress = periodic_actions.ReportProgress(
       num_train_steps=total, writer=writer, every_steps=config.log_every_steps)
-  rollbacks = 0
+  rollbacks, injected = 0, False
   step = start
   with _StopRequest() as stop:
     while step < total:
       state, metrics = train_step(state, next(batches))
       step += 1
+      if step == config.train.inject_nan_step and not injected:
+        state, injected = _poison(state), True
+        metrics = dict(metrics, finite=jnp.zeros((), bool))
       progress(step)
       stopping = stop.agreed()
       last = total if not stopping else step

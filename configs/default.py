@@ -139,7 +139,7 @@ def get_config() -> ml_collections.ConfigDict:
   # rates by this factor and continue; give up after max_rollbacks in a row.
   train.rollback_lr_factor = 0.5
   train.max_rollbacks = 3
-  # Test hook: make the loss non-finite at this step (-1 = off).
+  # Test hook: poison D's parameters with NaN after this step (-1 = off).
   train.inject_nan_step = -1
 
   # --- Evaluation -----------------------------------------------------------

@@ -22,6 +22,7 @@ def get_config():
   config.data.source = 'synthetic'
   config.data.image_size = 16
   config.data.num_synthetic = 64
+  config.data.min_size = 8
   config.model.z_dim = 16
   config.model.g_width = 8
   config.model.d_width = 8

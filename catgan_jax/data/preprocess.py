@@ -25,7 +25,11 @@ _MAX_CACHE_FACTOR = 2.0
 
 
 class UnusableImageError(Exception):
-  """An image that cannot be used; ``reason`` is 'unreadable' or 'too_small'."""
+  """An image that cannot be used.
+
+  ``reason`` is 'not_image' (no image format recognised), 'unreadable'
+  (empty, truncated or corrupt) or 'too_small'.
+  """
 
   def __init__(self, reason: str, message: str):
     super().__init__(message)
@@ -130,6 +134,10 @@ def load_rgb(source: Any, *, min_size: int = 0,
     return to_rgb(image, background)
   except UnusableImageError:
     raise
+  except Image.UnidentifiedImageError as e:
+    empty = isinstance(name, str) and os.path.isfile(name) and not os.path.getsize(name)
+    reason, what = ('unreadable', 'empty file') if empty else ('not_image', 'not an image')
+    raise UnusableImageError(reason, f'{name}: {what}') from e
   except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...).
     raise UnusableImageError('unreadable', f'{name}: {type(e).__name__}: {e}') from e
 
@@ -154,7 +162,7 @@ def crop_and_resize(image: Image.Image, side: int, crop: str) -> np.ndarray:
   if crop == 'center':
     short = min(width, height)
     left, top = (width - short) // 2, (height - short) // 2
-    box = (left, top, left + short, top + short)
+    box = (left, top, left + short, top + short) if width != height else None
     size = (side, side)
   elif crop == 'random':
     box = None

@@ -27,11 +27,14 @@ class Source:
     items: one entry per image (paths, encoded bytes, indices...).
     open_fn: item -> a path, bytes, array or PIL image for ``load_rgb``.
     name_fn: item -> a short name for logs (e.g. the path).
+    filter_small: whether ``data.min_size`` applies (not to images that are
+      generated at the training size).
   """
   description: str
   items: Sequence[Any]
   open_fn: Callable[[Any], Any] = lambda item: item
   name_fn: Callable[[Any], str] = str
+  filter_small: bool = True
 
   def __len__(self) -> int:
     return len(self.items)
@@ -81,7 +84,8 @@ def load_synthetic(config: ml_collections.ConfigDict) -> Source:
       description=f'synthetic cat faces (n={n})',
       items=range(n),
       open_fn=lambda i: synthetic.draw_cat_face(side, data_seed, int(i)),
-      name_fn=lambda i: f'synthetic[{i}]')
+      name_fn=lambda i: f'synthetic[{i}]',
+      filter_small=False)
 
 
 def load_folder(config: ml_collections.ConfigDict) -> Source:
@@ -122,3 +126,40 @@ def shard(source: Source, process_index: int, process_count: int) -> Source:
   items = source.items[process_index::process_count]
   return dataclasses.replace(source, items=items)
 
+
+def validate_data_config(config: ml_collections.ConfigDict) -> None:
+  """Cheap checks of ``config.data`` before any work.
+
+  Args:
+    config: the full run configuration.
+
+  Raises:
+    ValueError: one line naming the offending field and its value.
+  """
+  data = config.data
+  if data.source not in SOURCES:
+    raise ValueError(f'data.source={data.source!r} is unknown; valid: '
+                     f'{sorted(SOURCES)}')
+  if not isinstance(data.image_size, int) or data.image_size < 8:
+    raise ValueError(f'data.image_size={data.image_size!r} must be an integer >= 8')
+  if data.crop not in preprocess.CROPS:
+    raise ValueError(f'data.crop={data.crop!r} must be one of {preprocess.CROPS}')
+  if data.min_size < 0:
+    raise ValueError(f'data.min_size={data.min_size!r} must be >= 0')
+  rrc = data.get('rrc_min_scale', 1.0)
+  if not 0.0 < rrc <= 1.0:
+    raise ValueError(f'data.rrc_min_scale={rrc!r} must be in (0, 1]')
+  background = tuple(data.get('background', (255, 255, 255)))
+  if len(background) != 3 or not all(0 <= int(c) <= 255 for c in background):
+    raise ValueError(f'data.background={background!r} must be 3 integers in [0, 255]')
+  if data.source == 'synthetic' and data.num_synthetic < 1:
+    raise ValueError(f'data.num_synthetic={data.num_synthetic!r} must be >= 1')
+  if data.source in ('folder', 'cat_dataset'):
+    if not data.dir:
+      raise ValueError(f"data.dir='' must name a folder of images for "
+                       f'data.source={data.source!r}')
+    if not os.path.isdir(data.dir):
+      raise ValueError(f'data.dir={data.dir!r} does not exist or is not a directory')
+  manifest = data.get('manifest', '')
+  if manifest and not os.path.isfile(manifest):
+    raise ValueError(f'data.manifest={manifest!r} does not exist')

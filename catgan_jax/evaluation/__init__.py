@@ -1,0 +1,86 @@
+"""Sample quality: FID and KID of a generator against reference features.
+
+Typical use (the trainer does this every `eval.every_steps`):
+
+  feature_fn = features.get_feature_fn(config.eval.features,
+                                       config.eval.features_path)
+  ref = reference.reference_features(real_batches, feature_fn, path)
+  scores = evaluate(sample_fn, ref, feature_fn, num_samples=10_000,
+                    batch_size=100, kid_subsets=10, kid_subset_size=1000)
+"""
+
+from collections.abc import Callable
+
+from absl import logging
+import numpy as np
+
+from catgan_jax.evaluation import fid
+
+
+def generated_features(
+    sample_fn: Callable[[int], np.ndarray],
+    feature_fn: Callable[[np.ndarray], np.ndarray],
+    num_samples: int,
+    batch_size: int,
+) -> np.ndarray:
+  """Features of `num_samples` generated images, drawn `batch_size` at a time.
+
+  Args:
+    sample_fn: n -> n generated images, float NHWC in [-1, 1].
+    feature_fn: images -> features [N, D].
+    num_samples: total number of images.
+    batch_size: images per call of sample_fn.
+
+  Returns:
+    Features [num_samples, D].
+  """
+  if num_samples < 2 or batch_size < 1:
+    raise ValueError(
+        f'Need num_samples >= 2 and batch_size >= 1, got {num_samples} and '
+        f'{batch_size}.')
+  chunks, done = [], 0
+  while done < num_samples:
+    n = min(batch_size, num_samples - done)
+    images = np.asarray(sample_fn(n))
+    if images.shape[0] != n:
+      raise ValueError(f'sample_fn({n}) returned {images.shape[0]} images.')
+    chunks.append(feature_fn(images))
+    done += n
+  return np.concatenate(chunks)
+
+
+def evaluate(
+    sample_fn: Callable[[int], np.ndarray],
+    ref_features: np.ndarray,
+    feature_fn: Callable[[np.ndarray], np.ndarray],
+    num_samples: int,
+    batch_size: int,
+    kid_subsets: int = 10,
+    kid_subset_size: int = 1000,
+) -> dict[str, float]:
+  """Scores a generator against the reference features.
+
+  Args:
+    sample_fn: n -> n generated images, float NHWC in [-1, 1].
+    ref_features: features of real images [M, D].
+    feature_fn: the feature function `ref_features` was computed with.
+    num_samples: number of generated images.
+    batch_size: images per call of sample_fn.
+    kid_subsets: number of KID subsets.
+    kid_subset_size: rows per KID subset (clipped to the smaller set).
+
+  Returns:
+    {'fid': ..., 'kid': ..., 'kid_std': ...}.
+  """
+  gen = generated_features(sample_fn, feature_fn, num_samples, batch_size)
+  if gen.shape[1] != ref_features.shape[1]:
+    raise ValueError(
+        f'Generated features have {gen.shape[1]} dimensions, reference '
+        f'features {ref_features.shape[1]}: different feature networks?')
+  fid_value = fid.frechet_distance(
+      *fid.statistics(gen), *fid.statistics(ref_features))
+  kid, kid_std = fid.kernel_inception_distance(
+      gen, ref_features, kid_subsets, kid_subset_size)
+  logging.info('FID %.3f, KID %.5f +- %.5f (%d samples, %d reference).',
+               fid_value, kid, kid_std, gen.shape[0], ref_features.shape[0])
+  return {'fid': fid_value, 'kid': kid, 'kid_std': kid_std}

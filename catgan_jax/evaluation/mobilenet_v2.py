@@ -4,18 +4,21 @@ The weights are those of TensorFlow's `mobilenet_v2_1.0_224_quant.tflite`, a
 quantisation-aware-trained MobileNetV2 whose batch norms are folded into the
 convolutions and whose weights are stored as uint8. They are dequantised
 (real = scale * (q - zero_point)) into this float Flax port, which runs the
-network in float32 on any JAX device and in batches. The port agrees with the
-uint8 TFLite interpreter to within its activation quantisation; the features
-are the 1280-d global average pool in front of the classifier.
+network in float32 on any JAX device and in batches. The features are the
+1280-d global average pool in front of the classifier. Checked against the
+uint8 TFLite interpreter on 32 cat faces: pooled features correlate at 0.991
+(the interpreter rounds every activation to 8 bits), and the classifier on
+top of them picks the same ImageNet class for 30 of 32 images.
 
 The input is RGB in [-1, 1] at 224x224 (the TFLite input quantisation,
 scale 1/128 and zero point 128, maps uint8 pixels to exactly that range).
 """
 
-from collections.abc import Sequence
+import functools
 import os
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -39,6 +42,40 @@ def _block_specs() -> list[tuple[str, int, int, int]]:
   return specs
 
 
+class DepthwiseConv3x3(nn.Module):
+  """3x3 depthwise convolution with TF 'SAME' padding, plus bias.
+
+  Written as a sum of nine shifted, per-channel scaled copies of the input:
+  XLA:CPU runs grouped convolutions (feature_group_count = channels) about
+  six times slower than these fused elementwise products; on GPU both are
+  fast. The kernel has the layout of a grouped `nn.Conv`: [3, 3, 1, C].
+  """
+
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    channels = x.shape[-1]
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (3, 3, 1, channels))
+    bias = self.param('bias', nn.initializers.zeros, (channels,))
+    s = self.stride
+    pads = []
+    for size in x.shape[1:3]:
+      out = -(-size // s)
+      total = max((out - 1) * s + 3 - size, 0)
+      # TF 'SAME': the odd pixel of padding goes at the end.
+      pads.append((total // 2, total - total // 2, out))
+    (top, bottom, oh), (left, right, ow) = pads
+    x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    y = 0.0
+    for i in range(3):
+      for j in range(3):
+        patch = x[:, i:i + (oh - 1) * s + 1:s, j:j + (ow - 1) * s + 1:s, :]
+        y = y + patch * kernel[i, j, 0]
+    return y + bias
+
+
 class InvertedResidual(nn.Module):
   """Expand (1x1) -> depthwise 3x3 -> linear project (1x1), + skip."""
 
@@ -53,10 +90,7 @@ class InvertedResidual(nn.Module):
     if self.expansion != 1:
       y = jnp.clip(nn.Conv(in_features * self.expansion, (1, 1),
                            name='expand')(y), 0, 6)
-    hidden = y.shape[-1]
-    y = nn.Conv(hidden, (3, 3), strides=self.stride, padding='SAME',
-                feature_group_count=hidden, name='depthwise')(y)
-    y = jnp.clip(y, 0, 6)
+    y = jnp.clip(DepthwiseConv3x3(self.stride, name='depthwise')(y), 0, 6)
     y = nn.Conv(self.features, (1, 1), name='project')(y)
     if self.stride == 1 and in_features == self.features:
       y = y + x
@@ -153,7 +187,7 @@ def load_tflite_params(path: str) -> dict[str, dict[str, np.ndarray]]:
   for path_, (builtin, w_index, b_index) in zip(paths, conv_ops):
     kernel = _dequantize(model, subgraph, w_index)
     if builtin == schema.BuiltinOperator.DEPTHWISE_CONV_2D:
-      # [1, kh, kw, C] -> Flax grouped conv [kh, kw, 1, C].
+      # [1, kh, kw, C] -> [kh, kw, 1, C] (grouped-conv layout).
       kernel = kernel.transpose(1, 2, 0, 3)
     else:
       # [out, kh, kw, in] -> Flax [kh, kw, in, out].
@@ -172,10 +206,9 @@ def load_tflite_params(path: str) -> dict[str, dict[str, np.ndarray]]:
   return params
 
 
+@functools.cache
 def _param_shapes() -> dict[str, tuple[int, ...]]:
   """Kernel shape of every convolution, keyed by its '/'-joined path."""
-  import jax  # pylint: disable=g-import-not-at-top
-
   abstract = jax.eval_shape(
       MobileNetV2().init, jax.random.key(0),
       jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3)))
@@ -190,13 +223,7 @@ def _param_shapes() -> dict[str, tuple[int, ...]]:
 
 def param_count(params: dict) -> int:
   """Number of scalars in a params tree."""
-  return int(sum(np.size(v) for v in _leaves(params)))
-
-
-def _leaves(tree) -> Sequence[np.ndarray]:
-  if isinstance(tree, dict):
-    return [leaf for value in tree.values() for leaf in _leaves(value)]
-  return [tree]
+  return int(sum(np.size(v) for v in jax.tree.leaves(params)))
 
 
 def default_path() -> str:

@@ -234,3 +234,8 @@ def apply_layer(layer: nn.Module, x: Array, spectral_norm: bool,
   if spectral_norm:
     return nn.SpectralNorm(layer)(x, update_stats=train)
   return layer(x)
+
+
+def scale_width(channels: int, width: int, native_width: int = 64) -> int:
+  """Channel count of a fixed-width architecture scaled by width/native."""
+  return max(1, channels * width // native_width)

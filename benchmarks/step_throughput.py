@@ -1,0 +1,313 @@
+"""Train-step throughput of catgan_jax, side by side with the PyTorch DCGAN.
+
+    .venv/bin/python benchmarks/step_throughput.py --batch 64 \\
+        --peer /work/torch-venv/bin/python --out benchmarks/results/cpu.json
+
+Builds catgan_jax's real train step for a config (default dcgan64, with the
+optimiser of the PyTorch reference: Adam 2e-4, beta1 0.5 for both networks),
+jits and compiles it exactly as the trainer does (mesh, shardings, donated
+state), and measures:
+
+  * compile time: lower + compile of the step, in seconds;
+  * steady-state throughput: real images per second over `--iters` steps
+    after `--warmup` steps, on one fixed device batch (so the input pipeline
+    is not measured), synchronising with the device only after the last step;
+  * FLOPs per step from XLA's cost analysis of the compiled step, and the
+    model FLOP utilisation when `--peak-tflops` is given.
+
+With `--peer PYTHON` the PyTorch reference step (`peer_torch_dcgan.py`) runs
+under that interpreter in the same invocation, after each catgan_jax
+measurement (never at the same time), and the ratio catgan_jax / peer of
+images per second is reported. `--loss wgan_gp` also measures the WGAN-GP
+step (the config's model, gradient penalty 10, so a double backward through
+D) and its step time relative to the config's own step.
+
+One JSON object per system and the ratio are printed; `--out` writes them,
+with the machine and the command line, to a JSON file.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+# The benchmark runs from the repository root or from benchmarks/.
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
+
+from catgan_jax import models  # pylint: disable=g-import-not-at-top
+from catgan_jax import parallel  # pylint: disable=g-import-not-at-top
+from catgan_jax import train  # pylint: disable=g-import-not-at-top
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+  """Command-line options (hyphens and underscores are both accepted)."""
+  p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                              formatter_class=argparse.RawTextHelpFormatter)
+  add = lambda name, **kw: p.add_argument(
+      f'--{name}', *([f'--{name.replace("-", "_")}'] if '-' in name else []),
+      **kw)
+  add('config', default=os.path.join(_REPO, 'configs', 'dcgan64.py'),
+      help='experiment config file (its model is benchmarked)')
+  add('batch', type=int, action='append',
+      help='global batch size; repeat for several sizes (default 64)')
+  add('iters', type=int, default=10, help='timed steps per repeat')
+  add('warmup', type=int, default=2, help='untimed steps after compiling')
+  add('repeats', type=int, default=1,
+      help='timed loops per system, alternating catgan_jax and the peer; '
+      'the median is reported')
+  add('dtype', default='float32', choices=['float32', 'bfloat16'],
+      help='compute dtype of both networks (params stay float32)')
+  add('loss', default='', help="also time this loss's step with the same "
+      "model, e.g. wgan_gp (gradient penalty 10)")
+  add('peak-tflops', type=float, default=0.0,
+      help='peak TFLOP/s of the device, for MFU (0 = no MFU)')
+  add('peer', default='', help='python interpreter with torch: also run the '
+      'PyTorch reference step')
+  add('peer-script', default=os.path.join(_REPO, '..', 'shared', 'bench',
+                                          'peer_torch_dcgan.py'),
+      help='the PyTorch reference step script')
+  add('peer-device', default='cpu', choices=['cpu', 'cuda'],
+      help='device of the PyTorch peer')
+  add('peer-threads', type=int, default=0,
+      help='torch intra-op threads of the peer (0 = torch default)')
+  add('out', default='', help='write the results to this JSON file')
+  args = p.parse_args(argv)
+  args.batch = args.batch or [64]
+  return args
+
+
+def load_config(path: str) -> ml_collections.ConfigDict:
+  """Runs `get_config()` of a config file, as ml_collections' flags do."""
+  spec = importlib.util.spec_from_file_location('bench_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+# The PyTorch DCGAN recipe's optimiser, for both networks.
+PEER_LR, PEER_B1, PEER_B2 = 2e-4, 0.5, 0.999
+GP_WEIGHT = 10.0
+
+
+def peer_matched_config(config: ml_collections.ConfigDict, batch: int,
+                        dtype: str, loss: str = '') -> ml_collections.ConfigDict:
+  """A copy of `config` with the peer's optimiser, `batch` and `dtype`.
+
+  Args:
+    config: the experiment config whose model is benchmarked.
+    batch: global batch size.
+    dtype: compute dtype name of both networks.
+    loss: a loss name to use instead of the config's ('' = keep it); a
+      penalised loss ('wgan_gp') gets its gradient penalty weight.
+
+  Returns:
+    The benchmark config.
+  """
+  config = config.copy_and_resolve_references()
+  config.batch_size = batch
+  config.model.dtype = dtype
+  for net in ('g', 'd'):
+    config.optim[f'{net}_name'] = 'adam'
+    config.optim[f'{net}_lr'] = PEER_LR
+    config.optim[f'{net}_b1'] = PEER_B1
+    config.optim[f'{net}_b2'] = PEER_B2
+  if loss:
+    config.loss.name = loss
+    if loss == 'wgan_gp':
+      config.loss.gp_weight = GP_WEIGHT
+  return config
+
+
+def _load() -> list[float]:
+  return [round(x, 2) for x in os.getloadavg()]
+
+
+def _flops(compiled: Any) -> float:
+  """FLOPs of one call of a compiled function, from XLA's cost analysis."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):  # Older jax: one dict per program.
+    cost = cost[0] if cost else {}
+  return float((cost or {}).get('flops', 0.0))
+
+
+class StepBench:
+  """A compiled catgan_jax train step, its state and one device batch."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.batch = config.batch_size
+    mesh = parallel.create_mesh()
+    generator, discriminator = models.create_models(config)
+    self.state = train._create_state(config, generator, discriminator, mesh)  # pylint: disable=protected-access
+    jax.block_until_ready(self.state)
+    t0 = time.perf_counter()
+    self.step = train._compile_step(config, generator, discriminator, mesh,  # pylint: disable=protected-access
+                                    self.state)
+    self.compile_s = time.perf_counter() - t0
+    self.flops_per_step = _flops(self.step)
+    size = config.data.image_size
+    images = np.random.default_rng(0).integers(
+        0, 256, (self.batch, size, size, 3), dtype=np.uint8)
+    self.images = jax.device_put(images, parallel.batch_sharded(mesh))
+    self.metrics = None
+
+  def run(self, steps: int) -> float:
+    """Runs `steps` steps and returns their wall time in seconds."""
+    t0 = time.perf_counter()
+    state, metrics = self.state, None
+    for _ in range(steps):
+      state, metrics = self.step(state, self.images)
+    jax.block_until_ready((state, metrics))
+    self.state, self.metrics = state, metrics
+    return time.perf_counter() - t0
+
+
+def run_peer(args: argparse.Namespace, batch: int) -> dict[str, Any]:
+  """Runs the PyTorch reference step once; returns its JSON line as a dict."""
+  cmd = [args.peer, args.peer_script, '--batch', str(batch), '--iters',
+         str(args.iters), '--warmup', str(args.warmup), '--device',
+         args.peer_device]
+  if args.peer_threads:
+    cmd += ['--threads', str(args.peer_threads)]
+  load = _load()
+  proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+  lines = [l for l in proc.stdout.splitlines() if l.startswith('{')]
+  if proc.returncode != 0 or not lines:
+    raise RuntimeError(f'The peer failed (exit {proc.returncode}): '
+                       f'{" ".join(cmd)}\n{proc.stderr[-2000:]}')
+  result = json.loads(lines[-1])
+  result['load_before'] = load
+  return result
+
+
+def _mfu(flops_per_step: float, s_per_step: float,
+         peak_tflops: float) -> float | None:
+  if peak_tflops <= 0 or flops_per_step <= 0:
+    return None
+  return round(flops_per_step / s_per_step / (peak_tflops * 1e12), 4)
+
+
+def _measure(bench: StepBench, args: argparse.Namespace,
+             between=None) -> dict[str, Any]:
+  """Warms up, times `args.repeats` loops (calling `between` after each)."""
+  bench.run(args.warmup)
+  times = []
+  for _ in range(args.repeats):
+    times.append(bench.run(args.iters))
+    if between is not None:
+      between()
+  s_per_step = statistics.median(times) / args.iters
+  finite = bool(np.asarray(jax.device_get(bench.metrics['finite'])))
+  return {'images_per_s': round(bench.batch / s_per_step, 2),
+          's_per_step': round(s_per_step, 5),
+          'images_per_s_all': [round(bench.batch * args.iters / t, 2)
+                               for t in times],
+          'compile_s': round(bench.compile_s, 2),
+          'flops_per_step': bench.flops_per_step,
+          'mfu': _mfu(bench.flops_per_step, s_per_step, args.peak_tflops),
+          'finite': finite}
+
+
+def _catgan_jax(args: argparse.Namespace, config: ml_collections.ConfigDict,
+                between=None) -> dict[str, Any]:
+  load_start = _load()
+  bench = StepBench(config)
+  result = {'system': 'catgan_jax', 'model': config.model.name,
+            'loss': config.loss.name, 'dtype': config.model.dtype,
+            'batch': config.batch_size, 'devices': jax.device_count(),
+            **_measure(bench, args, between),
+            'load_start': load_start, 'load_end': _load()}
+  print(json.dumps(result), flush=True)
+  return result
+
+
+def bench_batch(args: argparse.Namespace, base: ml_collections.ConfigDict,
+                batch: int) -> dict[str, Any]:
+  """Measures catgan_jax (and the peer, and the extra loss) at one batch."""
+  peer_runs = []
+  between = (lambda: peer_runs.append(run_peer(args, batch))) if args.peer \
+      else None
+  config = peer_matched_config(base, batch, args.dtype)
+  record = {'batch': batch,
+            'catgan_jax': _catgan_jax(args, config, between)}
+  if peer_runs:
+    speeds = [p['images_per_s'] for p in peer_runs]
+    peer = dict(peer_runs[0], images_per_s=statistics.median(speeds),
+                images_per_s_all=speeds,
+                load_before=[p['load_before'] for p in peer_runs])
+    peer['s_per_iter'] = round(batch / peer['images_per_s'], 5)
+    peer['mfu'] = _mfu(peer.get('flops_per_iter', 0), peer['s_per_iter'],
+                       args.peak_tflops)
+    print(json.dumps(peer), flush=True)
+    record['peer'] = peer
+    record['ratio'] = round(
+        record['catgan_jax']['images_per_s'] / peer['images_per_s'], 3)
+    print(json.dumps({'batch': batch, 'ratio': record['ratio']}), flush=True)
+  if args.loss:
+    other = _catgan_jax(
+        args, peer_matched_config(base, batch, args.dtype, args.loss))
+    key = f'step_time_ratio_{args.loss}'
+    record[f'catgan_jax_{args.loss}'] = other
+    record[key] = round(
+        other['s_per_step'] / record['catgan_jax']['s_per_step'], 3)
+    print(json.dumps({'batch': batch, key: record[key]}), flush=True)
+  return record
+
+
+def machine_info() -> dict[str, Any]:
+  """What the numbers were measured on."""
+  cpu = platform.processor()
+  try:
+    with open('/proc/cpuinfo') as f:
+      names = [l.split(':', 1)[1].strip() for l in f
+               if l.startswith('model name')]
+    cpu = names[0] if names else cpu
+  except OSError:
+    pass
+  devices = jax.devices()
+  return {'platform': devices[0].platform,
+          'device_kind': devices[0].device_kind, 'num_devices': len(devices),
+          'cpu': cpu, 'cpu_count': os.cpu_count(),
+          'python': platform.python_version(), 'jax': jax.__version__,
+          'xla_flags': os.environ.get('XLA_FLAGS', ''),
+          'load_at_start': _load()}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+  """Runs the benchmark; returns (and optionally writes) the results."""
+  args = parse_args(argv)
+  if args.peer and not os.path.exists(args.peer_script):
+    raise SystemExit(f'--peer-script {args.peer_script} does not exist.')
+  base = load_config(args.config)
+  result = {'command': ' '.join(
+      [os.path.relpath(sys.argv[0])] + (sys.argv[1:] if argv is None
+                                        else argv)),
+            'machine': machine_info()}
+  runs = [bench_batch(args, base, b) for b in args.batch]
+  # The first batch size's numbers also sit at the top level, so that a
+  # one-batch result reads {catgan_jax, peer, ratio, ...}.
+  result.update({k: v for k, v in runs[0].items() if k != 'batch'})
+  if len(runs) > 1:
+    result['runs'] = runs
+  result['machine']['load_at_end'] = _load()
+  if args.out:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
+      json.dump(result, f, indent=1)
+      f.write('\n')
+  return result
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,52 @@
+"""Generator/discriminator pairs, looked up by config.model.name.
+
+Each entry of `MODELS` builds the (generator, discriminator) pair of one
+architecture from a config; adding an architecture is one new entry.
+
+  Generator.__call__(z [B, z_dim], train) -> images [B, S, S, 3], float32,
+      in [-1, 1] (tanh).
+  Discriminator.__call__(x [B, S, S, 3], train) -> raw logits [B], float32.
+
+BatchNorm statistics and spectral-norm state live in the ``batch_stats``
+collection (mutable when train=True).
+"""
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import ml_collections
+
+from catgan_jax.models import dcgan
+from catgan_jax.models import dcgan128_tf
+from catgan_jax.models import keras_dcgan
+
+ModelBuilder = Callable[[ml_collections.ConfigDict],
+                        tuple[nn.Module, nn.Module]]
+
+MODELS: dict[str, ModelBuilder] = {
+    dcgan.NAME: dcgan.build,
+    keras_dcgan.NAME: keras_dcgan.build,
+    dcgan128_tf.NAME: dcgan128_tf.build,
+}
+
+
+def create_models(
+    config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+  """(generator, discriminator) for config.model.name at config.data.image_size.
+
+  Args:
+    config: the run config (fields model.* and data.image_size).
+
+  Returns:
+    The unbound generator and discriminator modules.
+
+  Raises:
+    ValueError: with one line naming the field and value, for an unknown
+      model.name, an image size the model does not support, or an unknown
+      model.norm / model.d_norm / model.dtype.
+  """
+  name = config.model.name
+  if name not in MODELS:
+    raise ValueError(f'model.name={name!r} is not supported '
+                     f'(valid: {", ".join(map(repr, MODELS))}).')
+  return MODELS[name](config)

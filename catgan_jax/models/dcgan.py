@@ -1,0 +1,144 @@
+"""DCGAN (Radford et al. 2015) generator and discriminator, 16 to 256 px.
+
+At 64 px with g_width = d_width = 64, z_dim = 100, kernel_size 4 and
+norm='batch' this is the PyTorch DCGAN recipe layer for layer (same
+parameter counts; see tests/models_test.py):
+
+  G: z -> Dense 4x4x(8w) -> BN, ReLU -> [ConvT stride 2 -> BN, ReLU] x 3
+     (4w, 2w, w channels) -> ConvT stride 2 to 3 channels -> tanh.
+  D: Conv stride 2 (w) -> LReLU(0.2) -> [Conv stride 2 -> BN, LReLU] x 3
+     (2w, 4w, 8w) -> Conv 4x4 valid to 1 logit.
+
+PyTorch's first ``ConvTranspose2d(nz, 8w, 4, 1, 0)`` on a 1x1 input is the
+same linear map as the Dense to 4x4x(8w) used here. Other sizes keep the
+4x4 base and use log2(size / 4) up/down blocks, with channels doubling at
+each halving of the resolution: the 4x4 base has w * size / 8 channels
+(16w at 128 px, 32w at 256 px), as the DCGAN paper's progression does;
+lower g_width/d_width when that is too large.
+
+norm='batch' follows PyTorch DCGAN exactly (no biases anywhere, N(0, 0.02)
+weights, BN scale N(1, 0.02)). norm='selu' is the 128 px recipe that
+converged where BN + ReLU did not: SELU activations, LeCun-normal weights,
+no normalisation. norm='none' keeps ReLU / LeakyReLU without normalisation.
+Without BatchNorm every layer has a bias. Stride-2 layers use 'SAME'
+padding (PyTorch's padding=1 for kernel 4; the TF convention for kernel 5).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from catgan_jax.models import layers
+
+NAME = 'dcgan'
+SUPPORTED_SIZES = (16, 32, 64, 128, 256)
+LEAK = 0.2
+
+
+def _kernel_init(norm: str) -> layers.Initializer:
+  return (layers.selu_kernel_init if norm == 'selu'
+          else layers.dcgan_kernel_init)
+
+
+class Generator(nn.Module):
+  """DCGAN generator: z [B, z_dim] -> images [B, S, S, 3] in [-1, 1].
+
+  Attributes:
+    image_size: side S of the output images (16 * 2^k, up to 256).
+    width: channels of the last hidden layer (ngf).
+    kernel_size: kernel size of the transposed convolutions.
+    norm: 'batch', 'none' or 'selu'.
+    dtype: compute dtype; parameters stay float32, outputs are float32.
+  """
+  image_size: int = 64
+  width: int = 64
+  kernel_size: int = 4
+  norm: str = 'batch'
+  dtype: layers.Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool) -> jax.Array:
+    """Generates images from latent vectors."""
+    num_up = layers.num_doublings(self.image_size, 4)
+    # Channels halve at each doubling of the resolution, ending at width.
+    widths = [self.width * 2**(num_up - 1 - i) for i in range(num_up)]
+    use_bias = self.norm != 'batch'
+    kernel_init = _kernel_init(self.norm)
+
+    x = nn.Dense(4 * 4 * widths[0], use_bias=use_bias,
+                 kernel_init=kernel_init, dtype=self.dtype)(z)
+    x = x.reshape(z.shape[0], 4, 4, widths[0])
+    x = layers.normalize(x, self.norm, train, self.dtype,
+                         layers.dcgan_scale_init)
+    x = layers.activate(x, self.norm)
+    for features in widths[1:] + [3]:
+      x = layers.ConvTranspose2x(features, self.kernel_size,
+                                 use_bias=use_bias, kernel_init=kernel_init,
+                                 dtype=self.dtype)(x)
+      if features != 3:
+        x = layers.normalize(x, self.norm, train, self.dtype,
+                             layers.dcgan_scale_init)
+        x = layers.activate(x, self.norm)
+    return jnp.tanh(x).astype(jnp.float32)
+
+
+class Discriminator(nn.Module):
+  """DCGAN discriminator: images [B, S, S, 3] -> raw logits [B].
+
+  Attributes:
+    image_size: side S of the input images (16 * 2^k, up to 256).
+    width: channels of the first layer (ndf).
+    kernel_size: kernel size of the stride-2 convolutions.
+    norm: 'batch', 'layer', 'none' or 'selu'.
+    spectral_norm: spectrally normalise every layer.
+    dtype: compute dtype; parameters stay float32, logits are float32.
+  """
+  image_size: int = 64
+  width: int = 64
+  kernel_size: int = 4
+  norm: str = 'batch'
+  spectral_norm: bool = False
+  dtype: layers.Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    """Scores images; larger logits mean 'real'."""
+    num_down = layers.num_doublings(self.image_size, 4)
+    widths = [self.width * 2**i for i in range(num_down)]
+    use_bias = self.norm != 'batch'
+    kernel_init = _kernel_init(self.norm)
+    k = self.kernel_size
+
+    for i, features in enumerate(widths):
+      conv = nn.Conv(features, (k, k), strides=(2, 2), padding='SAME',
+                     use_bias=use_bias, kernel_init=kernel_init,
+                     dtype=self.dtype)
+      x = layers.apply_layer(conv, x, self.spectral_norm, train)
+      if i > 0:  # DCGAN does not normalise the first layer.
+        x = layers.normalize(x, self.norm, train, self.dtype,
+                             layers.dcgan_scale_init)
+      x = layers.activate(x, self.norm, LEAK)
+    # 4x4 valid convolution to one logit (a dense layer over the 4x4 map).
+    head = nn.Conv(1, (4, 4), padding='VALID', use_bias=use_bias,
+                   kernel_init=kernel_init, dtype=self.dtype)
+    x = layers.apply_layer(head, x, self.spectral_norm, train)
+    return x.reshape(x.shape[0]).astype(jnp.float32)
+
+
+def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+  """(generator, discriminator) for config.data.image_size."""
+  layers.check_image_size(NAME, config.data.image_size, SUPPORTED_SIZES)
+  d_norm = layers.resolve_d_norm(config.model.norm, config.model.d_norm)
+  dtype = layers.parse_dtype(config.model.dtype)
+  generator = Generator(image_size=config.data.image_size,
+                        width=config.model.g_width,
+                        kernel_size=config.model.kernel_size,
+                        norm=config.model.norm, dtype=dtype)
+  discriminator = Discriminator(image_size=config.data.image_size,
+                                width=config.model.d_width,
+                                kernel_size=config.model.kernel_size,
+                                norm=d_norm,
+                                spectral_norm=config.model.spectral_norm,
+                                dtype=dtype)
+  return generator, discriminator

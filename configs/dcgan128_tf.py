@@ -1,0 +1,26 @@
+"""The TF1 DCGAN at 128x128 with label smoothing.
+
+    python main.py --config=configs/dcgan128_tf.py --workdir=runs/dcgan128_tf \\
+        --config.data.dir=DIR_OF_CAT_FACES_128
+
+G: Dense -> 8x8x1024, LeakyReLU, four 5x5 stride-2 transposed convs
+(512, 256, 128, 64) with BN+LeakyReLU, a 5x5 conv to RGB, tanh; D: 5x5 convs
+(64, 128, 256 stride 2; 512 stride 1; 1024 stride 2) with BN+LeakyReLU;
+real labels smoothed to 0.9, Adam 2e-4, beta1 0.5.
+
+Hardware: 1 GPU. Expected: 128px cats, noisier than the SELU recipe.
+"""
+
+from configs import default
+
+
+def get_config():
+  """Returns the dcgan128_tf config."""
+  config = default.get_config()
+  config.data.source = 'folder'
+  config.num_train_steps = 30_000
+  config.data.image_size = 128
+  config.model.name = 'dcgan128_tf'
+  config.model.kernel_size = 5
+  config.loss.real_label = 0.9
+  return config

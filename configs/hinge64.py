@@ -1,0 +1,22 @@
+"""Hinge-loss GAN (Lim & Ye 2017; Miyato et al. 2018) on 64x64 cats.
+
+    python main.py --config=configs/hinge64.py --workdir=runs/hinge64 \\
+        --config.data.dir=../shared/data/cat_faces_64
+
+D: E[relu(1 - D(real))] + E[relu(1 + D(fake))]; G: -E[D(fake)]. DCGAN-64
+with spectral normalisation on D, Adam 2e-4, beta1 0.5.
+
+Hardware: 1 GPU. Expected: stable, cat faces after ~10k steps.
+"""
+
+from configs import default
+
+
+def get_config():
+  """Returns the hinge64 config."""
+  config = default.get_config()
+  config.data.source = 'folder'
+  config.num_train_steps = 50_000
+  config.loss.name = 'hinge'
+  config.model.spectral_norm = True
+  return config

@@ -1,0 +1,26 @@
+"""The Keras cat-faces DCGAN (its architecture and settings) at 64x64.
+
+    python main.py --config=configs/keras_cats64.py --workdir=runs/keras_cats64 \\
+        --config.data.dir=../shared/data/cat_faces_64
+
+z=128 -> Dense 2048 -> 4x4x128 -> five 5x5 bias-free transposed convs with
+BN+ReLU -> per-pixel Dense(3)+tanh; D four 4x4 stride-2 convs + Dense(1);
+batch 128, Adam 2e-4 for both networks, random horizontal flips.
+
+Hardware: 1 GPU. Expected: cat faces after ~10k steps, as in the source.
+"""
+
+from configs import default
+
+
+def get_config():
+  """Returns the keras_cats64 config."""
+  config = default.get_config()
+  config.data.source = 'folder'
+  config.batch_size = 128
+  config.num_train_steps = 30_000
+  config.model.name = 'keras_dcgan'
+  config.model.z_dim = 128
+  config.model.kernel_size = 5
+  config.data.flip = True
+  return config

@@ -1,0 +1,25 @@
+"""Boundary-seeking LSGAN on 64x64 cats: LSGAN with G's target c=0.5.
+
+    python main.py --config=configs/lsgan_boundary64.py --workdir=runs/lsgan_boundary64 \\
+        --config.data.dir=../shared/data/cat_faces_64
+
+Same as lsgan64 but the generator pushes D(fake) to the decision boundary
+(c=0.5) instead of to the real target, one of the LSGAN variants of the cat
+experiments (set from the command line with --config.loss.c=0.5 too).
+
+Hardware: 1 GPU. Expected: similar quality to lsgan64, more stable.
+"""
+
+from configs import default
+
+
+def get_config():
+  """Returns the lsgan_boundary64 config."""
+  config = default.get_config()
+  config.data.source = 'folder'
+  config.num_train_steps = 50_000
+  config.loss.name = 'lsgan'
+  config.loss.c = 0.5
+  config.optim.g_lr = 1e-4
+  config.optim.d_lr = 1e-4
+  return config

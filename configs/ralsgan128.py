@@ -1,0 +1,25 @@
+"""RaLSGAN at 128x128 (Jolicoeur-Martineau 2018), the paper's 128px cats.
+
+    python main.py --config=configs/ralsgan128.py --workdir=runs/ralsgan128 \\
+        --config.data.dir=DIR_OF_CAT_FACES_128
+
+Needs >=128px cat faces (e.g. the >=128 bucket of
+`python -m catgan_jax.data.prepare_cat`). DCGAN-128, Adam 2e-4, betas
+(0.5, 0.999), batch 32; the paper's only loss that produced good 128px cats
+with this architecture.
+
+Hardware: 1 GPU (several hours). Expected: recognisable 128px cats.
+"""
+
+from configs import default
+
+
+def get_config():
+  """Returns the ralsgan128 config."""
+  config = default.get_config()
+  config.data.source = 'folder'
+  config.batch_size = 32
+  config.num_train_steps = 100_000
+  config.data.image_size = 128
+  config.loss.name = 'ralsgan'
+  return config

@@ -1,0 +1,115 @@
+"""Tests of catgan_jax.models.layers: the phase-decomposed transposed conv."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from catgan_jax.models import layers
+
+
+# Compilation dominates on a busy 2-core machine, so parameters come from
+# numpy (no random-number kernels to compile) and each check is one jit.
+RNG = np.random.default_rng(0)
+
+
+def _random_like(tree):
+  return jax.tree.map(
+      lambda s: jnp.asarray(RNG.normal(size=s.shape), jnp.float32), tree)
+
+
+@pytest.mark.parametrize('kernel_size', [2, 3, 4, 5, 6])
+def test_conv_transpose_2x_equals_flax_values_and_gradients(kernel_size):
+  x = jnp.asarray(RNG.normal(size=(2, 5, 7, 3)), jnp.float32)  # Non-square.
+  reference = nn.ConvTranspose(4, (kernel_size, kernel_size), strides=(2, 2),
+                               padding='SAME')
+  fast = layers.ConvTranspose2x(4, kernel_size)
+  shapes = jax.eval_shape(reference.init, jax.random.key(0), x)
+  # Same parameter names, shapes and layout: checkpoints are interchangeable.
+  assert jax.eval_shape(fast.init, jax.random.key(0), x) == shapes
+  variables = _random_like(shapes)  # Random bias too, so it is tested.
+  # A non-uniform cotangent, so that every output position weighs differently.
+  weights = jnp.asarray(RNG.normal(size=(2, 10, 14, 4)), jnp.float32)
+
+  @jax.jit
+  def outputs_and_grads(variables, x):
+    results = []
+    for module in (reference, fast):
+      loss = lambda v, x, m=module: jnp.sum(weights * jnp.sin(m.apply(v, x)))
+      results.append((module.apply(variables, x),
+                      jax.grad(loss, argnums=(0, 1))(variables, x)))
+    return results
+
+  (want, want_grads), (got, got_grads) = outputs_and_grads(variables, x)
+  assert got.shape == want.shape == (2, 10, 14, 4)
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+  for g, w in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads)):
+    np.testing.assert_allclose(g, w, atol=1e-4, rtol=1e-4)
+
+
+def test_conv_transpose_2x_pytorch_placement_for_kernel_4():
+  # Kernel 4 'SAME' places outputs like PyTorch's ConvTranspose2d(4,
+  # stride=2, padding=1). A single 1 at input (1, 1):
+  #   PyTorch: y[o] = W[o + padding - 2 * 1] = W[o - 1], so rows 1..4 hold
+  #            W[0..3].
+  #   flax (unflipped kernel K, input dilated by 2 then padded by 2):
+  #            y[o] = K[j] with o + j - 2 = 2 * 1, so rows 1..4 hold K[3..0].
+  # Same footprint; PyTorch's stored kernel is flax's flipped.
+  x = jnp.zeros((1, 3, 3, 1)).at[0, 1, 1, 0].set(1.0)
+  kernel = (10 * jnp.arange(4)[:, None] + jnp.arange(4)[None, :] + 1).astype(
+      jnp.float32)[:, :, None, None]
+  y = jax.jit(layers.ConvTranspose2x(1, 4, use_bias=False).apply)(
+      {'params': {'kernel': kernel}}, x)[0, :, :, 0]
+  assert y.shape == (6, 6)
+  np.testing.assert_array_equal(y[1:5, 1:5], kernel[::-1, ::-1, 0, 0])
+  assert float(y.sum()) == float(kernel.sum())  # Nothing outside 1..4.
+
+
+def test_conv_transpose_2x_bfloat16_compute():
+  x = jax.ShapeDtypeStruct((1, 4, 4, 3), jnp.float32)
+  module = layers.ConvTranspose2x(2, 4, dtype=jnp.bfloat16)
+  variables = jax.eval_shape(module.init, jax.random.key(0), x)
+  assert variables['params']['kernel'].dtype == jnp.float32
+  assert jax.eval_shape(module.apply, variables, x).dtype == jnp.bfloat16
+
+
+def test_conv_transpose_2x_rejects_kernel_1():
+  with pytest.raises(ValueError, match='kernel_size >= 2'):
+    jax.eval_shape(layers.ConvTranspose2x(2, 1).init, jax.random.key(0),
+                   jnp.ones((1, 2, 2, 1)))
+
+
+def test_same_padding_sums_to_kernel_size():
+  # lax.conv_transpose 'SAME' at stride 2: k=4 -> (2, 2); k=5 -> (3, 2).
+  assert layers.same_padding_2x(4) == (2, 2)
+  assert layers.same_padding_2x(5) == (3, 2)
+  assert layers.same_padding_2x(2) == (1, 1)
+
+
+def test_layer_norm_normalises_each_sample_over_all_features():
+
+  class Wrapper(nn.Module):
+
+    @nn.compact
+    def __call__(self, x):
+      return layers.normalize(x, 'layer', train=True, dtype=jnp.float32)
+
+  x = jnp.asarray(RNG.normal(size=(3, 4, 4, 5)) * 7.0 + 2.0, jnp.float32)
+  y, variables = jax.jit(Wrapper().init_with_output)(jax.random.key(0), x)
+  assert 'batch_stats' not in variables
+  np.testing.assert_allclose(y.mean(axis=(1, 2, 3)), 0.0, atol=1e-5)
+  np.testing.assert_allclose(y.std(axis=(1, 2, 3)), 1.0, atol=1e-3)
+
+
+def test_config_checks_give_one_line_errors():
+  with pytest.raises(ValueError, match=r"^model\.dtype='float16' is not"):
+    layers.parse_dtype('float16')
+  with pytest.raises(ValueError, match=r"^model\.d_norm='group' is not"):
+    layers.resolve_d_norm('batch', 'group')
+  with pytest.raises(ValueError, match=r"^model\.norm='layer' is not"):
+    layers.resolve_d_norm('layer', '')
+  assert layers.resolve_d_norm('selu', '') == 'selu'
+  assert layers.resolve_d_norm('batch', 'layer') == 'layer'
+  assert layers.scale_width(512, 8) == 64
+  assert layers.scale_width(32, 1) == 1
