@@ -8,14 +8,17 @@ restores onto any device count because the target carries the shardings.
 """
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
 CHECKPOINT_DIR = 'checkpoints'
+# The single checkpoint with the lowest FID so far.
+BEST_DIR = 'checkpoints_best'
 CORRUPT_DIR = 'checkpoints_corrupt'
 
 
@@ -27,11 +30,24 @@ def abstract_like(state: Any) -> Any:
 class Checkpointer:
   """Saves and restores `GANState`s under `workdir/checkpoints`."""
 
-  def __init__(self, workdir: str, keep: int):
+  def __init__(self, workdir: str, keep: int, best_by: str = ''):
+    """Opens (creating if needed) the checkpoints of `workdir`.
+
+    Args:
+      workdir: the run directory.
+      keep: number of checkpoints kept.
+      best_by: if set, the metric (lower is better) that decides which
+        checkpoints are kept, in `workdir/checkpoints_best`.
+    """
     self._workdir = epath.Path(workdir)
-    self._mgr = ocp.CheckpointManager(
-        self._workdir / CHECKPOINT_DIR,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    directory = self._workdir / CHECKPOINT_DIR
+    if best_by:
+      directory = self._workdir / BEST_DIR
+      options = ocp.CheckpointManagerOptions(
+          max_to_keep=keep, create=True, best_mode='min',
+          best_fn=lambda metrics: metrics[best_by])
+    self._mgr = ocp.CheckpointManager(directory, options=options)
 
   @property
   def directory(self) -> epath.Path:
@@ -43,9 +59,14 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._mgr.latest_step()
 
-  def save(self, step: int, state: Any) -> bool:
+  def best_step(self) -> int | None:
+    return self._mgr.best_step()
+
+  def save(self, step: int, state: Any,
+           metrics: dict[str, float] | None = None) -> bool:
     """Starts an asynchronous save of `state` at `step` (all processes)."""
-    return self._mgr.save(step, args=ocp.args.StandardSave(state), force=True)
+    return self._mgr.save(step, args=ocp.args.StandardSave(state),
+                          metrics=metrics, force=True)
 
   def restore(self, step: int, target: Any) -> Any:
     """Restores the checkpoint of `step` onto the shardings of `target`."""
@@ -93,3 +114,40 @@ class Checkpointer:
   def close(self) -> None:
     self._mgr.wait_until_finished()
     self._mgr.close()
+
+
+def load_generator(workdir: str, step: str | int = 'latest'
+                   ) -> tuple[Any, Callable[[jax.Array], np.ndarray], int]:
+  """Loads a run's generator for sampling, on whatever devices are present.
+
+  Args:
+    workdir: the run directory (holds config.json and checkpoints).
+    step: 'latest', 'best' (lowest FID) or a step number.
+
+  Returns:
+    (config, sample, step): `sample(z)` maps latents [N, z_dim] to images
+    in [-1, 1] with the EMA generator in inference mode.
+
+  Raises:
+    ValueError: no such checkpoint in `workdir`.
+  """
+  # Imported here: the trainer imports this module, these import the models.
+  from catgan_jax import config_lib, models, state as state_lib, step as step_lib  # pylint: disable=g-import-not-at-top,g-multiple-import
+  config = config_lib.load_config(workdir)
+  generator, discriminator = models.create_models(config)
+  target = jax.jit(lambda: state_lib.create_state(config, generator,
+                                                  discriminator))()
+  ckpt = Checkpointer(workdir, keep=config.keep_checkpoints,
+                      best_by='fid' if step == 'best' else '')
+  steps = ckpt.all_steps()
+  if step in ('latest', 'best'):
+    chosen = ckpt.best_step() if step == 'best' else ckpt.latest_step()
+  else:
+    chosen = int(step)
+  if chosen is None or chosen not in steps:
+    raise ValueError(f'No checkpoint step={step!r} in {ckpt.directory} '
+                     f'(available: {steps})')
+  state = ckpt.restore(chosen, target)
+  ckpt.close()
+  sample = jax.jit(step_lib.make_sample_fn(generator))
+  return config, lambda z: np.asarray(sample(state, z)), chosen

@@ -28,11 +28,17 @@ def initialize(dist: ml_collections.ConfigDict) -> None:
   """
   if not dist.enabled:
     return
+  # Fields left at their defaults ('' / -1) are discovered by JAX from the
+  # environment (TPU metadata, SLURM variables) rather than passed as -1.
   kwargs = {}
   if dist.coordinator_address:
-    kwargs = dict(coordinator_address=dist.coordinator_address,
-                  num_processes=dist.num_processes,
-                  process_id=dist.process_id)
+    kwargs['coordinator_address'] = dist.coordinator_address
+  if dist.num_processes >= 0:
+    kwargs['num_processes'] = dist.num_processes
+  if dist.process_id >= 0:
+    kwargs['process_id'] = dist.process_id
+  logging.info('Initialising jax.distributed with %s',
+               kwargs or 'automatic cluster detection')
   jax.distributed.initialize(**kwargs)
 
 

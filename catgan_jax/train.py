@@ -129,6 +129,22 @@ def _rollback(ckpt, target, config, rollbacks: int):
       rng=jax.random.fold_in(state.rng, 1_000_003 + rollbacks))
 
 
+def _scalars(host_metrics: dict[str, Any], state) -> dict[str, float]:
+  """The logged training scalars: step metrics plus learning rates."""
+  scalars = {k: v for k, v in host_metrics.items() if k != 'finite'}
+  scalars['g_lr'] = parallel.fetch(state_lib.learning_rate(state.g))
+  scalars['d_lr'] = parallel.fetch(state_lib.learning_rate(state.d))
+  return scalars
+
+
+def _make_scorer(config, generator, mesh):
+  """The FID/KID scorer, or None when evaluation is off (eval.every_steps<0)."""
+  if config.eval.every_steps < 0:
+    return None
+  from catgan_jax.evaluation import scorer  # pylint: disable=g-import-not-at-top
+  return scorer.Scorer(config, generator, mesh)
+
+
 def _poison(state):
   """Test hook (train.inject_nan_step): makes D's parameters NaN."""
   logging.warning('Injecting NaN into the discriminator (test hook).')
@@ -225,9 +241,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   logging.info('Compiled the train step in %.1f s.', time.time() - t0)
   batches = _input_iter(config, start, mesh)
   samples = _Samples(config, generator, mesh, workdir, writer)
+  scorer = _make_scorer(config, generator, mesh)
+  best = (checkpoint_lib.Checkpointer(workdir, 1, best_by='fid')
+          if scorer else None)
   total = config.num_train_steps
-  progress = periodic_actions.ReportProgress(
-      num_train_steps=total, writer=writer, every_steps=config.log_every_steps)
+  new_progress = functools.partial(
+      periodic_actions.ReportProgress, num_train_steps=total, writer=writer,
+      every_steps=config.log_every_steps)
+  progress = new_progress()
   rollbacks, injected = 0, False
   step = start
   with _StopRequest() as stop:
@@ -240,8 +261,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       progress(step)
       stopping = stop.agreed()
       last = total if not stopping else step
-      if _is_due(step, config.log_every_steps, last) or _is_due(
-          step, config.checkpoint_every_steps, last):
+      log_due = _is_due(step, config.log_every_steps, last)
+      ckpt_due = _is_due(step, config.checkpoint_every_steps, last)
+      eval_due = scorer and not stopping and _is_due(
+          step, config.eval.every_steps, total)
+      record = {}
+      if log_due or ckpt_due or eval_due:
         host_metrics = parallel.fetch(metrics)
         why = _diverged(host_metrics, config.train.max_loss)
         if why:
@@ -258,24 +283,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           if is_main:
             log.truncate(step)
           batches = _input_iter(config, step, mesh)
+          progress = new_progress()  # It insists on consecutive steps.
           continue
-        if _is_due(step, config.log_every_steps, last):
-          scalars = {k: v for k, v in host_metrics.items() if k != 'finite'}
-          scalars['g_lr'] = parallel.fetch(state_lib.learning_rate(state.g))
-          scalars['d_lr'] = parallel.fetch(state_lib.learning_rate(state.d))
-          writer.write_scalars(step, scalars)
-          if is_main:
-            log.write(step, scalars)
-        if _is_due(step, config.checkpoint_every_steps, last):
-          with progress.timed('checkpoint'):
-            ckpt.save(step, state)
-          rollbacks = 0
+        if log_due:
+          record.update(_scalars(host_metrics, state))
+      if ckpt_due:
+        with progress.timed('checkpoint'):
+          ckpt.save(step, state)
+        rollbacks = 0
+      if eval_due:
+        with progress.timed('eval'):
+          scores = scorer(state)
+        best.save(step, state, metrics=scores)
+        record.update(scores)
+      if record:
+        writer.write_scalars(step, record)
+        if is_main:
+          log.write(step, record)
       if _is_due(step, config.sample_every_steps, last):
         samples(step, state)
       if stopping:
         logging.warning('Stopped at step %d on request; checkpoint saved.',
                         step)
         break
+  if best:
+    best.close()
   ckpt.close()
   writer.flush()
   if step >= total:

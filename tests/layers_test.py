@@ -19,7 +19,7 @@ def _random_like(tree):
       lambda s: jnp.asarray(RNG.normal(size=s.shape), jnp.float32), tree)
 
 
-@pytest.mark.parametrize('kernel_size', [2, 3, 4, 5, 6])
+@pytest.mark.parametrize('kernel_size', [3, 4, 5])
 def test_conv_transpose_2x_equals_flax_values_and_gradients(kernel_size):
   x = jnp.asarray(RNG.normal(size=(2, 5, 7, 3)), jnp.float32)  # Non-square.
   reference = nn.ConvTranspose(4, (kernel_size, kernel_size), strides=(2, 2),

@@ -4,6 +4,9 @@ Used by the tests to run training in a fresh process (for simulated device
 counts, SIGKILL/SIGTERM and exit codes):
 
     python tests/run_steps.py WORKDIR OUT.npz [--config.field=value ...]
+
+In a multi-process run (--config.distributed.*) every process writes its own
+replica of the parameters to OUT.<process_index>.npz.
 """
 
 import os
@@ -36,9 +39,12 @@ def flat_params(state) -> dict[str, np.ndarray]:
 
 def main(argv):
   workdir, out = argv[1], argv[2]
+  parallel.initialize(_CONFIG.value.distributed)
   state = train.train_and_evaluate(_CONFIG.value, workdir)
-  if jax.process_index() == 0:
-    np.savez(out, device_count=jax.device_count(), **flat_params(state))
+  if jax.process_count() > 1:
+    root, ext = os.path.splitext(out)
+    out = f'{root}.{jax.process_index()}{ext}'
+  np.savez(out, device_count=jax.device_count(), **flat_params(state))
 
 
 if __name__ == '__main__':

@@ -119,3 +119,26 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path):
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert "loss.name='nope'" in proc.stderr
   assert not workdir.exists()
+
+
+MOBILENET = os.path.join(ROOT, '..', 'shared', 'models', 'mobilenet_v2',
+                         'mobilenet_v2_1.0_224_quant.tflite')
+
+
+@pytest.mark.skipif(not os.path.exists(MOBILENET),
+                    reason='needs ../shared/models/mobilenet_v2')
+def test_eval_logs_fid_kid_and_keeps_best_checkpoint(tmp_path):
+  config = _config(num_train_steps=2, **{
+      'eval.every_steps': 1, 'eval.num_samples': 32, 'eval.batch_size': 16,
+      'eval.num_reference': 32, 'eval.kid_subset_size': 16,
+      'eval.cache_dir': str(tmp_path / 'cache')})
+  train.train_and_evaluate(config, str(tmp_path / 'run'))
+  records = _records(str(tmp_path / 'run'))
+  assert [r['step'] for r in records] == [1, 2]
+  for r in records:
+    assert np.isfinite(r['fid']) and r['fid'] > 0, r
+    assert np.isfinite(r['kid']), r
+  assert len(os.listdir(tmp_path / 'cache')) == 1  # Reference cached once.
+  best = [d for d in os.listdir(tmp_path / 'run' / 'checkpoints_best')
+          if d.isdigit()]
+  assert len(best) == 1

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -172,11 +173,14 @@ def cat_face_detector():
 
 
 def _mark_no_cat_face(folder: str, reports: list[FileReport], workers: int) -> None:
-  has_cat_face = cat_face_detector()
+  # A cascade classifier is not safe to share between threads (results vary).
+  local = threading.local()
 
   def check(report):
+    if not hasattr(local, 'has_cat_face'):
+      local.has_cat_face = cat_face_detector()
     image = preprocess.load_rgb(os.path.join(folder, report.path))
-    return has_cat_face(np.asarray(image))
+    return local.has_cat_face(np.asarray(image))
 
   good = [report for report in reports if report.category == GOOD]
   with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:

@@ -15,6 +15,7 @@ Backends:
 """
 
 from collections.abc import Callable
+import functools
 import os
 
 from absl import logging
@@ -91,6 +92,9 @@ def get_feature_fn(
 ) -> FeatureFn:
   """Builds the feature function of a registered network.
 
+  Built once per (name, path, batch_size) in a process: later calls return
+  the same function, already loaded and compiled.
+
   Args:
     name: a key of FEATURES.
     path: weights file ('' = the backend's default location).
@@ -107,6 +111,12 @@ def get_feature_fn(
   if name not in FEATURES:
     raise ValueError(
         f'Unknown feature network {name!r}; valid: {sorted(FEATURES)}.')
+  return _build_feature_fn(name, path, batch_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _build_feature_fn(name: str, path: str, batch_size: int) -> FeatureFn:
+  """get_feature_fn without the cache; see there."""
   module, variables, size = FEATURES[name](path)
   variables = jax.device_put(variables)
   logging.info('Feature network %s loaded (input %dx%d).', name, size, size)

@@ -72,14 +72,15 @@ class Generator(nn.Module):
     x = layers.normalize(x, self.norm, train, self.dtype,
                          layers.dcgan_scale_init)
     x = layers.activate(x, self.norm)
-    for features in widths[1:] + [3]:
+    for features in widths[1:]:
       x = layers.ConvTranspose2x(features, self.kernel_size,
                                  use_bias=use_bias, kernel_init=kernel_init,
                                  dtype=self.dtype)(x)
-      if features != 3:
-        x = layers.normalize(x, self.norm, train, self.dtype,
-                             layers.dcgan_scale_init)
-        x = layers.activate(x, self.norm)
+      x = layers.normalize(x, self.norm, train, self.dtype,
+                           layers.dcgan_scale_init)
+      x = layers.activate(x, self.norm)
+    x = layers.ConvTranspose2x(3, self.kernel_size, use_bias=use_bias,
+                               kernel_init=kernel_init, dtype=self.dtype)(x)
     return jnp.tanh(x).astype(jnp.float32)
 
 

@@ -84,8 +84,10 @@ def same_padding_2x(kernel_size: int) -> tuple[int, int]:
   """
   stride = 2
   pad_len = kernel_size + stride - 2
-  pad_lo = kernel_size - 1 if stride > kernel_size - 1 else math.ceil(
-      pad_len / 2)
+  if stride > kernel_size - 1:
+    pad_lo = kernel_size - 1
+  else:
+    pad_lo = math.ceil(pad_len / 2)
   return pad_lo, pad_len - pad_lo
 
 
@@ -102,7 +104,11 @@ class ConvTranspose2x(nn.Module):
 
   Implemented as four stride-1 convolutions, one per output phase, whose
   outputs are interleaved (depth-to-space); this avoids the input-dilated
-  convolution whose weight gradient is very slow on XLA:CPU.
+  convolution whose weight gradient is very slow on XLA:CPU. Forward plus
+  backward of a 16->32 px, 256->128 channel, batch-64 layer (k=4) on two
+  busy CPU cores took ~10x less time than ``nn.ConvTranspose`` and ~2x less
+  than the alternative of one 3x3 convolution to 4x the channels followed by
+  depth-to-space (which spends 9/4 the multiply-adds on zero taps).
 
   Attributes:
     features: number of output channels.

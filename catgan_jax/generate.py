@@ -1,0 +1,186 @@
+"""Images from a trained run: PNG files, a grid, or latent interpolations.
+
+  python -m catgan_jax.generate --workdir runs/x --num 1000 --out DIR \
+      [--grid] [--interpolate K] [--seed S] [--step N|best|latest]
+
+Without --grid or --interpolate it writes `num` PNG files (000000.png, ...).
+--grid writes the `num` images as one picture, grid.png. --interpolate K
+walks K steps along great circles between random latents (--paths of them)
+and writes interpolation.png (one path per row) and interpolation.gif (all
+paths moving together, there and back). The generator is the run's EMA
+generator when it has one; it runs on whatever JAX devices are present.
+"""
+
+from collections.abc import Callable, Sequence
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import numpy as np
+
+from catgan_jax import checkpoint
+from catgan_jax import config_lib
+from catgan_jax import sampling
+
+SampleFn = Callable[[np.ndarray], np.ndarray]
+
+
+def latents(seed: int, num: int, z_dim: int) -> np.ndarray:
+  """`num` latents z ~ N(0, I) from `seed`, as float32 [num, z_dim]."""
+  return np.asarray(
+      jax.random.normal(jax.random.PRNGKey(seed), (num, z_dim)), np.float32)
+
+
+def generate_images(
+    sample: SampleFn, z: np.ndarray, batch_size: int = 100
+) -> np.ndarray:
+  """Runs the generator over `z` in batches; images in [-1, 1], NHWC."""
+  return np.concatenate([
+      np.asarray(sample(z[i:i + batch_size]))
+      for i in range(0, z.shape[0], batch_size)
+  ])
+
+
+def interpolation_frames(
+    sample: SampleFn, z_start: np.ndarray, z_end: np.ndarray, steps: int,
+    batch_size: int = 100,
+) -> np.ndarray:
+  """Images along slerp paths from each z_start[i] to z_end[i].
+
+  Args:
+    sample: the generator, latents -> images.
+    z_start: start latents [P, z_dim].
+    z_end: end latents [P, z_dim].
+    steps: points per path, ends included (>= 2).
+    batch_size: latents per generator call.
+
+  Returns:
+    Images [P, steps, H, W, C].
+  """
+  paths = np.stack([sampling.interpolate(a, b, steps)
+                    for a, b in zip(z_start, z_end)])
+  flat = generate_images(sample, paths.reshape(-1, paths.shape[-1]),
+                         batch_size)
+  return flat.reshape(paths.shape[:2] + flat.shape[1:])
+
+
+def write_images(
+    sample: SampleFn,
+    z_dim: int,
+    out_dir: str,
+    num: int = 1000,
+    seed: int = 0,
+    grid: bool = False,
+    interpolate: int = 0,
+    paths: int = 8,
+    batch_size: int = 100,
+) -> list[str]:
+  """Writes images of a generator; see the module docstring.
+
+  Args:
+    sample: the generator, latents [N, z_dim] -> images in [-1, 1].
+    z_dim: size of its latents.
+    out_dir: where the files go (created).
+    num: number of images (files or grid cells).
+    seed: seed of the latents.
+    grid: write one grid picture instead of separate files.
+    interpolate: points per interpolation path (0 = no interpolation).
+    paths: number of interpolation paths.
+    batch_size: latents per generator call.
+
+  Returns:
+    The paths of the files written.
+
+  Raises:
+    ValueError: on bad counts.
+  """
+  if num < 1 or batch_size < 1 or paths < 1:
+    raise ValueError(f'--num, --paths and --batch_size must be >= 1, got '
+                     f'{num}, {paths}, {batch_size}.')
+  if interpolate == 1 or interpolate < 0:
+    raise ValueError(f'--interpolate needs >= 2 points, got {interpolate}.')
+  os.makedirs(out_dir, exist_ok=True)
+  written = []
+  if interpolate:
+    z = latents(seed, 2 * paths, z_dim)
+    frames = interpolation_frames(sample, z[:paths], z[paths:], interpolate,
+                                  batch_size)
+    strip = sampling.make_grid(
+        frames.reshape((-1,) + frames.shape[2:]), ncol=interpolate)
+    written.append(os.path.join(out_dir, 'interpolation.png'))
+    sampling.save_png(strip, written[-1])
+    # There and back, so that the loop has no jump.
+    order = list(range(interpolate)) + list(range(interpolate - 2, 0, -1))
+    gif = [sampling.make_grid(frames[:, t]) for t in order]
+    written.append(os.path.join(out_dir, 'interpolation.gif'))
+    sampling.save_gif(gif, written[-1], duration_ms=100)
+  if grid or not interpolate:
+    images = generate_images(sample, latents(seed, num, z_dim), batch_size)
+    if grid:
+      written.append(os.path.join(out_dir, 'grid.png'))
+      sampling.save_png(sampling.make_grid(images), written[-1])
+    else:
+      for i, image in enumerate(images):
+        written.append(os.path.join(out_dir, f'{i:06d}.png'))
+        sampling.save_png(image, written[-1])
+  logging.info('Wrote %d files to %s.', len(written), out_dir)
+  return written
+
+
+def generate(
+    workdir: str, out_dir: str, step: str | int = 'latest', **kwargs
+) -> list[str]:
+  """Loads a run's generator at `step` and calls `write_images`.
+
+  Args:
+    workdir: the run directory.
+    out_dir: where the files go.
+    step: 'latest', 'best' or a checkpoint step.
+    **kwargs: the options of `write_images`.
+
+  Returns:
+    The paths of the files written.
+
+  Raises:
+    ValueError: on a missing run or checkpoint, or bad counts.
+  """
+  if not os.path.isfile(os.path.join(workdir, config_lib.CONFIG_FILE)):
+    raise ValueError(f'No run in {workdir}: {config_lib.CONFIG_FILE} is '
+                     'missing.')
+  config, sample, chosen = checkpoint.load_generator(workdir, step)
+  logging.info('Generator of %s at step %d.', workdir, chosen)
+  return write_images(sample, config.model.z_dim, out_dir, **kwargs)
+
+
+def _define_flags() -> None:
+  # Defined only when run as a program, so that importing this module next
+  # to the trainer adds no flags.
+  flags.DEFINE_string('workdir', None, 'Run directory.', required=True)
+  flags.DEFINE_string('out', None, 'Output directory.', required=True)
+  flags.DEFINE_integer('num', 1000, 'Number of images.')
+  flags.DEFINE_string('step', 'latest', "Checkpoint: 'latest', 'best' or N.")
+  flags.DEFINE_integer('seed', 0, 'Seed of the latents.')
+  flags.DEFINE_bool('grid', False, 'Write one grid picture of --num images.')
+  flags.DEFINE_integer('interpolate', 0,
+                       'Points per latent interpolation path (0 = off).')
+  flags.DEFINE_integer('paths', 8, 'Number of interpolation paths.')
+  flags.DEFINE_integer('batch_size', 100, 'Latents per generator call.')
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError('Too many command-line arguments.')
+  f = flags.FLAGS
+  try:
+    generate(f.workdir, f.out, num=f.num, step=f.step, seed=f.seed,
+             grid=f.grid, interpolate=f.interpolate, paths=f.paths,
+             batch_size=f.batch_size)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)
