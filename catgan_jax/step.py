@@ -38,6 +38,10 @@ def _make_augment(config: ml_collections.ConfigDict) -> Callable[..., Any]:
 
 def _noise_std(config: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
   """Instance-noise std, annealed linearly from loss.instance_noise to 0."""
+  if not config.loss.instance_noise:
+    # No run-length constant in the program: runs of different lengths share
+    # one compiled step (and the persistent compilation cache).
+    return jnp.zeros(())
   frac = 1.0 - step.astype(jnp.float32) / config.num_train_steps
   return config.loss.instance_noise * jnp.maximum(frac, 0.0)
 
