@@ -241,3 +241,71 @@ def test_real_cat_faces_subset(tmp_path):
   batch = next(data.create_input_iter(config, local_batch_size=16))
   assert batch.shape == (16, 32, 32, 3) and batch.dtype == np.uint8
   assert 40 < batch.mean() < 220 and batch.std() > 20
+
+
+def _mean_colour(image):
+  return tuple(int(v) for v in np.asarray(image).reshape(-1, 3).mean(0).round())
+
+
+def test_load_rgb_converts_every_mode(tmp_path):
+  from catgan_jax.data import preprocess  # pylint: disable=g-import-not-at-top
+  blue = (0, 0, 255)
+  cases = {}
+  # 16-bit grey 32896 = 128 * 257 -> 8-bit 128.
+  cases['i16.png'] = (Image.fromarray(np.full((8, 8), 32896, np.uint16)), (128, 128, 128))
+  half = Image.new('LA', (8, 8), (200, 128))  # 50% white-ish grey over blue.
+  cases['la.png'] = (half, (100, 100, 228))  # 200*128/255 = 100; 255*127/255 = 127 + 100.
+  palette = Image.new('P', (8, 8), 1)
+  palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+  palette.info['transparency'] = 1  # Index 1 (red) is transparent: all background.
+  cases['p_transparent.png'] = (palette, blue)
+  cases['rgb.bmp'] = (Image.new('RGB', (8, 8), (10, 200, 30)), (10, 200, 30))
+  cases['lossless.webp'] = (Image.new('RGB', (8, 8), (10, 200, 30)), (10, 200, 30))
+  for name, (image, colour) in cases.items():
+    path = str(tmp_path / name)
+    image.save(path, **({'lossless': True} if name.endswith('webp') else {}))
+    rgb = preprocess.load_rgb(path, background=blue)
+    assert rgb.mode == 'RGB' and rgb.size == (8, 8)
+    assert max(abs(a - b) for a, b in zip(_mean_colour(rgb), colour)) <= 1, name
+
+
+def test_load_rgb_gif_first_frame_and_exif_orientation(tmp_path):
+  from catgan_jax.data import preprocess  # pylint: disable=g-import-not-at-top
+  frames = [Image.new('RGB', (8, 8), c) for c in ((255, 0, 0), (0, 255, 0))]
+  frames[0].save(tmp_path / 'anim.gif', save_all=True, append_images=frames[1:])
+  assert _mean_colour(preprocess.load_rgb(str(tmp_path / 'anim.gif'))) == (255, 0, 0)
+  # A 40x20 landscape photo, top half white, stored with EXIF orientation 6
+  # (display rotated 90 degrees clockwise): upright it is 20x40, white on the right.
+  image = np.zeros((20, 40, 3), np.uint8)
+  image[:10] = 255
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  Image.fromarray(image).save(tmp_path / 'rotated.jpg', exif=exif, quality=95)
+  upright = np.asarray(preprocess.load_rgb(str(tmp_path / 'rotated.jpg')))
+  assert upright.shape == (40, 20, 3)
+  assert upright[:, 15:].mean() > 240 and upright[:, :5].mean() < 15
+
+
+def test_tfds_source_with_label_filter():
+  tfds = pytest.importorskip('tensorflow_datasets')
+  from catgan_jax.data import sources  # pylint: disable=g-import-not-at-top
+  config = _config(source='tfds', tfds_name='cats_vs_dogs', tfds_labels=(0,),
+                   tfds_data_dir='/nonexistent/tfds', min_size=8)
+  with tfds.testing.mock_data(num_examples=12):
+    labels = [ex['label'] for ex in tfds.as_numpy(
+        tfds.builder('cats_vs_dogs', data_dir='/nonexistent/tfds').as_dataset(
+            split='train', shuffle_files=False))]
+    source = sources.load_source(config)
+    assert len(source) == labels.count(0) > 0
+    batch = next(data.create_input_iter(config, local_batch_size=4))
+  assert batch.shape == (4, 16, 16, 3) and batch.dtype == np.uint8
+
+
+def test_tfds_source_missing_data_set_is_a_clear_error(tmp_path):
+  pytest.importorskip('tensorflow_datasets')
+  from catgan_jax.data import sources  # pylint: disable=g-import-not-at-top
+  config = _config(source='tfds', tfds_name='cats_vs_dogs', tfds_data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="tfds 'cats_vs_dogs'.*tfds build cats_vs_dogs"):
+    sources.load_source(config)
+  with pytest.raises(ValueError, match="data.tfds_name=''"):
+    data.validate_data_config(_config(source='tfds'))

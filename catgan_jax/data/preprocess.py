@@ -7,6 +7,7 @@ square and resize with antialiasing. The random half (random crops, flips) runs
 per element in tf.data, see ``pipeline.py``.
 """
 
+import dataclasses
 import io
 import math
 import os
@@ -175,3 +176,117 @@ def crop_and_resize(image: Image.Image, side: int, crop: str) -> np.ndarray:
     # PIL's bicubic filter widens its support when downscaling (antialiasing).
     image = image.resize(size, Image.Resampling.BICUBIC, box=box)
   return np.asarray(image, dtype=np.uint8)
+
+
+# The 9 landmarks of a CAT data set '.cat' file, in file order.
+CAT_LANDMARKS = ('left_eye', 'right_eye', 'mouth', 'left_ear_1', 'left_ear_2', 'left_ear_3',
+                 'right_ear_1', 'right_ear_2', 'right_ear_3')
+OUTSIDE_MODES = ('skip', 'edge', 'reflect')
+
+
+def parse_cat_landmarks(text: str) -> np.ndarray:
+  """Parses a '.cat' file ('9 x1 y1 ... x9 y9') into a float array [9, 2] of (x, y)."""
+  values = text.split()
+  if not values or values[0] != '9' or len(values) < 19:
+    raise ValueError(f'expected "9" and 18 coordinates, got {text[:80]!r}')
+  return np.array([float(v) for v in values[1:19]]).reshape(9, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceSquare:
+  """An upright square around a face, in photo coordinates.
+
+  ``centre`` is the midpoint of the eyes, ``x_axis`` the unit vector from the
+  viewer's left eye to the right eye, ``y_axis`` the unit vector pointing down
+  the face, and the square spans ``u`` in [-side/2, side/2] and ``v`` in
+  [-eye_height * side, (1 - eye_height) * side] along them.
+  """
+  centre: np.ndarray
+  x_axis: np.ndarray
+  y_axis: np.ndarray
+  side: float
+  eye_height: float
+
+  def to_photo(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Face-square coordinates (pixels from the top-left corner) -> photo (x, y)."""
+    u = np.asarray(u, np.float64) - self.side / 2
+    v = np.asarray(v, np.float64) - self.eye_height * self.side
+    return self.centre + u[..., None] * self.x_axis + v[..., None] * self.y_axis
+
+  def corners(self) -> np.ndarray:
+    return self.to_photo(np.array([0, self.side, 0, self.side]),
+                         np.array([0, 0, self.side, self.side]))
+
+
+def cat_face_square(landmarks: np.ndarray, *, margin: float = 1.0,
+                    eye_height: float = 0.4) -> FaceSquare:
+  """The square face crop of one cat: eyes level, width from the ear bases.
+
+  Args:
+    landmarks: [9, 2] (x, y) points in ``CAT_LANDMARKS`` order.
+    margin: side of the square relative to the distance between the outer
+      bases of the two ears.
+    eye_height: height of the eyes' midpoint from the top, relative to the side.
+
+  Returns:
+    The ``FaceSquare``.
+  """
+  eyes = landmarks[:2]
+  centre = eyes.mean(0)
+  x_axis = eyes[1] - eyes[0]
+  if x_axis[0] < 0:
+    # Labels are the cat's left and right; either order levels the eyes.
+    x_axis = -x_axis
+  norm = np.linalg.norm(x_axis)
+  if norm == 0:
+    raise ValueError('both eyes are at the same point')
+  x_axis = x_axis / norm
+  y_axis = np.array([-x_axis[1], x_axis[0]])
+  if np.dot(landmarks[2] - centre, y_axis) < 0:
+    # An upside-down face: the mouth must be below the eyes.
+    x_axis, y_axis = -x_axis, -y_axis
+  ear_bases = landmarks[[3, 8]]
+  u = (ear_bases - centre) @ x_axis
+  side = margin * float(np.abs(u[1] - u[0]))
+  if side <= 0:
+    raise ValueError('the ear bases are at the same place')
+  return FaceSquare(centre, x_axis, y_axis, side, eye_height)
+
+
+def crop_square(image: Image.Image, square: FaceSquare, *,
+                outside: str = 'skip') -> Image.Image | None:
+  """Cuts ``square`` out of an RGB photo at its own resolution (rotated upright).
+
+  Args:
+    image: the RGB photo.
+    square: the face square in photo coordinates.
+    outside: what to do when the square leaves the photo: 'skip' (return
+      None), or fill with 'edge' (replicated border) or 'reflect' pixels.
+
+  Returns:
+    A ``round(side) x round(side)`` RGB image, or None when skipped.
+  """
+  if outside not in OUTSIDE_MODES:
+    raise ValueError(f'outside={outside!r} must be one of {OUTSIDE_MODES}')
+  corners = square.corners()
+  width, height = image.size
+  overhang = max(0.0, -corners.min(), corners[:, 0].max() - width,
+                 corners[:, 1].max() - height)
+  pad = 0
+  if overhang > 0:
+    if outside == 'skip':
+      return None
+    pad = int(math.ceil(overhang)) + 2
+    mode = 'edge' if outside == 'edge' else 'symmetric'
+    pixels = np.asarray(image)
+    if outside == 'reflect' and pad >= min(pixels.shape[:2]):
+      mode = 'edge'  # A reflection cannot be wider than the photo.
+    image = Image.fromarray(np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode=mode))
+  side = max(1, int(round(square.side)))
+  scale = square.side / side
+  origin = square.to_photo(np.array(0.0), np.array(0.0)) + pad
+  ax, ay = square.x_axis * scale, square.y_axis * scale
+  # PIL's affine maps output (x, y) to input (a x + b y + c, d x + e y + f).
+  coefficients = (ax[0], ay[0], origin[0], ax[1], ay[1], origin[1])
+  return image.transform((side, side), Image.Transform.AFFINE, coefficients,
+                         resample=Image.Resampling.BICUBIC)

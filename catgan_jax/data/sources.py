@@ -106,10 +106,77 @@ def load_folder(config: ml_collections.ConfigDict) -> Source:
   return Source(description=description, items=paths)
 
 
+def cat_dataset_bucket(root: str, image_size: int) -> str:
+  """The smallest bucket folder ``root/N`` of ``prepare_cat`` with N >= image_size."""
+  sizes = sorted(int(name) for name in os.listdir(root)
+                 if name.isdigit() and os.path.isdir(os.path.join(root, name)))
+  for size in sizes:
+    if size >= image_size:
+      return os.path.join(root, str(size))
+  raise ValueError(f'data.dir={root!r}: no face bucket of at least data.image_size='
+                   f'{image_size} (found {sizes or "none"}); run '
+                   f'`python -m catgan_jax.data.prepare_cat INPUT {root}`')
+
+
+def load_cat_dataset(config: ml_collections.ConfigDict) -> Source:
+  """Aligned CAT data set faces written by ``prepare_cat`` under ``data.dir``."""
+  folder = cat_dataset_bucket(config.data.dir, config.data.image_size)
+  paths = list_image_files(folder)
+  logging.info('Source cat_dataset: %d faces in %s.', len(paths), folder)
+  if not paths:
+    raise ValueError(f'cat_dataset bucket {folder!r} holds no images')
+  return Source(description=f'cat_dataset {folder!r}', items=paths)
+
+
+def load_tfds(config: ml_collections.ConfigDict) -> Source:
+  """Images of a TFDS data set (``data.tfds_name``), optionally only some labels.
+
+  The data set must already be prepared in ``data.tfds_data_dir`` (for example
+  with ``tfds build NAME --data_dir=DIR [--manual_dir=...]``), so that training
+  runs offline; ``data.tfds_download=True`` prepares it first. The encoded
+  images are kept in memory and decoded by the pipeline like files.
+
+  ``data.tfds_labels`` keeps examples whose ``data.tfds_label_key`` feature
+  (default 'label') is one of them: e.g. ``cats_vs_dogs`` with labels (0,), or
+  ``oxford_iiit_pet`` with label key 'species' and labels (0,) for the cats.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  data = config.data
+  image_key = data.get('tfds_image_key', 'image')
+  label_key = data.get('tfds_label_key', 'label')
+  labels = tuple(int(label) for label in data.tfds_labels)
+  description = f'tfds {data.tfds_name!r} split {data.tfds_split!r}' + (
+      f' {label_key} in {labels}' if labels else '')
+  try:
+    builder = tfds.builder(data.tfds_name, data_dir=data.tfds_data_dir or None)
+    if data.get('tfds_download', False):
+      builder.download_and_prepare()
+    ds = builder.as_dataset(split=data.tfds_split, shuffle_files=False,
+                            decoders={image_key: tfds.decode.SkipDecoding()})
+  except Exception as e:  # tfds raises many types for a missing or unknown data set.
+    raise ValueError(
+        f'{description}: cannot be read from data.tfds_data_dir='
+        f'{data.tfds_data_dir!r} ({type(e).__name__}: {e}); prepare it with '
+        f'`tfds build {data.tfds_name} --data_dir=DIR` or set data.tfds_download=True'
+    ) from e
+  if labels:
+    ds = ds.filter(lambda ex: tf.reduce_any(tf.equal(ex[label_key], labels)))
+  ds = ds.map(lambda ex: ex[image_key])
+  items = list(ds.as_numpy_iterator())
+  logging.info('Source tfds: %d images in %s.', len(items), description)
+  if not items:
+    raise ValueError(f'{description}: no images')
+  return Source(description=description, items=items,
+                name_fn=lambda item: f'{data.tfds_name} image ({len(item)} bytes)')
+
+
 # data.source -> loader(config) -> Source.
 SOURCES: dict[str, Callable[[ml_collections.ConfigDict], Source]] = {
     'synthetic': load_synthetic,
     'folder': load_folder,
+    'tfds': load_tfds,
+    'cat_dataset': load_cat_dataset,
 }
 
 
@@ -160,6 +227,8 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
                        f'data.source={data.source!r}')
     if not os.path.isdir(data.dir):
       raise ValueError(f'data.dir={data.dir!r} does not exist or is not a directory')
+  if data.source == 'tfds' and not data.get('tfds_name', ''):
+    raise ValueError("data.tfds_name='' must name a TFDS data set for data.source='tfds'")
   manifest = data.get('manifest', '')
   if manifest and not os.path.isfile(manifest):
     raise ValueError(f'data.manifest={manifest!r} does not exist')

@@ -1,0 +1,130 @@
+"""The jitted update: schedules, clipping, EMA, penalties and metrics."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from catgan_jax import models
+from catgan_jax import state as state_lib
+from catgan_jax import step as step_lib
+from configs import test as test_config
+
+
+def _config(**overrides):
+  config = test_config.get_config()
+  config.model.g_width = 4
+  config.model.d_width = 4
+  config.model.z_dim = 8
+  for field, value in overrides.items():
+    node = config
+    *parents, leaf = field.split('.')
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def _run(config, num_steps):
+  """Returns the states before and after each of `num_steps` steps."""
+  g, d = models.create_models(config)
+  state = jax.jit(lambda: state_lib.create_state(config, g, d))()
+  step_fn = jax.jit(step_lib.make_train_step(config, g, d))
+  batch = jax.random.randint(jax.random.PRNGKey(0), (8, 16, 16, 3), 0, 256
+                             ).astype(jnp.uint8)
+  states, metrics = [state], []
+  for _ in range(num_steps):
+    state, m = step_fn(state, batch)
+    states.append(state)
+    metrics.append(jax.device_get(m))
+  return states, metrics
+
+
+def _same(a, b):
+  return all(jax.tree.leaves(jax.tree.map(
+      lambda x, y: bool(np.array_equal(x, y)), a, b)))
+
+
+@pytest.fixture(scope='module')
+def scheduled_run():
+  """n_critic=3, D every 2nd step, EMA 0.9: four steps of every schedule."""
+  return _run(_config(**{'train.d_steps_per_g_step': 3,
+                         'train.d_every_k_steps': 2,
+                         'train.ema_decay': 0.9}), 4)
+
+
+def test_metrics_are_finite_and_in_range(scheduled_run):
+  _, metrics = scheduled_run
+  m = metrics[2]  # Both networks were updated at step 2.
+  for key in ('d_loss', 'g_loss', 'D_x', 'D_G_z', 'd_real_acc', 'd_fake_acc',
+              'd_grad_norm', 'g_grad_norm'):
+    assert np.isfinite(m[key]), key
+  for key in ('D_x', 'D_G_z', 'd_real_acc', 'd_fake_acc'):
+    assert 0.0 <= m[key] <= 1.0, key
+  assert m['d_grad_norm'] > 0 and m['g_grad_norm'] > 0
+  assert bool(m['finite'])
+
+
+def test_update_schedule(scheduled_run):
+  states, metrics = scheduled_run
+  d_updated = [not _same(states[i].d.params, states[i + 1].d.params)
+               for i in range(4)]
+  g_updated = [not _same(states[i].g.params, states[i + 1].g.params)
+               for i in range(4)]
+  # D on steps 0 and 2 (every 2nd); G on step 2 (every 3rd, the last of 3).
+  assert d_updated == [True, False, True, False]
+  assert g_updated == [False, False, True, False]
+  assert [float(m['g_grad_norm']) > 0 for m in metrics] == g_updated
+  assert [float(m['d_grad_norm']) > 0 for m in metrics] == d_updated
+  assert all(np.isfinite(m['g_loss']) for m in metrics)
+
+
+def test_ema_follows_its_formula(scheduled_run):
+  states, _ = scheduled_run
+  decay = 0.9
+  expected = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p,
+                          states[2].ema_params, states[3].g.params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6),
+               states[3].ema_params, expected)
+  assert not _same(states[3].ema_params, states[3].g.params)
+  assert _same(states[1].ema_params, states[0].ema_params)  # No G update.
+
+
+def test_step_is_deterministic(scheduled_run):
+  states, _ = scheduled_run
+  again, _ = _run(_config(**{'train.d_steps_per_g_step': 3,
+                             'train.d_every_k_steps': 2,
+                             'train.ema_decay': 0.9}), 4)
+  arrays = lambda s: (s.g.params, s.d.params, s.g.batch_stats, s.ema_params,
+                      s.g.opt_state, s.d.opt_state, s.rng)
+  assert _same(arrays(states[4]), arrays(again[4]))
+  assert int(states[4].step) == 4
+
+
+def test_wgan_clipping_keeps_every_critic_weight_in_bounds():
+  config = _config(**{'loss.name': 'wgan', 'loss.clip': 0.01,
+                      'optim.d_lr': 0.5})  # A big step, so clipping bites.
+  states, _ = _run(config, 1)
+  leaves = jax.tree.leaves(states[1].d.params)
+  assert max(float(jnp.max(jnp.abs(p))) for p in leaves) <= 0.01 + 1e-7
+  assert any(float(jnp.max(jnp.abs(p))) == pytest.approx(0.01)
+             for p in leaves)
+
+
+def test_ema_off_tracks_params():
+  states, _ = _run(_config(), 1)
+  assert _same(states[1].ema_params, states[1].g.params)
+
+
+def test_penalties_are_logged():
+  _, metrics = _run(_config(**{'loss.name': 'wgan_gp', 'loss.gp_weight': 10.0,
+                               'loss.r1_weight': 1.0,
+                               'model.d_norm': 'layer'}), 1)
+  for key in ('gp', 'r1'):
+    assert np.isfinite(metrics[0][key]) and metrics[0][key] > 0, key
+
+
+def test_rollback_lr_scaling():
+  states, _ = _run(_config(), 0)
+  scaled = state_lib.scale_learning_rate(states[0].g, 0.5)
+  assert float(state_lib.learning_rate(scaled)) == pytest.approx(1e-4)
