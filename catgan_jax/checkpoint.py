@@ -135,8 +135,12 @@ def load_generator(workdir: str, step: str | int = 'latest'
   from catgan_jax import config_lib, models, state as state_lib, step as step_lib  # pylint: disable=g-import-not-at-top,g-multiple-import
   config = config_lib.load_config(workdir)
   generator, discriminator = models.create_models(config)
-  target = jax.jit(lambda: state_lib.create_state(config, generator,
-                                                  discriminator))()
+  # Shapes only: the restore needs no initialised parameters.
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+      jax.eval_shape(lambda: state_lib.create_state(config, generator,
+                                                    discriminator)))
   ckpt = Checkpointer(workdir, keep=config.keep_checkpoints,
                       best_by='fid' if step == 'best' else '')
   steps = ckpt.all_steps()

@@ -69,10 +69,10 @@ def reference_features(
   # The trainer's scorer names the dataset and reads its images; sharing it
   # keeps one cache entry per dataset.
   path = reference.cache_path(
-      ev.cache_dir, scorer._dataset_identity(config),  # pylint: disable=protected-access
+      ev.cache_dir, scorer.dataset_identity(config),
       config.data.image_size, ev.features, num_real)
   return reference.reference_features(
-      scorer._real_images(config, ev.batch_size),  # pylint: disable=protected-access
+      scorer.real_images(config, ev.batch_size),
       feature_fn, path, max_images=num_real)
 
 

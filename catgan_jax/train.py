@@ -215,6 +215,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       work is done).
     DivergenceError: more than `train.max_rollbacks` rollbacks in a row.
   """
+  if '://' not in workdir:  # Orbax wants absolute paths; gs:// stays as is.
+    workdir = os.path.abspath(workdir)
   config_lib.validate(config)
   config_lib.check_workdir(config, workdir)
   parallel.log_topology()

@@ -127,8 +127,9 @@ def two_processes(tmp_path_factory, compilation_cache):
   """2 processes x 2 devices: 4 steps, stop, copy the workdir, resume to 6."""
   base = tmp_path_factory.mktemp('two_processes')
   workdir, at_four = str(base / 'run'), str(base / 'run_at_step_4')
-  launch = [LAUNCHER, '2', os.path.join('tests', 'run_steps.py'), workdir]
-  env = dict(compilation_cache, PYTHON=sys.executable, DEVICES_PER_PROCESS='2')
+  launch = [LAUNCHER, '2', workdir]
+  env = dict(compilation_cache, PYTHON=sys.executable, DEVICES_PER_PROCESS='2',
+             SCRIPT=os.path.join('tests', 'run_steps.py'))
   first = _run(launch + [str(base / 'four.npz'), *_flags()], env)
   if first[0] == 0:
     shutil.copytree(workdir, at_four)

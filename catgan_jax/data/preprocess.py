@@ -5,6 +5,9 @@ apply the EXIF orientation, convert every PIL mode to 8-bit RGB (alpha is
 composited on a background colour), reject images that are too small, crop to a
 square and resize with antialiasing. The random half (random crops, flips) runs
 per element in tf.data, see ``pipeline.py``.
+
+It also holds the geometry of the CAT data set's landmark crop (eyes level,
+width from the ear bases), used by ``prepare_cat.py``.
 """
 
 import dataclasses

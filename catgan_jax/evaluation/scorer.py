@@ -22,14 +22,15 @@ from catgan_jax.evaluation import features
 from catgan_jax.evaluation import reference
 
 
-def _dataset_identity(config: ml_collections.ConfigDict) -> str:
+def dataset_identity(config: ml_collections.ConfigDict) -> str:
+  """A string naming the training images, the key of their cached features."""
   data = config.data
   if data.source == 'synthetic':
     return f'synthetic:{data.num_synthetic}:seed{config.seed}'
   return f'{data.source}:{data.dir}:{data.manifest}:{data.crop}'
 
 
-def _real_images(config: ml_collections.ConfigDict, batch_size: int):
+def real_images(config: ml_collections.ConfigDict, batch_size: int):
   """The training images in [-1, 1], un-augmented, every one once per epoch."""
   ref = config.copy_and_resolve_references()
   with ref.unlocked():
@@ -51,10 +52,10 @@ class Scorer:
     self._feature_fn = features.get_feature_fn(ev.features, ev.features_path,
                                                batch_size=ev.batch_size)
     num_real = ev.num_reference or len(sources.load_source(config))
-    path = reference.cache_path(ev.cache_dir, _dataset_identity(config),
+    path = reference.cache_path(ev.cache_dir, dataset_identity(config),
                                 config.data.image_size, ev.features, num_real)
     self._ref = reference.reference_features(
-        _real_images(config, ev.batch_size), self._feature_fn, path,
+        real_images(config, ev.batch_size), self._feature_fn, path,
         max_images=num_real)
     self._sample = jax.jit(step_lib.make_sample_fn(generator),
                            out_shardings=parallel.replicated(mesh))
