@@ -27,9 +27,15 @@ flags.DEFINE_bool('distributed', False,
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+def _quiet_library_info(record) -> bool:
+  """Drops orbax's per-save INFO chatter; its warnings and errors stay."""
+  return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_quiet_library_info)
   config = FLAGS.config
   if FLAGS.distributed:
     with config.unlocked():

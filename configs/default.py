@@ -32,7 +32,8 @@ def get_config() -> ml_collections.ConfigDict:
   # --- Data -----------------------------------------------------------------
   config.data = data = ml_collections.ConfigDict()
   # 'synthetic' (procedurally drawn cat faces, offline), 'folder' (any folder
-  # tree of images), later also 'cat_dataset' and 'tfds'.
+  # tree of images), 'cat_dataset' (the CAT dataset prepared by
+  # `python -m catgan_jax.data.prepare_cat`; data.dir = its output) or 'tfds'.
   data.source = 'synthetic'
   # Folder of images for source='folder' (searched recursively).
   data.dir = ''
@@ -50,16 +51,22 @@ def get_config() -> ml_collections.ConfigDict:
   data.flip = True
   # Random resized crop: scale range of the crop area (1.0, 1.0 = off).
   data.rrc_min_scale = 1.0
-  # Number of images drawn for source='synthetic'.
+  # Number of images drawn for source='synthetic', and their seed (fixed, so
+  # runs with different `seed`s train on and are scored against one set).
   data.num_synthetic = 2048
+  data.synthetic_seed = 0
   # Keep decoded images in memory (they are small at GAN resolutions).
   data.cache = True
-  data.shuffle_buffer = 10_000
   # TFDS source: dataset name, split, data_dir and labels to keep.
   data.tfds_name = ''
   data.tfds_split = 'train'
   data.tfds_data_dir = ''
   data.tfds_labels = ()
+  # Feature keys of the TFDS examples (e.g. 'species' for oxford_iiit_pet).
+  data.tfds_label_key = 'label'
+  data.tfds_image_key = 'image'
+  # Download and prepare the TFDS dataset when it is not in tfds_data_dir.
+  data.tfds_download = False
   # DiffAugment policy applied on device to real and fake images alike, e.g.
   # 'color,translation,cutout' ('' = off), and its probability / strength.
   data.diffaugment = ''

@@ -26,7 +26,7 @@ def dataset_identity(config: ml_collections.ConfigDict) -> str:
   """A string naming the training images, the key of their cached features."""
   data = config.data
   if data.source == 'synthetic':
-    return f'synthetic:{data.num_synthetic}:seed{config.seed}'
+    return f'synthetic:{data.num_synthetic}:seed{data.synthetic_seed}'
   return f'{data.source}:{data.dir}:{data.manifest}:{data.crop}'
 
 
