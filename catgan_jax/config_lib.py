@@ -105,8 +105,12 @@ def _is_mutable(field: str) -> bool:
 
 
 def config_changes(old: dict, new: dict) -> list[str]:
-  """Fields (other than run-length/logging ones) that differ between runs."""
-  keys = sorted(set(old) | set(new))
+  """Fields (other than run-length/logging ones) that differ between runs.
+
+  Fields present on one side only (added or removed by a newer version of
+  catgan_jax) are not changes: an upgrade must not strand a run.
+  """
+  keys = sorted(set(old) & set(new))
   return [f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in keys
           if not _is_mutable(k) and old.get(k) != new.get(k)]
 
