@@ -27,6 +27,8 @@ with the machine and the command line, to a JSON file.
 """
 
 import argparse
+import glob
+import hashlib
 import importlib.util
 import json
 import os
@@ -49,6 +51,16 @@ if _REPO not in sys.path:
 from catgan_jax import models  # pylint: disable=g-import-not-at-top
 from catgan_jax import parallel  # pylint: disable=g-import-not-at-top
 from catgan_jax import train  # pylint: disable=g-import-not-at-top
+
+# The PyTorch DCGAN recipe's optimiser, for both networks.
+PEER_LR, PEER_B1, PEER_B2 = 2e-4, 0.5, 0.999
+GP_WEIGHT = 10.0
+# Targets of the benchmark (see benchmarks/README.md).
+TARGET_CPU_RATIO = 1.5
+TARGET_GPU_RATIO = 2.0
+TARGET_COMPILE_S = 20.0
+TARGET_GPU_BF16_MFU = 0.4
+TARGET_WGAN_GP_STEP_RATIO = 2.5
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,8 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
       help='peak TFLOP/s of the device, for MFU (0 = no MFU)')
   add('peer', default='', help='python interpreter with torch: also run the '
       'PyTorch reference step')
-  add('peer-script', default=os.path.join(_REPO, '..', 'shared', 'bench',
-                                          'peer_torch_dcgan.py'),
+  add('peer-script', default=os.path.normpath(os.path.join(
+      _REPO, '..', 'shared', 'bench', 'peer_torch_dcgan.py')),
       help='the PyTorch reference step script')
   add('peer-device', default='cpu', choices=['cpu', 'cuda'],
       help='device of the PyTorch peer')
@@ -94,11 +106,6 @@ def load_config(path: str) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config()
-
-
-# The PyTorch DCGAN recipe's optimiser, for both networks.
-PEER_LR, PEER_B1, PEER_B2 = 2e-4, 0.5, 0.999
-GP_WEIGHT = 10.0
 
 
 def peer_matched_config(config: ml_collections.ConfigDict, batch: int,
@@ -251,6 +258,12 @@ def bench_batch(args: argparse.Namespace, base: ml_collections.ConfigDict,
                        args.peak_tflops)
     print(json.dumps(peer), flush=True)
     record['peer'] = peer
+    # The peer is always the 64 px DCGAN (z 100, widths 64); other configs
+    # get a ratio, but it compares different networks.
+    record['peer_same_model'] = (
+        config.model.name == 'dcgan' and config.data.image_size == 64
+        and config.model.z_dim == 100 and config.model.g_width == 64
+        and config.model.d_width == 64 and config.model.norm == 'batch')
     record['ratio'] = round(
         record['catgan_jax']['images_per_s'] / peer['images_per_s'], 3)
     print(json.dumps({'batch': batch, 'ratio': record['ratio']}), flush=True)
@@ -263,6 +276,37 @@ def bench_batch(args: argparse.Namespace, base: ml_collections.ConfigDict,
         other['s_per_step'] / record['catgan_jax']['s_per_step'], 3)
     print(json.dumps({'batch': batch, key: record[key]}), flush=True)
   return record
+
+
+def check_targets(record: dict[str, Any], platform_name: str,
+                  dtype: str) -> dict[str, bool]:
+  """Which of the benchmark's targets one batch size's record meets."""
+  ours, checks = record['catgan_jax'], {}
+  if platform_name == 'cpu':
+    checks[f'compile_s <= {TARGET_COMPILE_S:g}'] = (
+        ours['compile_s'] <= TARGET_COMPILE_S)
+  if record.get('peer_same_model'):
+    target = TARGET_CPU_RATIO if platform_name == 'cpu' else TARGET_GPU_RATIO
+    checks[f'ratio >= {target:g}'] = record['ratio'] >= target
+  if (platform_name != 'cpu' and dtype == 'bfloat16'
+      and record['batch'] >= 256 and ours['mfu'] is not None):
+    checks[f'mfu >= {TARGET_GPU_BF16_MFU:g}'] = (
+        ours['mfu'] >= TARGET_GPU_BF16_MFU)
+  if 'step_time_ratio_wgan_gp' in record:
+    checks[f'step_time_ratio_wgan_gp <= {TARGET_WGAN_GP_STEP_RATIO:g}'] = (
+        record['step_time_ratio_wgan_gp'] <= TARGET_WGAN_GP_STEP_RATIO)
+  return checks
+
+
+def code_digest() -> str:
+  """SHA-256 of catgan_jax's sources: tells which code a result measured."""
+  digest = hashlib.sha256()
+  for path in sorted(glob.glob(os.path.join(_REPO, 'catgan_jax', '**', '*.py'),
+                               recursive=True)):
+    digest.update(os.path.relpath(path, _REPO).encode())
+    with open(path, 'rb') as f:
+      digest.update(f.read())
+  return digest.hexdigest()[:16]
 
 
 def machine_info() -> dict[str, Any]:
@@ -293,8 +337,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   result = {'command': ' '.join(
       [os.path.relpath(sys.argv[0])] + (sys.argv[1:] if argv is None
                                         else argv)),
-            'machine': machine_info()}
+            'machine': machine_info(), 'code_sha256': code_digest()}
   runs = [bench_batch(args, base, b) for b in args.batch]
+  for run in runs:
+    run['targets'] = check_targets(run, result['machine']['platform'],
+                                   args.dtype)
+    print(json.dumps({'batch': run['batch'], 'targets': run['targets']}),
+          flush=True)
   # The first batch size's numbers also sit at the top level, so that a
   # one-batch result reads {catgan_jax, peer, ratio, ...}.
   result.update({k: v for k, v in runs[0].items() if k != 'batch'})
