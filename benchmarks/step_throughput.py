@@ -162,19 +162,21 @@ class StepBench:
     self.step = train._compile_step(config, generator, discriminator, mesh,  # pylint: disable=protected-access
                                     self.state)
     self.compile_s = time.perf_counter() - t0
-    self.flops_per_step = _flops(self.step)
+    self.flops_per_step = _flops(self.step.program((True, True)))
     size = config.data.image_size
     images = np.random.default_rng(0).integers(
         0, 256, (self.batch, size, size, 3), dtype=np.uint8)
     self.images = jax.device_put(images, parallel.batch_sharded(mesh))
     self.metrics = None
+    self.steps_done = 0
 
   def run(self, steps: int) -> float:
     """Runs `steps` steps and returns their wall time in seconds."""
     t0 = time.perf_counter()
     state, metrics = self.state, None
     for _ in range(steps):
-      state, metrics = self.step(state, self.images)
+      state, metrics = self.step(state, self.images, self.steps_done)
+      self.steps_done += 1
     jax.block_until_ready((state, metrics))
     self.state, self.metrics = state, metrics
     return time.perf_counter() - t0

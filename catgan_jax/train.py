@@ -84,16 +84,32 @@ def _create_state(config, generator, discriminator, mesh):
   return jax.jit(init, out_shardings=parallel.replicated(mesh))()
 
 
-def _compile_step(config, generator, discriminator, mesh, state):
-  """Jits and compiles the train step once (ahead of time, to time it)."""
+def _compile_step(config, generator, discriminator, mesh, state,
+                  start_step: int = 0) -> step_lib.ScheduledStep:
+  """The train step, jitted and compiled ahead of time per update phase.
+
+  The phase of `start_step` is compiled now (so that its compile time is
+  logged); the other phases of the schedule when first used.
+  """
   rep, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-  step_fn = step_lib.make_train_step(config, generator, discriminator)
   size = config.data.image_size
   batch_spec = jax.ShapeDtypeStruct((config.batch_size, size, size, 3),
                                     jnp.uint8, sharding=batch)
-  jitted = jax.jit(step_fn, in_shardings=(rep, batch),
-                   out_shardings=(rep, rep), donate_argnums=0)
-  return jitted.lower(state, batch_spec).compile()
+  state_spec = checkpoint_lib.abstract_like(state)
+
+  def compile_phase(phase):
+    t0 = time.time()
+    step_fn = step_lib.make_train_step(config, generator, discriminator, phase)
+    jitted = jax.jit(step_fn, in_shardings=(rep, batch),
+                     out_shardings=(rep, rep), donate_argnums=0)
+    compiled = jitted.lower(state_spec, batch_spec).compile()
+    logging.info('Compiled the train step (update D, G = %s) in %.1f s.',
+                 phase, time.time() - t0)
+    return compiled
+
+  scheduled = step_lib.ScheduledStep(config, compile_phase)
+  scheduled.program(step_lib.update_phase(config, start_step))
+  return scheduled
 
 
 def _input_iter(config, start_step: int, mesh) -> Iterator[jax.Array]:
@@ -238,9 +254,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if start == 0:
     writer.write_hparams(config_lib.hparams(config))
 
-  t0 = time.time()
-  train_step = _compile_step(config, generator, discriminator, mesh, state)
-  logging.info('Compiled the train step in %.1f s.', time.time() - t0)
+  train_step = _compile_step(config, generator, discriminator, mesh, state,
+                             start)
   batches = _input_iter(config, start, mesh)
   samples = _Samples(config, generator, mesh, workdir, writer)
   scorer = _make_scorer(config, generator, mesh)
@@ -255,7 +270,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   step = start
   with _StopRequest() as stop:
     while step < total:
-      state, metrics = train_step(state, next(batches))
+      state, metrics = train_step(state, next(batches), step)
       step += 1
       if step == config.train.inject_nan_step and not injected:
         state, injected = _poison(state), True

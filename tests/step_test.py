@@ -29,12 +29,13 @@ def _run(config, num_steps):
   """Returns the states before and after each of `num_steps` steps."""
   g, d = models.create_models(config)
   state = jax.jit(lambda: state_lib.create_state(config, g, d))()
-  step_fn = jax.jit(step_lib.make_train_step(config, g, d))
+  step_fn = step_lib.ScheduledStep(config, lambda phase: jax.jit(
+      step_lib.make_train_step(config, g, d, phase)))
   batch = jax.random.randint(jax.random.PRNGKey(0), (8, 16, 16, 3), 0, 256
                              ).astype(jnp.uint8)
   states, metrics = [state], []
-  for _ in range(num_steps):
-    state, m = step_fn(state, batch)
+  for i in range(num_steps):
+    state, m = step_fn(state, batch, i)
     states.append(state)
     metrics.append(jax.device_get(m))
   return states, metrics
@@ -77,6 +78,15 @@ def test_update_schedule(scheduled_run):
   assert [float(m['g_grad_norm']) > 0 for m in metrics] == g_updated
   assert [float(m['d_grad_norm']) > 0 for m in metrics] == d_updated
   assert all(np.isfinite(m['g_loss']) for m in metrics)
+
+
+def test_update_phases():
+  config = _config(**{'train.d_steps_per_g_step': 3,
+                      'train.d_every_k_steps': 2})
+  phases = [step_lib.update_phase(config, i) for i in range(6)]
+  assert phases == [(True, False), (False, False), (True, True),
+                    (False, False), (True, False), (False, True)]
+  assert step_lib.update_phase(_config(), 7) == (True, True)
 
 
 def test_ema_follows_its_formula(scheduled_run):
