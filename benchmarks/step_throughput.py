@@ -55,7 +55,7 @@ from catgan_jax import train  # pylint: disable=g-import-not-at-top
 # The PyTorch DCGAN recipe's optimiser, for both networks.
 PEER_LR, PEER_B1, PEER_B2 = 2e-4, 0.5, 0.999
 GP_WEIGHT = 10.0
-# Targets of the benchmark (see benchmarks/README.md).
+# Targets of the benchmark (the README's "Performance" section).
 TARGET_CPU_RATIO = 1.5
 TARGET_GPU_RATIO = 2.0
 TARGET_COMPILE_S = 20.0

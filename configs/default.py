@@ -179,3 +179,27 @@ def get_config() -> ml_collections.ConfigDict:
   config.distributed.process_id = -1
 
   return config
+
+
+def relativistic_config(loss_name: str,
+                        image_size: int = 64) -> ml_collections.ConfigDict:
+  """The CAT setting of the relativistic-GAN paper (Jolicoeur-Martineau 2018).
+
+  DCGAN at `image_size`, Adam lr 2e-4 with betas (0.5, 0.999) for both
+  networks (the defaults), batch 32, one D update per G update, 100k
+  iterations, on a folder of cat faces.
+
+  Args:
+    loss_name: 'rsgan', 'rasgan', 'ralsgan' or 'rahinge'.
+    image_size: 64 or 128.
+
+  Returns:
+    The experiment config.
+  """
+  config = get_config()
+  config.data.source = 'folder'
+  config.data.image_size = image_size
+  config.batch_size = 32
+  config.num_train_steps = 100_000
+  config.loss.name = loss_name
+  return config

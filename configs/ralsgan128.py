@@ -16,10 +16,4 @@ from configs import default
 
 def get_config():
   """Returns the ralsgan128 config."""
-  config = default.get_config()
-  config.data.source = 'folder'
-  config.batch_size = 32
-  config.num_train_steps = 100_000
-  config.data.image_size = 128
-  config.loss.name = 'ralsgan'
-  return config
+  return default.relativistic_config('ralsgan', image_size=128)

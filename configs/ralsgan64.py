@@ -17,9 +17,4 @@ from configs import default
 
 def get_config():
   """Returns the ralsgan64 config."""
-  config = default.get_config()
-  config.data.source = 'folder'
-  config.batch_size = 32
-  config.num_train_steps = 100_000
-  config.loss.name = 'ralsgan'
-  return config
+  return default.relativistic_config('ralsgan')
