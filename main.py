@@ -5,6 +5,7 @@ resumes from its workdir without being asked. A bad config or workdir stops
 with one line naming the field and value, and exit code 2.
 """
 
+import logging as std_logging
 import sys
 
 from absl import app
@@ -29,7 +30,9 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 def _quiet_library_info(record) -> bool:
   """Drops orbax's per-save INFO chatter; its warnings and errors stay."""
-  return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
+  # Records carry the standard levels (absl.logging.WARNING is absl's -1).
+  return (record.levelno >= std_logging.WARNING
+          or '/orbax/' not in record.pathname)
 
 
 def main(argv):
