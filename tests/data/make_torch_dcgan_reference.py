@@ -1,0 +1,74 @@
+"""Writes torch_dcgan64_step.npz: one DCGAN-64 iteration of the PyTorch peer.
+
+    /path/to/torch-venv/bin/python tests/data/make_torch_dcgan_reference.py
+
+Runs the PyTorch reference DCGAN (`../shared/bench/peer_torch_dcgan.py`, at
+narrow widths so the file stays small) on fixed random images and latents,
+and saves its initial weights, generated images, D and G losses and the
+gradients of both networks. `tests/torch_parity_test.py` loads the weights
+into catgan_jax's DCGAN and checks it computes the same numbers, so the
+fixture needs torch once, the test never.
+"""
+
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', '..', '..', 'shared', 'bench'))
+import peer_torch_dcgan as peer  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+NZ, NGF, NDF, BATCH = 8, 4, 4, 4
+
+
+def _dcgan_init(m):
+  if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+    torch.nn.init.normal_(m.weight, 0.0, 0.02)
+  elif isinstance(m, torch.nn.BatchNorm2d):
+    torch.nn.init.normal_(m.weight, 1.0, 0.02)
+    torch.nn.init.zeros_(m.bias)
+
+
+def main():
+  torch.manual_seed(0)
+  g, d = peer.generator(nz=NZ, ngf=NGF), peer.discriminator(ndf=NDF)
+  g.apply(_dcgan_init)
+  d.apply(_dcgan_init)
+  rng = np.random.default_rng(0)
+  # uint8 images, scaled to [-1, 1] as catgan_jax's step does.
+  real_u8 = rng.integers(0, 256, (BATCH, 64, 64, 3), dtype=np.uint8)
+  real = torch.tensor(real_u8.transpose(0, 3, 1, 2).astype(np.float32)
+                      / 127.5 - 1.0)
+  z = torch.tensor(rng.normal(size=(BATCH, NZ)).astype(np.float32))
+  out = {'real_u8': real_u8, 'z': z.numpy()}
+  for name, p in g.named_parameters():
+    out[f'g.{name}'] = p.detach().numpy().copy()
+  for name, p in d.named_parameters():
+    out[f'd.{name}'] = p.detach().numpy().copy()
+
+  # The peer's iteration: D on real and detached fake, then G through D.
+  bce = torch.nn.BCEWithLogitsLoss()
+  fake = g(z.view(BATCH, NZ, 1, 1))
+  real_logits, fake_logits = d(real), d(fake.detach())
+  d_loss = (bce(real_logits, torch.ones_like(real_logits))
+            + bce(fake_logits, torch.zeros_like(fake_logits)))
+  d_loss.backward()
+  for name, p in d.named_parameters():
+    out[f'd_grad.{name}'] = p.grad.numpy().copy()
+  g_logits = d(fake)
+  g_loss = bce(g_logits, torch.ones_like(g_logits))
+  g.zero_grad()
+  g_loss.backward()
+  for name, p in g.named_parameters():
+    out[f'g_grad.{name}'] = p.grad.numpy().copy()
+  out.update(fake0=fake[0].detach().numpy(), d_loss=d_loss.item(),
+             g_loss=g_loss.item(), torch_version=torch.__version__)
+  path = os.path.join(HERE, 'torch_dcgan64_step.npz')
+  np.savez_compressed(path, **out)
+  print(f'wrote {path}: d_loss={d_loss.item():.6f} g_loss={g_loss.item():.6f}')
+
+
+if __name__ == '__main__':
+  main()
