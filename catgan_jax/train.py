@@ -262,9 +262,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   best = (checkpoint_lib.Checkpointer(workdir, 1, best_by='fid')
           if scorer else None)
   total = config.num_train_steps
+  # Steps are dispatched asynchronously and the host waits for the device only
+  # at logged steps: progress (steps/s, ETA) is reported there and only there
+  # (not every N seconds), so that it measures device time.
   new_progress = functools.partial(
       periodic_actions.ReportProgress, num_train_steps=total, writer=writer,
-      every_steps=config.log_every_steps)
+      every_steps=config.log_every_steps, every_secs=None)
   progress = new_progress()
   rollbacks, injected = 0, False
   step = start
@@ -275,7 +278,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if step == config.train.inject_nan_step and not injected:
         state, injected = _poison(state), True
         metrics = dict(metrics, finite=jnp.zeros((), bool))
-      progress(step)
       stopping = stop.agreed()
       last = total if not stopping else step
       log_due = _is_due(step, config.log_every_steps, last)
@@ -304,6 +306,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           continue
         if log_due:
           record.update(_scalars(host_metrics, state))
+      progress(step)
       if ckpt_due:
         with progress.timed('checkpoint'):
           ckpt.save(step, state)
