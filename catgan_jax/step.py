@@ -12,7 +12,7 @@ in each program: `make_train_step` builds the step of one `Phase`, and
 host, which knows the step number. A `lax.cond` between update and skip
 inside one program would be simpler, but on XLA:CPU it made the whole
 DCGAN-64 step about 30x slower (67 s instead of 2.2 s at batch 64 on two
-cores; measured with jax 0.10.2), even where only one branch runs.
+cores; measured with jax 0.10.2), although a cond runs one branch only.
 """
 
 from typing import Any, Callable
