@@ -1,6 +1,6 @@
-"""Writes torch_dcgan64_step.npz: one DCGAN-64 iteration of the PyTorch peer.
+"""Writes assets/torch_dcgan64_step.npz: one DCGAN-64 iteration of the PyTorch peer.
 
-    /path/to/torch-venv/bin/python tests/data/make_torch_dcgan_reference.py
+    /path/to/torch-venv/bin/python tests/make_torch_dcgan_reference.py
 
 Runs the PyTorch reference DCGAN (`../shared/bench/peer_torch_dcgan.py`, at
 narrow widths so the file stays small) on fixed random images and latents,
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', '..', '..', 'shared', 'bench'))
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'shared', 'bench'))
 import peer_torch_dcgan as peer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 NZ, NGF, NDF, BATCH = 8, 4, 4, 4
@@ -65,7 +65,7 @@ def main():
     out[f'g_grad.{name}'] = p.grad.numpy().copy()
   out.update(fake0=fake[0].detach().numpy(), d_loss=d_loss.item(),
              g_loss=g_loss.item(), torch_version=torch.__version__)
-  path = os.path.join(HERE, 'torch_dcgan64_step.npz')
+  path = os.path.join(HERE, '..', 'assets', 'torch_dcgan64_step.npz')
   np.savez_compressed(path, **out)
   print(f'wrote {path}: d_loss={d_loss.item():.6f} g_loss={g_loss.item():.6f}')
 
