@@ -158,20 +158,19 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
           d_logits(d.params, d.batch_stats, real)[0])
     return gan_loss.g_loss(real_logits, fake_logits, loss_cfg), mut
 
-  def g_update(g: TrainState, d: TrainState, z, real, keys, ema, _, __):
+  def g_update(g: TrainState, d: TrainState, z, real, keys, ema):
     grad_fn = jax.value_and_grad(g_objective, has_aux=True)
     (loss, mut), grads = grad_fn(g.params, g, d, z, real, keys)
     new_g = g.apply_gradients(grads=grads, batch_stats=mut['batch_stats'])
     new_ema = _ema(ema, new_g.params, train_cfg.ema_decay)
     return new_g, new_ema, loss, optax.global_norm(grads)
 
-  def g_skip(g: TrainState, d, z, real, keys, ema, loss_before_d_update,
-             batch_stats):
+  def g_skip(g: TrainState, ema, real_logits, fake_logits, batch_stats):
     # Keep the BatchNorm statistics of the D step's generator forward pass,
-    # so G's running statistics advance once per iteration either way.
-    del d, z, real, keys
-    return (g.replace(batch_stats=batch_stats), ema, loss_before_d_update,
-            jnp.zeros(()))
+    # so G's running statistics advance once per iteration either way; the
+    # loss is reported from the D step's logits.
+    loss = gan_loss.g_loss(real_logits, fake_logits, loss_cfg)
+    return g.replace(batch_stats=batch_stats), ema, loss, jnp.zeros(())
 
   def train_step(state: GANState, batch: jax.Array) -> tuple[GANState, Metrics]:
     key = jax.random.fold_in(state.rng, state.step)
@@ -193,12 +192,14 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     new_d, d_loss, real_logits, fake_logits, d_gnorm, aux = (
         d_update if update_d else d_skip)(state.d, real_in, fake_in, keys)
 
-    # Generator: against the new D. When skipped, its loss is reported from
-    # the D step's logits.
-    g_loss_before = gan_loss.g_loss(real_logits, fake_logits, loss_cfg)
-    new_g, new_ema, g_loss, g_gnorm = (g_update if update_g else g_skip)(
-        state.g, new_d, z, real_in, keys, state.ema_params, g_loss_before,
-        g_mut['batch_stats'])
+    # Generator: against the new D.
+    if update_g:
+      new_g, new_ema, g_loss, g_gnorm = g_update(
+          state.g, new_d, z, real_in, keys, state.ema_params)
+    else:
+      new_g, new_ema, g_loss, g_gnorm = g_skip(
+          state.g, state.ema_params, real_logits, fake_logits,
+          g_mut['batch_stats'])
 
     aug_p = state.aug_p
     if config.data.ada_target > 0:
