@@ -147,30 +147,39 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
         d.params, d, real, fake, keys)
     return d, loss, real_logits, fake_logits, jnp.zeros(()), aux
 
-  def g_objective(g_params, g: TrainState, d: TrainState, z, real, keys):
-    fake, mut = generate(g_params, g.batch_stats, z)
-    fake = augment(fake + keys['noise_std'] * jax.random.normal(
-        keys['noise_g'], fake.shape), keys['aug_g'], keys['aug_p'])
-    fake_logits, _ = d_logits(d.params, d.batch_stats, fake)
-    real_logits = None
-    if gan_loss.g_uses_real:
-      real_logits = jax.lax.stop_gradient(
-          d_logits(d.params, d.batch_stats, real)[0])
-    return gan_loss.g_loss(real_logits, fake_logits, loss_cfg), mut
+  def noisy(x, keys, name):
+    if not loss_cfg.instance_noise:
+      return x  # No normal draws for a zero std (3 image-sized ones a step).
+    return x + keys['noise_std'] * jax.random.normal(keys[name], x.shape)
 
-  def g_update(g: TrainState, d: TrainState, z, real, keys, ema):
-    grad_fn = jax.value_and_grad(g_objective, has_aux=True)
-    (loss, mut), grads = grad_fn(g.params, g, d, z, real, keys)
-    new_g = g.apply_gradients(grads=grads, batch_stats=mut['batch_stats'])
+  def g_update(g: TrainState, d: TrainState, fake, g_vjp, g_mut, real, keys,
+               ema):
+    """Updates G through the D step's forward pass of G (`fake`, `g_vjp`)."""
+
+    def g_objective(fake):
+      fake = augment(noisy(fake, keys, 'noise_g'), keys['aug_g'],
+                     keys['aug_p'])
+      fake_logits, _ = d_logits(d.params, d.batch_stats, fake)
+      real_logits = None
+      if gan_loss.g_uses_real:
+        real_logits = jax.lax.stop_gradient(
+            d_logits(d.params, d.batch_stats, real)[0])
+      return gan_loss.g_loss(real_logits, fake_logits, loss_cfg)
+
+    # The chain rule by hand: dL/dfake through the new D, then G's VJP.
+    loss, grad_fake = jax.value_and_grad(g_objective)(fake)
+    (grads,) = g_vjp(grad_fake)
+    new_g = g.apply_gradients(grads=grads, batch_stats=g_mut['batch_stats'])
     new_ema = _ema(ema, new_g.params, train_cfg.ema_decay)
     return new_g, new_ema, loss, optax.global_norm(grads)
 
-  def g_skip(g: TrainState, ema, real_logits, fake_logits, batch_stats):
+  def g_skip(g: TrainState, ema, real_logits, fake_logits, g_mut):
     # Keep the BatchNorm statistics of the D step's generator forward pass,
     # so G's running statistics advance once per iteration either way; the
     # loss is reported from the D step's logits.
     loss = gan_loss.g_loss(real_logits, fake_logits, loss_cfg)
-    return g.replace(batch_stats=batch_stats), ema, loss, jnp.zeros(())
+    return (g.replace(batch_stats=g_mut['batch_stats']), ema, loss,
+            jnp.zeros(()))
 
   def train_step(state: GANState, batch: jax.Array) -> tuple[GANState, Metrics]:
     key = jax.random.fold_in(state.rng, state.step)
@@ -182,12 +191,17 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     real = to_float_images(batch)
     z = jax.random.normal(keys['z'], (real.shape[0], z_dim), jnp.float32)
 
-    # Discriminator: fake images from the current G, held constant.
-    fake, g_mut = generate(state.g.params, state.g.batch_stats, z)
-    fake = jax.lax.stop_gradient(fake)
-    noisy = lambda x, k: x + keys['noise_std'] * jax.random.normal(k, x.shape)
-    real_in = augment(noisy(real, keys['noise_r']), keys['aug_r'], state.aug_p)
-    fake_in = augment(noisy(fake, keys['noise_f']), keys['aug_f'], state.aug_p)
+    # One forward pass of G serves both updates: D sees its images as
+    # constants, and G's update pulls its gradient back through the VJP
+    # (same z and parameters: the same images and batch statistics).
+    fake, g_vjp, g_mut = jax.vjp(
+        lambda p: generate(p, state.g.batch_stats, z), state.g.params,
+        has_aux=True)
+    fake_const = jax.lax.stop_gradient(fake)
+    real_in = augment(noisy(real, keys, 'noise_r'), keys['aug_r'],
+                      state.aug_p)
+    fake_in = augment(noisy(fake_const, keys, 'noise_f'), keys['aug_f'],
+                      state.aug_p)
     update_d, update_g = phase
     new_d, d_loss, real_logits, fake_logits, d_gnorm, aux = (
         d_update if update_d else d_skip)(state.d, real_in, fake_in, keys)
@@ -195,11 +209,11 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     # Generator: against the new D.
     if update_g:
       new_g, new_ema, g_loss, g_gnorm = g_update(
-          state.g, new_d, z, real_in, keys, state.ema_params)
+          state.g, new_d, fake, g_vjp, g_mut, real_in, keys,
+          state.ema_params)
     else:
       new_g, new_ema, g_loss, g_gnorm = g_skip(
-          state.g, state.ema_params, real_logits, fake_logits,
-          g_mut['batch_stats'])
+          state.g, state.ema_params, real_logits, fake_logits, g_mut)
 
     aug_p = state.aug_p
     if config.data.ada_target > 0:

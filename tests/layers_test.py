@@ -80,6 +80,57 @@ def test_conv_transpose_2x_rejects_kernel_1():
                    jnp.ones((1, 2, 2, 1)))
 
 
+@pytest.mark.parametrize('kernel_size', [3, 4, 5])
+def test_fast_conv_equals_lax_values_gradients_and_second_order(kernel_size):
+  # Stride 2 with 16 input channels takes the phase-decomposed input
+  # gradient; the second-order check is the gradient penalty's path (the
+  # parameter gradient of a norm of the input gradient).
+  x = jnp.asarray(RNG.normal(size=(2, 8, 6, 16)), jnp.float32)  # Non-square.
+  reference = nn.Conv(3, (kernel_size, kernel_size), strides=(2, 2),
+                      padding='SAME')
+  fast = nn.Conv(3, (kernel_size, kernel_size), strides=(2, 2),
+                 padding='SAME', conv_general_dilated=layers.conv_general_dilated)
+  variables = _random_like(jax.eval_shape(reference.init, jax.random.key(0),
+                                          x))
+  weights = jnp.asarray(RNG.normal(size=(2, 4, 3, 3)), jnp.float32)
+
+  @jax.jit
+  def results(variables, x):
+    out = []
+    for module in (reference, fast):
+      loss = lambda v, x, m=module: jnp.sum(weights * jnp.sin(m.apply(v, x)))
+      penalty = lambda v, x, loss=loss: jnp.sum(
+          jax.grad(loss, argnums=1)(v, x)**2)
+      out.append((module.apply(variables, x),
+                  jax.grad(loss, argnums=(0, 1))(variables, x),
+                  jax.grad(penalty)(variables, x)))
+    return out
+
+  want, got = results(variables, x)
+  assert got[0].shape == (2, 4, 3, 3)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(g, w, atol=1e-4, rtol=1e-4)
+
+
+def test_fast_conv_takes_the_phase_gradient_only_where_it_applies():
+  x = jnp.ones((1, 8, 8, 16))
+
+  def grad_program(x, strides=(2, 2), padding='SAME'):
+    kernel = jnp.ones((4, 4, x.shape[-1], 2))
+    fn = lambda x: jnp.sum(layers.conv_general_dilated(
+        x, kernel, strides, padding,
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
+    return jax.jit(jax.grad(fn)).lower(x).as_text()
+
+  # lax's input gradient of a strided conv is an input-dilated conv.
+  # StableHLO prints every convolution's dilation, so the value is matched.
+  assert 'lhs_dilate = [2, 2]' not in grad_program(x)
+  assert 'lhs_dilate = [2, 2]' in grad_program(x[..., :3])  # Few channels.
+  assert 'lhs_dilate = [2, 2]' in grad_program(x[:, :7])  # Odd height.
+  assert 'lhs_dilate = [2, 2]' in grad_program(x, padding='VALID')
+  assert 'lhs_dilate = [2, 2]' not in grad_program(x, strides=(1, 1))  # Plain lax.
+
+
 def test_same_padding_sums_to_kernel_size():
   # lax.conv_transpose 'SAME' at stride 2: k=4 -> (2, 2); k=5 -> (3, 2).
   assert layers.same_padding_2x(4) == (2, 2)

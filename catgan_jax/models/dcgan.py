@@ -114,7 +114,8 @@ class Discriminator(nn.Module):
     for i, features in enumerate(widths):
       conv = nn.Conv(features, (k, k), strides=(2, 2), padding='SAME',
                      use_bias=use_bias, kernel_init=kernel_init,
-                     dtype=self.dtype)
+                     dtype=self.dtype,
+                     conv_general_dilated=layers.conv_general_dilated)
       x = layers.apply_layer(conv, x, self.spectral_norm, train)
       if i > 0:  # DCGAN does not normalise the first layer.
         x = layers.normalize(x, self.norm, train, self.dtype,

@@ -108,7 +108,8 @@ class Discriminator(nn.Module):
     for i, (features, stride) in enumerate(_d_layers(self.image_size)):
       conv = nn.Conv(layers.scale_width(features, self.width),
                      (KERNEL, KERNEL), strides=(stride, stride),
-                     padding='SAME', kernel_init=conv_init, dtype=self.dtype)
+                     padding='SAME', kernel_init=conv_init, dtype=self.dtype,
+                     conv_general_dilated=layers.conv_general_dilated)
       x = layers.apply_layer(conv, x, self.spectral_norm, train)
       if i > 0:
         x = layers.normalize(x, self.norm, train, self.dtype)

@@ -105,7 +105,8 @@ class Discriminator(nn.Module):
       conv = nn.Conv(layers.scale_width(features, self.width),
                      (D_KERNEL, D_KERNEL), strides=(2, 2), padding='SAME',
                      use_bias=use_bias, kernel_init=kernel_init,
-                     dtype=self.dtype)
+                     dtype=self.dtype,
+                     conv_general_dilated=layers.conv_general_dilated)
       x = layers.apply_layer(conv, x, self.spectral_norm, train)
       if i > 0:
         x = layers.normalize(x, self.norm, train, self.dtype)

@@ -15,6 +15,7 @@ validation of config values.
 """
 
 from collections.abc import Callable, Sequence
+import functools
 import math
 from typing import Any
 
@@ -40,6 +41,10 @@ selu_kernel_init = nn.initializers.lecun_normal()
 
 G_NORMS = ('batch', 'none', 'selu')
 D_NORMS = ('batch', 'layer', 'none', 'selu')
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
+# Below this many input channels `conv_general_dilated` keeps lax's input
+# gradient (an RGB input layer: 16 ms against 28 ms by phases, batch 64).
+_MIN_PHASE_GRAD_CHANNELS = 16
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
@@ -89,6 +94,120 @@ def same_padding_2x(kernel_size: int) -> tuple[int, int]:
   else:
     pad_lo = math.ceil(pad_len / 2)
   return pad_lo, pad_len - pad_lo
+
+
+def conv_transpose_2x(inputs: Array, kernel: Array, pad_lo: int,
+                      precision: lax.PrecisionLike = None) -> Array:
+  """Stride-2 transposed convolution by phase (sub-pixel) decomposition.
+
+  Computes the correlation of `kernel` (flax's convention: not flipped) with
+  the inputs dilated by 2 and padded by `pad_lo` below, cut to exactly twice
+  the input size: four stride-1 convolutions over the undilated inputs, one
+  per output phase, interleaved (depth-to-space).
+
+  Args:
+    inputs: [B, H, W, C].
+    kernel: [k, k, C, F].
+    pad_lo: low padding of the equivalent dilated-input correlation, the
+      same on both spatial axes.
+    precision: numerical precision of the convolutions.
+
+  Returns:
+    [B, 2H, 2W, F].
+  """
+  taps = [_phase_taps(kernel.shape[0], phase, pad_lo) for phase in (0, 1)]
+  rows = []
+  for j0_h, pad_h in taps:
+    cols = []
+    for j0_w, pad_w in taps:
+      cols.append(lax.conv_general_dilated(
+          inputs, kernel[j0_h::2, j0_w::2], window_strides=(1, 1),
+          padding=(pad_h, pad_w), dimension_numbers=_NHWC,
+          precision=precision))
+    rows.append(jnp.stack(cols, axis=3))  # [B, H, W, 2 (col phase), F]
+  y = jnp.stack(rows, axis=2)  # [B, H, 2 (row phase), W, 2, F]
+  b, h, _, w, _, f = y.shape
+  return y.reshape(b, 2 * h, 2 * w, f)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_down_2x(inputs: Array, kernel: Array, pad_lo: int,
+                  precision: lax.PrecisionLike) -> Array:
+  """Stride-2 convolution with padding pad_lo below (and what 'SAME' adds)."""
+  return _strided_conv(inputs, kernel, pad_lo, precision)
+
+
+def _strided_conv(inputs: Array, kernel: Array, pad_lo: int,
+                  precision: lax.PrecisionLike) -> Array:
+  k = kernel.shape[0]
+  pad = (pad_lo, k - 2 - pad_lo)  # Output exactly half the (even) input.
+  return lax.conv_general_dilated(inputs, kernel, (2, 2), (pad, pad),
+                                  dimension_numbers=_NHWC,
+                                  precision=precision)
+
+
+def _conv_down_2x_fwd(inputs, kernel, pad_lo, precision):
+  return _strided_conv(inputs, kernel, pad_lo, precision), (inputs, kernel)
+
+
+def _conv_down_2x_bwd(pad_lo, precision, residuals, grad):
+  inputs, kernel = residuals
+  _, kernel_vjp = jax.vjp(
+      lambda w: _strided_conv(inputs, w, pad_lo, precision), kernel)
+  # The input gradient of a stride-2 convolution is a stride-2 transposed
+  # convolution with the kernel flipped and its channel axes swapped.
+  k = kernel.shape[0]
+  flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+  grad_inputs = conv_transpose_2x(grad, flipped, k - 1 - pad_lo, precision)
+  return grad_inputs, kernel_vjp(grad)[0]
+
+
+_conv_down_2x.defvjp(_conv_down_2x_fwd, _conv_down_2x_bwd)
+
+
+def conv_general_dilated(lhs: Array, rhs: Array,
+                         window_strides: Sequence[int],
+                         padding: str | Sequence[tuple[int, int]],
+                         lhs_dilation: Sequence[int] | None = None,
+                         rhs_dilation: Sequence[int] | None = None,
+                         dimension_numbers: Any = None,
+                         feature_group_count: int = 1,
+                         precision: lax.PrecisionLike = None,
+                         **kwargs) -> Array:
+  """`lax.conv_general_dilated` with a faster input gradient at stride 2.
+
+  A drop-in for ``nn.Conv(conv_general_dilated=...)``: same arguments, same
+  outputs and the same parameters. For a 2x downsampling convolution (stride
+  2, NHWC, even input size, output half of it, no dilation or groups) the
+  input gradient, which lax computes as an input-dilated convolution, is
+  computed by phase decomposition instead (`conv_transpose_2x`): 2-3x faster
+  on XLA:CPU for DCGAN's 64- to 512-channel layers at batch 64, and exact.
+  The input gradient is what the generator's update and the gradient
+  penalties backpropagate through the discriminator. With few input
+  channels (an RGB image) the phase form is slower, so lax's is used.
+  Every other case is plain `lax.conv_general_dilated`.
+  """
+  lax_conv = functools.partial(
+      lax.conv_general_dilated, lhs, rhs, window_strides, padding,
+      lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+      dimension_numbers=dimension_numbers,
+      feature_group_count=feature_group_count, precision=precision, **kwargs)
+  if (lhs.ndim != 4 or tuple(window_strides) != (2, 2) or kwargs
+      or feature_group_count != 1 or rhs.shape[0] != rhs.shape[1]
+      or any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+      or lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
+      != lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+      or lhs.shape[-1] < _MIN_PHASE_GRAD_CHANNELS):
+    return lax_conv()
+  h, w = lhs.shape[1:3]
+  k = rhs.shape[0]
+  pads = (lax.padtype_to_pads((h, w), (k, k), (2, 2), padding)
+          if isinstance(padding, str) else [tuple(p) for p in padding])
+  pad_lo = pads[0][0]
+  if (h % 2 or w % 2 or any(tuple(p) != (pad_lo, k - 2 - pad_lo)
+                            for p in pads)):
+    return lax_conv()
+  return _conv_down_2x(lhs, rhs, pad_lo, precision)
 
 
 class ConvTranspose2x(nn.Module):
@@ -143,21 +262,8 @@ class ConvTranspose2x(nn.Module):
     inputs, kernel, bias = nn.dtypes.promote_dtype(
         inputs, kernel, bias, dtype=self.dtype)
 
-    pad_lo, _ = same_padding_2x(k)
-    taps = [_phase_taps(k, phase, pad_lo) for phase in (0, 1)]
-    rows = []
-    for j0_h, pad_h in taps:
-      cols = []
-      for j0_w, pad_w in taps:
-        cols.append(lax.conv_general_dilated(
-            inputs, kernel[j0_h::2, j0_w::2], window_strides=(1, 1),
-            padding=(pad_h, pad_w),
-            dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-            precision=self.precision))
-      rows.append(jnp.stack(cols, axis=3))  # [B, H, W, 2 (col phase), F]
-    y = jnp.stack(rows, axis=2)  # [B, H, 2 (row phase), W, 2, F]
-    b, h, _, w, _, f = y.shape
-    y = y.reshape(b, 2 * h, 2 * w, f)
+    y = conv_transpose_2x(inputs, kernel, same_padding_2x(k)[0],
+                          self.precision)
     if bias is not None:
       y = y + bias
     return y
