@@ -13,7 +13,9 @@ state), and measures:
     after `--warmup` steps, on one fixed device batch (so the input pipeline
     is not measured), synchronising with the device only after the last step;
   * FLOPs per step from XLA's cost analysis of the compiled step, and the
-    model FLOP utilisation when `--peak-tflops` is given.
+    model FLOP utilisation against `--peak-tflops`; on CPU, when it is not
+    given, against the measured rate of a large float32 matmul (the
+    machine's practical ceiling), for both systems.
 
 With `--peer PYTHON` the PyTorch reference step (`peer_torch_dcgan.py`) runs
 under that interpreter in the same invocation, after each catgan_jax
@@ -84,7 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   add('loss', default='', help="also time this loss's step with the same "
       "model, e.g. wgan_gp (gradient penalty 10)")
   add('peak-tflops', type=float, default=0.0,
-      help='peak TFLOP/s of the device, for MFU (0 = no MFU)')
+      help='peak TFLOP/s of the device, for MFU (0 = on CPU, the measured '
+      'float32 matmul rate; elsewhere no MFU)')
   add('peer', default='', help='python interpreter with torch: also run the '
       'PyTorch reference step')
   add('peer-script', default=os.path.normpath(os.path.join(
@@ -200,6 +203,24 @@ def run_peer(args: argparse.Namespace, batch: int) -> dict[str, Any]:
   return result
 
 
+def matmul_tflops(n: int = 2048, repeats: int = 5) -> float:
+  """Float32 TFLOP/s of one large jitted matmul on the default device.
+
+  A CPU has no datasheet peak that its BLAS reaches; the best of a few
+  2048^3 matmuls is the practical ceiling any convolution network's step
+  can approach there, so CPU MFU is reported against it.
+  """
+  a = jax.numpy.ones((n, n), jax.numpy.float32)
+  matmul = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(matmul(a))
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(matmul(a))
+    times.append(time.perf_counter() - t0)
+  return 2 * n**3 / min(times) / 1e12
+
+
 def _mfu(flops_per_step: float, s_per_step: float,
          peak_tflops: float) -> float | None:
   if peak_tflops <= 0 or flops_per_step <= 0:
@@ -268,6 +289,14 @@ def bench_batch(args: argparse.Namespace, base: ml_collections.ConfigDict,
         and config.model.d_width == 64 and config.model.norm == 'batch')
     record['ratio'] = round(
         record['catgan_jax']['images_per_s'] / peer['images_per_s'], 3)
+    ours = record['catgan_jax']
+    if args.peak_tflops > 0 and ours['flops_per_step'] > 0:
+      # The ratio if every FLOP of our step ran at the peak rate: the most
+      # any implementation of this step (these FLOPs) could reach here.
+      best_images_per_s = (args.peak_tflops * 1e12 / ours['flops_per_step']
+                           * batch)
+      record['ratio_at_peak'] = round(
+          best_images_per_s / peer['images_per_s'], 3)
     print(json.dumps({'batch': batch, 'ratio': record['ratio']}), flush=True)
   if args.loss:
     other = _catgan_jax(
@@ -340,6 +369,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
       [os.path.relpath(sys.argv[0])] + (sys.argv[1:] if argv is None
                                         else argv)),
             'machine': machine_info(), 'code_sha256': code_digest()}
+  if args.peak_tflops <= 0 and result['machine']['platform'] == 'cpu':
+    args.peak_tflops = round(matmul_tflops(), 4)
+    result['machine']['matmul_tflops_f32'] = args.peak_tflops
+  result['peak_tflops'] = args.peak_tflops or None
   runs = [bench_batch(args, base, b) for b in args.batch]
   for run in runs:
     run['targets'] = check_targets(run, result['machine']['platform'],

@@ -45,6 +45,9 @@ _NHWC = ('NHWC', 'HWIO', 'NHWC')
 # Below this many input channels `conv_general_dilated` keeps lax's input
 # gradient (an RGB input layer: 16 ms against 28 ms by phases, batch 64).
 _MIN_PHASE_GRAD_CHANNELS = 16
+# Below this many output channels `conv_transpose_2x` runs its four phases
+# as one convolution (measured on an RGB output layer, see there).
+_MIN_PHASE_CONV_FEATURES = 16
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
@@ -102,8 +105,13 @@ def conv_transpose_2x(inputs: Array, kernel: Array, pad_lo: int,
 
   Computes the correlation of `kernel` (flax's convention: not flipped) with
   the inputs dilated by 2 and padded by `pad_lo` below, cut to exactly twice
-  the input size: four stride-1 convolutions over the undilated inputs, one
-  per output phase, interleaved (depth-to-space).
+  the input size, without the dilation: each output phase (row and column
+  parity) is a stride-1 convolution of the undilated inputs with a part of
+  the kernel, and the phases are interleaved (depth-to-space). With many
+  output channels the four phases are four convolutions; with few (an RGB
+  output layer) they are one convolution to 4x the channels over the union
+  of their windows, which multiplies by some zero taps but ran 2.5x faster
+  there (on XLA:CPU, 64->3 channels at 32->64 px).
 
   Args:
     inputs: [B, H, W, C].
@@ -115,15 +123,40 @@ def conv_transpose_2x(inputs: Array, kernel: Array, pad_lo: int,
   Returns:
     [B, 2H, 2W, F].
   """
-  taps = [_phase_taps(kernel.shape[0], phase, pad_lo) for phase in (0, 1)]
+  k = kernel.shape[0]
+  taps = [_phase_taps(k, phase, pad_lo) for phase in (0, 1)]
+  conv = functools.partial(lax.conv_general_dilated, window_strides=(1, 1),
+                           dimension_numbers=_NHWC, precision=precision)
+  if kernel.shape[-1] < _MIN_PHASE_CONV_FEATURES:
+    # Phase p reads inputs m - lo_p .. m - lo_p + taps_p - 1 for output m.
+    first = min(-lo for _, (lo, _) in taps)
+    last = max(-lo + len(range(j0, k, 2)) - 1 for j0, (lo, _) in taps)
+    size = last - first + 1
+
+    def placed(j0, lo):
+      start = -lo - first
+      return (start, size - start - len(range(j0, k, 2)))
+
+    rows = []
+    for j0_h, (lo_h, _) in taps:
+      cols = []
+      for j0_w, (lo_w, _) in taps:
+        cols.append(jnp.pad(kernel[j0_h::2, j0_w::2],
+                            (placed(j0_h, lo_h), placed(j0_w, lo_w),
+                             (0, 0), (0, 0))))
+      rows.append(jnp.stack(cols, axis=-2))  # [s, s, C, 2 (col), F]
+    combined = jnp.stack(rows, axis=-3)  # [s, s, C, 2 (row), 2 (col), F]
+    y = conv(inputs, combined.reshape(size, size, kernel.shape[2], -1),
+             padding=((-first, last), (-first, last)))
+    b, h, w, _ = y.shape
+    y = y.reshape(b, h, w, 2, 2, -1).transpose(0, 1, 3, 2, 4, 5)
+    return y.reshape(b, 2 * h, 2 * w, -1)
   rows = []
   for j0_h, pad_h in taps:
     cols = []
     for j0_w, pad_w in taps:
-      cols.append(lax.conv_general_dilated(
-          inputs, kernel[j0_h::2, j0_w::2], window_strides=(1, 1),
-          padding=(pad_h, pad_w), dimension_numbers=_NHWC,
-          precision=precision))
+      cols.append(conv(inputs, kernel[j0_h::2, j0_w::2],
+                       padding=(pad_h, pad_w)))
     rows.append(jnp.stack(cols, axis=3))  # [B, H, W, 2 (col phase), F]
   y = jnp.stack(rows, axis=2)  # [B, H, 2 (row phase), W, 2, F]
   b, h, _, w, _, f = y.shape
