@@ -1,5 +1,6 @@
 """catgan_jax: GANs for cat images in JAX/Flax."""
 
+import importlib.util
 import os
 
 import jax
@@ -10,8 +11,10 @@ import jax
 # batch 64 (jax 0.10.2, 2 cores). The flag only concerns the CPU backend;
 # XLA reads it when the first backend starts, so a value set by the user
 # wins, and it has no effect if a backend is already running.
-if 'xla_cpu_experimental_ynn_fusion_type' not in os.environ.get('XLA_FLAGS',
-                                                                ''):
+# libtpu parses XLA_FLAGS with its own XLA build, which need not know this
+# CPU flag (an unknown flag aborts), so TPU installs are left alone.
+if ('xla_cpu_experimental_ynn_fusion_type' not in os.environ.get(
+    'XLA_FLAGS', '') and importlib.util.find_spec('libtpu') is None):
   os.environ['XLA_FLAGS'] = (
       os.environ.get('XLA_FLAGS', '') +
       ' --xla_cpu_experimental_ynn_fusion_type=-individual_convolution'

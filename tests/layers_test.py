@@ -136,6 +136,17 @@ def test_fast_conv_takes_the_phase_gradient_only_where_it_applies():
   assert 'lhs_dilate = [2, 2]' not in grad_program(x, strides=(1, 1))  # Plain lax.
 
 
+def test_convolutions_compile_to_xla_not_ynnpack():
+  # Importing catgan_jax sets the XLA:CPU flag (see catgan_jax/__init__.py);
+  # without it XLA:CPU wraps a convolution this size in a YNNPACK fusion.
+  fn = lambda x, w: jnp.sum(jax.lax.conv_general_dilated(
+      x, w, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
+  text = jax.jit(jax.grad(fn, argnums=(0, 1))).lower(
+      jnp.ones((8, 16, 16, 32)), jnp.ones((3, 3, 32, 32))).compile().as_text()
+  assert 'convolution(' in text
+  assert '__ynn_fusion' not in text
+
+
 def test_same_padding_sums_to_kernel_size():
   # lax.conv_transpose 'SAME' at stride 2: k=4 -> (2, 2); k=5 -> (3, 2).
   assert layers.same_padding_2x(4) == (2, 2)

@@ -1,13 +1,19 @@
 """Building blocks shared by the catgan_jax generators and discriminators.
 
-The central piece is `ConvTranspose2x`, a stride-2 transposed convolution that
-computes exactly what ``nn.ConvTranspose(..., strides=(2, 2), padding='SAME')``
-computes, with the same ``kernel``/``bias`` parameters, but without the
-input-dilated convolution whose weight gradient is pathologically slow on
-XLA:CPU (about 19 s for one 16->32 px layer of DCGAN-64). It splits the
-kernel into its four output phases (sub-pixel decomposition): each phase is a
-plain stride-1 convolution over the undilated input, and the four results
-are interleaved into the 2x larger output.
+The central pieces make strided convolutions fast on XLA:CPU without
+changing what they compute or their parameters:
+
+* `ConvTranspose2x`, a stride-2 transposed convolution that computes exactly
+  what ``nn.ConvTranspose(..., strides=(2, 2), padding='SAME')`` computes,
+  with the same ``kernel``/``bias`` parameters, but without the input-dilated
+  convolution whose weight gradient is pathologically slow on XLA:CPU (about
+  19 s for one 16->32 px layer of DCGAN-64). `conv_transpose_2x` splits the
+  kernel into its four output phases (sub-pixel decomposition): each phase is
+  a plain stride-1 convolution over the undilated input, and the results are
+  interleaved into the 2x larger output.
+* `conv_general_dilated`, a drop-in for ``nn.Conv``'s convolution whose
+  input gradient at stride 2 is that same phase decomposition, instead of
+  lax's input-dilated convolution (2-3x slower there).
 
 The rest are small helpers the architectures share: normalisation and
 activation by name, optional spectral normalisation, initialisers, and the
