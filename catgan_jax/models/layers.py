@@ -129,34 +129,11 @@ def conv_transpose_2x(inputs: Array, kernel: Array, pad_lo: int,
   Returns:
     [B, 2H, 2W, F].
   """
-  k = kernel.shape[0]
-  taps = [_phase_taps(k, phase, pad_lo) for phase in (0, 1)]
+  taps = [_phase_taps(kernel.shape[0], phase, pad_lo) for phase in (0, 1)]
   conv = functools.partial(lax.conv_general_dilated, window_strides=(1, 1),
                            dimension_numbers=_NHWC, precision=precision)
   if kernel.shape[-1] < _MIN_PHASE_CONV_FEATURES:
-    # Phase p reads inputs m - lo_p .. m - lo_p + taps_p - 1 for output m.
-    first = min(-lo for _, (lo, _) in taps)
-    last = max(-lo + len(range(j0, k, 2)) - 1 for j0, (lo, _) in taps)
-    size = last - first + 1
-
-    def placed(j0, lo):
-      start = -lo - first
-      return (start, size - start - len(range(j0, k, 2)))
-
-    rows = []
-    for j0_h, (lo_h, _) in taps:
-      cols = []
-      for j0_w, (lo_w, _) in taps:
-        cols.append(jnp.pad(kernel[j0_h::2, j0_w::2],
-                            (placed(j0_h, lo_h), placed(j0_w, lo_w),
-                             (0, 0), (0, 0))))
-      rows.append(jnp.stack(cols, axis=-2))  # [s, s, C, 2 (col), F]
-    combined = jnp.stack(rows, axis=-3)  # [s, s, C, 2 (row), 2 (col), F]
-    y = conv(inputs, combined.reshape(size, size, kernel.shape[2], -1),
-             padding=((-first, last), (-first, last)))
-    b, h, w, _ = y.shape
-    y = y.reshape(b, h, w, 2, 2, -1).transpose(0, 1, 3, 2, 4, 5)
-    return y.reshape(b, 2 * h, 2 * w, -1)
+    return _phases_as_one_conv(inputs, kernel, taps, conv)
   rows = []
   for j0_h, pad_h in taps:
     cols = []
@@ -167,6 +144,41 @@ def conv_transpose_2x(inputs: Array, kernel: Array, pad_lo: int,
   y = jnp.stack(rows, axis=2)  # [B, H, 2 (row phase), W, 2, F]
   b, h, _, w, _, f = y.shape
   return y.reshape(b, 2 * h, 2 * w, f)
+
+
+def _phases_as_one_conv(inputs: Array, kernel: Array,
+                        taps: list[tuple[int, tuple[int, int]]],
+                        conv: Callable[..., Array]) -> Array:
+  """`conv_transpose_2x` as one convolution to 4x the output channels.
+
+  Each phase's sub-kernel is placed, zero-padded, in a window that covers
+  every phase's taps; the four phases become the output channels' groups
+  and are then moved into place (depth-to-space).
+  """
+  k = kernel.shape[0]
+  num_taps = lambda j0: len(range(j0, k, 2))
+  # Phase p reads inputs m - lo_p .. m - lo_p + taps_p - 1 for output m.
+  first = min(-lo for _, (lo, _) in taps)
+  last = max(-lo + num_taps(j0) - 1 for j0, (lo, _) in taps)
+  size = last - first + 1
+
+  def placed(j0, lo):
+    return (-lo - first, size - (-lo - first) - num_taps(j0))
+
+  rows = []
+  for j0_h, (lo_h, _) in taps:
+    cols = []
+    for j0_w, (lo_w, _) in taps:
+      cols.append(jnp.pad(kernel[j0_h::2, j0_w::2],
+                          (placed(j0_h, lo_h), placed(j0_w, lo_w), (0, 0),
+                           (0, 0))))
+    rows.append(jnp.stack(cols, axis=-2))  # [s, s, C, 2 (col), F]
+  combined = jnp.stack(rows, axis=-3)  # [s, s, C, 2 (row), 2 (col), F]
+  y = conv(inputs, combined.reshape(size, size, kernel.shape[2], -1),
+           padding=((-first, last), (-first, last)))
+  b, h, w, _ = y.shape
+  y = y.reshape(b, h, w, 2, 2, -1).transpose(0, 1, 3, 2, 4, 5)
+  return y.reshape(b, 2 * h, 2 * w, -1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -243,8 +255,8 @@ def conv_general_dilated(lhs: Array, rhs: Array,
   pads = (lax.padtype_to_pads((h, w), (k, k), (2, 2), padding)
           if isinstance(padding, str) else [tuple(p) for p in padding])
   pad_lo = pads[0][0]
-  if (h % 2 or w % 2 or any(tuple(p) != (pad_lo, k - 2 - pad_lo)
-                            for p in pads)):
+  if (h % 2 or w % 2 or not 0 <= pad_lo <= k - 2
+      or any(tuple(p) != (pad_lo, k - 2 - pad_lo) for p in pads)):
     return lax_conv()
   return _conv_down_2x(lhs, rhs, pad_lo, precision)
 
