@@ -66,12 +66,16 @@ def _make_augment(config: ml_collections.ConfigDict) -> Callable[..., Any]:
   return lambda x, key, p: diffaugment.diff_augment(x, key, policy, p)
 
 
-def _noise_std(config: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
-  """Instance-noise std, annealed linearly from loss.instance_noise to 0."""
+def _noise_std(config: ml_collections.ConfigDict,
+               step: jax.Array) -> jax.Array | None:
+  """Instance-noise std, annealed linearly from loss.instance_noise to 0.
+
+  None when instance noise is off: then the step draws no noise, and has no
+  run-length constant, so runs of different lengths share one compiled step
+  (and the persistent compilation cache).
+  """
   if not config.loss.instance_noise:
-    # No run-length constant in the program: runs of different lengths share
-    # one compiled step (and the persistent compilation cache).
-    return jnp.zeros(())
+    return None
   frac = 1.0 - step.astype(jnp.float32) / config.num_train_steps
   return config.loss.instance_noise * jnp.maximum(frac, 0.0)
 
@@ -148,7 +152,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     return d, loss, real_logits, fake_logits, jnp.zeros(()), aux
 
   def noisy(x, keys, name):
-    if not loss_cfg.instance_noise:
+    if keys['noise_std'] is None:
       return x  # No normal draws for a zero std (3 image-sized ones a step).
     return x + keys['noise_std'] * jax.random.normal(keys[name], x.shape)
 

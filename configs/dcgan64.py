@@ -8,7 +8,7 @@ non-saturating BCE, Adam beta1=0.5) with the slower discriminator learning
 rate the cat experiments settled on (D 5e-5, G 2e-4), which keeps D from
 overpowering G on a few thousand faces.
 
-Hardware: 1 GPU (or CPU, slowly: ~0.35 steps/s at batch 64 on 2 cores).
+Hardware: 1 GPU (or CPU, slowly: ~0.6-0.7 steps/s at batch 64 on 2 cores).
 Expected: recognisable cat faces after ~5k steps; see the README results
 table for the measured FID.
 

@@ -272,13 +272,15 @@ class ConvTranspose2x(nn.Module):
   PyTorch's flipped kernel storage; for k=5 it is TF/Keras
   ``Conv2DTranspose(5, strides=2, padding='same')``.
 
-  Implemented as four stride-1 convolutions, one per output phase, whose
-  outputs are interleaved (depth-to-space); this avoids the input-dilated
-  convolution whose weight gradient is very slow on XLA:CPU. Forward plus
-  backward of a 16->32 px, 256->128 channel, batch-64 layer (k=4) on two
-  busy CPU cores took ~10x less time than ``nn.ConvTranspose`` and ~2x less
-  than the alternative of one 3x3 convolution to 4x the channels followed by
-  depth-to-space (which spends 9/4 the multiply-adds on zero taps).
+  Implemented by `conv_transpose_2x`: four stride-1 convolutions, one per
+  output phase, whose outputs are interleaved (depth-to-space); this avoids
+  the input-dilated convolution whose weight gradient is very slow on
+  XLA:CPU. Forward plus backward of a 16->32 px, 256->128 channel, batch-64
+  layer (k=4) on two busy CPU cores took ~10x less time than
+  ``nn.ConvTranspose`` and ~2x less than one 3x3 convolution to 4x the
+  channels followed by depth-to-space (which spends 9/4 the multiply-adds on
+  zero taps); with fewer than 16 output channels (an RGB output layer) that
+  one-convolution form is the faster one, and is used.
 
   Attributes:
     features: number of output channels.
