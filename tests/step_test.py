@@ -66,6 +66,23 @@ def test_metrics_are_finite_and_in_range(scheduled_run):
   assert bool(m['finite'])
 
 
+@pytest.mark.parametrize('net', ['g', 'd'])
+def test_a_nan_parameter_is_reported_not_finite(net):
+  """One NaN weight in either network makes the step report finite=False."""
+  config = _config()
+  g, d = models.create_models(config)
+  state = jax.jit(lambda: state_lib.create_state(config, g, d))()
+  ts = getattr(state, net)
+  leaves, tree = jax.tree.flatten(ts.params)
+  leaves[0] = leaves[0].at[(0,) * leaves[0].ndim].set(jnp.nan)
+  state = state.replace(**{net: ts.replace(
+      params=jax.tree.unflatten(tree, leaves))})
+  step_fn = jax.jit(step_lib.make_train_step(config, g, d))
+  batch = jnp.zeros((8, 16, 16, 3), jnp.uint8)
+  _, metrics = step_fn(state, batch)
+  assert not bool(metrics['finite'])
+
+
 def test_update_schedule(scheduled_run):
   states, metrics = scheduled_run
   d_updated = [not _same(states[i].d.params, states[i + 1].d.params)
