@@ -86,7 +86,7 @@ def _clip_params(params: Any, bound: float) -> Any:
 
 def _ema(ema: Any, params: Any, decay: float) -> Any:
   if decay == 0:
-    return params  # EMA off: no pass over the parameters (about 10 ms a step).
+    return params  # EMA off: no pass over the parameters every step.
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
