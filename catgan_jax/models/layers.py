@@ -188,10 +188,14 @@ def _conv_down_2x(inputs: Array, kernel: Array, pad_lo: int,
   return _strided_conv(inputs, kernel, pad_lo, precision)
 
 
+def _half_size_pads(kernel_size: int, pad_lo: int) -> tuple[int, int]:
+  """Padding of a stride-2 convolution whose output is half its even input."""
+  return pad_lo, kernel_size - 2 - pad_lo
+
+
 def _strided_conv(inputs: Array, kernel: Array, pad_lo: int,
                   precision: lax.PrecisionLike) -> Array:
-  k = kernel.shape[0]
-  pad = (pad_lo, k - 2 - pad_lo)  # Output exactly half the (even) input.
+  pad = _half_size_pads(kernel.shape[0], pad_lo)
   return lax.conv_general_dilated(inputs, kernel, (2, 2), (pad, pad),
                                   dimension_numbers=_NHWC,
                                   precision=precision)
@@ -256,7 +260,7 @@ def conv_general_dilated(lhs: Array, rhs: Array,
           if isinstance(padding, str) else [tuple(p) for p in padding])
   pad_lo = pads[0][0]
   if (h % 2 or w % 2 or not 0 <= pad_lo <= k - 2
-      or any(tuple(p) != (pad_lo, k - 2 - pad_lo) for p in pads)):
+      or any(tuple(p) != _half_size_pads(k, pad_lo) for p in pads)):
     return lax_conv()
   return _conv_down_2x(lhs, rhs, pad_lo, precision)
 
