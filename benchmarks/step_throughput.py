@@ -12,10 +12,13 @@ state), and measures:
   * steady-state throughput: real images per second over `--iters` steps
     after `--warmup` steps, on one fixed device batch (so the input pipeline
     is not measured), synchronising with the device only after the last step;
-  * FLOPs per step from XLA's cost analysis of the compiled step, and the
-    model FLOP utilisation against `--peak-tflops`; on CPU, when it is not
-    given, against the measured rate of a large float32 matmul (the
-    machine's practical ceiling), for both systems.
+  * model FLOPs per step (`flop_count.dense_flops`: every convolution and
+    matmul the step runs, counted dense as torch's FlopCounterMode counts
+    the peer's), and the model FLOP utilisation against `--peak-tflops`;
+    on CPU, when it is not given, against the measured rate of a large
+    float32 matmul (the machine's practical ceiling), for both systems.
+    XLA's cost analysis of the compiled step is reported beside it
+    (`xla_flops_per_step`); it is not a model count (see flop_count).
 
 With `--peer PYTHON` the PyTorch reference step (`peer_torch_dcgan.py`) runs
 under that interpreter in the same invocation, after each catgan_jax
@@ -50,8 +53,10 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
+from benchmarks import flop_count  # pylint: disable=g-import-not-at-top
 from catgan_jax import models  # pylint: disable=g-import-not-at-top
 from catgan_jax import parallel  # pylint: disable=g-import-not-at-top
+from catgan_jax import step as step_lib  # pylint: disable=g-import-not-at-top
 from catgan_jax import train  # pylint: disable=g-import-not-at-top
 
 # The PyTorch DCGAN recipe's optimiser, for both networks.
@@ -144,7 +149,7 @@ def _load() -> list[float]:
   return [round(x, 2) for x in os.getloadavg()]
 
 
-def _flops(compiled: Any) -> float:
+def _xla_flops(compiled: Any) -> float:
   """FLOPs of one call of a compiled function, from XLA's cost analysis."""
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):  # Older jax: one dict per program.
@@ -165,11 +170,16 @@ class StepBench:
     self.step = train._compile_step(config, generator, discriminator, mesh,  # pylint: disable=protected-access
                                     self.state)
     self.compile_s = time.perf_counter() - t0
-    self.flops_per_step = _flops(self.step.program((True, True)))
     size = config.data.image_size
     images = np.random.default_rng(0).integers(
         0, 256, (self.batch, size, size, 3), dtype=np.uint8)
     self.images = jax.device_put(images, parallel.batch_sharded(mesh))
+    # Model FLOPs (FlopCounterMode's convention, as the peer's count) for
+    # MFU; XLA's own count of the compiled program for reference.
+    self.flops_per_step = flop_count.dense_flops(
+        step_lib.make_train_step(config, generator, discriminator),
+        self.state, self.images)
+    self.xla_flops_per_step = _xla_flops(self.step.program((True, True)))
     self.metrics = None
     self.steps_done = 0
 
@@ -245,6 +255,7 @@ def _measure(bench: StepBench, args: argparse.Namespace,
                                for t in times],
           'compile_s': round(bench.compile_s, 2),
           'flops_per_step': bench.flops_per_step,
+          'xla_flops_per_step': bench.xla_flops_per_step,
           'mfu': _mfu(bench.flops_per_step, s_per_step, args.peak_tflops),
           'finite': finite}
 
