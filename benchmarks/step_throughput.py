@@ -91,7 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   add('loss', default='', help="also time this loss's step with the same "
       "model, e.g. wgan_gp (gradient penalty 10)")
   add('peak-tflops', type=float, default=0.0,
-      help='peak TFLOP/s of the device, for MFU (0 = on CPU, the measured '
+      help='peak TFLOP/s of one device, for MFU (0 = on CPU, the measured '
       'float32 matmul rate; elsewhere no MFU)')
   add('peer', default='', help='python interpreter with torch: also run the '
       'PyTorch reference step')
@@ -256,7 +256,9 @@ def _measure(bench: StepBench, args: argparse.Namespace,
           'compile_s': round(bench.compile_s, 2),
           'flops_per_step': bench.flops_per_step,
           'xla_flops_per_step': bench.xla_flops_per_step,
-          'mfu': _mfu(bench.flops_per_step, s_per_step, args.peak_tflops),
+          # flops_per_step is the global batch's, spread over every device.
+          'mfu': _mfu(bench.flops_per_step, s_per_step,
+                      args.peak_tflops * jax.device_count()),
           'finite': finite}
 
 
@@ -304,8 +306,8 @@ def bench_batch(args: argparse.Namespace, base: ml_collections.ConfigDict,
     if args.peak_tflops > 0 and ours['flops_per_step'] > 0:
       # The ratio if every FLOP of our step ran at the peak rate: the most
       # any implementation of this step (these FLOPs) could reach here.
-      best_images_per_s = (args.peak_tflops * 1e12 / ours['flops_per_step']
-                           * batch)
+      best_images_per_s = (args.peak_tflops * jax.device_count() * 1e12
+                           / ours['flops_per_step'] * batch)
       record['ratio_at_peak'] = round(
           best_images_per_s / peer['images_per_s'], 3)
     print(json.dumps({'batch': batch, 'ratio': record['ratio']}), flush=True)
