@@ -13,7 +13,8 @@ and EMA samples help; watch the FID curve. Measured on 2 CPU cores, the
 first 500 steps (`--config.num_train_steps=500`, 11 min) gave no faces: the
 same grey noise in every sample at every grid from step 100 to 500 (pixel
 std across samples 0.021 falling to 0.007), MobileNetV2 FID 940.0 at step
-500, where nsgan had grey face shapes (FID 777.9; README "Results").
+500, where the dcgan64 (nsgan) run with D at 2e-4 had grey face shapes
+(FID 777.9; README "Results").
 """
 
 from configs import default

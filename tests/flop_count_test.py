@@ -1,7 +1,5 @@
 """Tests of the benchmark's model FLOP count (benchmarks/flop_count.py)."""
 
-import functools
-
 import jax
 from jax import lax
 import jax.numpy as jnp
