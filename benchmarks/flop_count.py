@@ -60,11 +60,12 @@ def _eqn_flops(eqn: Any, live_outs: list[bool]) -> float:
   if name == 'cond':
     return max(jaxpr_flops(b.jaxpr, live_outs)
                for b in eqn.params['branches'])
+  if name == 'scan':  # Its outputs feed back as carries: all of it runs.
+    return eqn.params['length'] * jaxpr_flops(eqn.params['jaxpr'].jaxpr)
   sub = _aligned_sub_jaxpr(eqn)
-  if sub is not None and name not in ('scan', 'while'):
+  if sub is not None:
     return jaxpr_flops(sub, live_outs)
-  inner = sum(map(jaxpr_flops, core.jaxprs_in_params(eqn.params)))
-  return inner * (eqn.params['length'] if name == 'scan' else 1)
+  return sum(map(jaxpr_flops, core.jaxprs_in_params(eqn.params)))
 
 
 def jaxpr_flops(jaxpr: core.Jaxpr,
