@@ -35,6 +35,8 @@ FIGURES = (
      (('D_x', 'D(x)'), ('D_G_z', 'D(G(z))'))),
     ('fid.png', 'FID', 'FID', (('fid', 'FID'),)),
     ('kid.png', 'KID', 'KID', (('kid', 'KID'),)),
+    ('sample_std.png', 'Pixel std across the fixed-noise samples',
+     'std in [0, 1] units', (('sample_std', 'samples'),)),
 )
 
 

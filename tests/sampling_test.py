@@ -24,6 +24,25 @@ def test_make_grid_shape_dtype_and_values():
   assert (grid[12:20, 18:24] == 0).all()  # Empty sixth cell stays black.
 
 
+def test_pixel_std_across_samples_known_values():
+  same = np.tile(np.linspace(-1, 1, 48, dtype=np.float32).reshape(1, 4, 4, 3),
+                 (8, 1, 1, 1))
+  # One image repeated (a collapsed generator): 0, up to float rounding.
+  assert sampling.pixel_std_across_samples(same) == pytest.approx(0.0, abs=1e-7)
+  # Half the batch black, half white: every pixel is 0 or 1, std 0.5.
+  halves = np.concatenate([-np.ones((3, 2, 2, 3)), np.ones((3, 2, 2, 3))])
+  assert sampling.pixel_std_across_samples(halves) == pytest.approx(0.5)
+  rng = np.random.default_rng(0)
+  images = rng.uniform(-1, 1, (4, 5, 5, 3))
+  assert sampling.pixel_std_across_samples(images) == pytest.approx(
+      np.mean(np.std(images / 2, axis=0)), rel=1e-6)
+
+
+def test_pixel_std_across_samples_rejects_a_single_image():
+  with pytest.raises(ValueError, match=r'at least 2 images; got shape'):
+    sampling.pixel_std_across_samples(np.zeros((1, 4, 4, 3)))
+
+
 def test_make_grid_columns_and_grayscale():
   grid = sampling.make_grid(np.zeros((4, 3, 3, 1)), ncol=4, padding=0)
   assert grid.shape == (3, 12, 3)
@@ -109,7 +128,7 @@ def test_plot_metrics_writes_pngs(tmp_path):
        'd_fake_acc': 0.9, 'D_x': 0.7, 'D_G_z': 0.2},
       {'step': 100, 'fid': 210.5},
       {'step': 100, 'd_loss': 0.8, 'g_loss': float('nan')},
-      {'step': 200, 'fid': 150.25},
+      {'step': 200, 'fid': 150.25, 'sample_std': 0.12},
   ]
   path = os.path.join(tmp_path, 'metrics.jsonl')
   with open(path, 'w') as f:
@@ -120,7 +139,8 @@ def test_plot_metrics_writes_pngs(tmp_path):
   written = plots.plot_metrics(path, out)
   names = sorted(os.path.basename(p) for p in written)
   # No KID in the records, so no KID plot.
-  assert names == ['d_accuracy.png', 'd_outputs.png', 'fid.png', 'losses.png']
+  assert names == ['d_accuracy.png', 'd_outputs.png', 'fid.png', 'losses.png',
+                   'sample_std.png']
   for p in written:
     with Image.open(p) as image:
       assert image.format == 'PNG' and image.size == (700, 400)

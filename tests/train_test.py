@@ -56,6 +56,10 @@ def test_run_writes_losses_checkpoints_events_samples(full_run):
   assert glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
   assert sorted(os.listdir(os.path.join(workdir, 'samples'))) == [
       '00000002.png', '00000004.png']
+  # Each grid's sample diversity is logged with the step's other scalars.
+  stds = {r['step']: r['sample_std'] for r in records if 'sample_std' in r}
+  assert sorted(stds) == [2, 4]
+  assert all(0.0 < v < 0.5 for v in stds.values())
   assert os.path.exists(os.path.join(workdir, 'samples.gif'))
   assert config_lib.load_config(workdir).model.g_width == 8
 

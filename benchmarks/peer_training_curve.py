@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""The PyTorch peer's DCGAN-64 trained on real faces: a training-curve cross-check.
+
+When a loss does not train in catgan_jax, is that the recipe or a bug? This
+script answers it with code that shares nothing with catgan_jax: it trains
+the PyTorch reference networks (`generator()` and `discriminator()` of
+`peer_torch_dcgan.py`, with the DCGAN initialisation: N(0, 0.02) weights, BN
+scales N(1, 0.02)) on a folder of images, with the loss written out here in
+torch, Adam (beta1 0.5), one D update on a real and a fake batch and one G
+update per iteration. Every `--every` iterations it logs the losses, D's mean
+logits, and `sample_std`: the pixel std across 64 fixed-noise samples of G in
+eval mode, in [0, 1] units, as catgan_jax logs it at every sample grid
+(`catgan_jax.sampling.pixel_std_across_samples`). Compare the two curves.
+
+Runs under a Python with torch, numpy and pillow, not catgan_jax's venv:
+
+    python3 -m venv /tmp/torch
+    /tmp/torch/bin/pip install torch==2.13.0 numpy pillow==12.1.0
+    /tmp/torch/bin/python benchmarks/peer_training_curve.py \\
+        --data-dir ../shared/data/cat_faces_64 --loss lsgan --lr 1e-4 \\
+        --steps 500 --out benchmarks/results/peer_curve_lsgan.json
+
+Writes one JSON object (command, machine, torch version, the curve).
+"""
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+IMAGE_SIZE = 64
+NUM_FIXED = 64
+
+
+def _bce(logits, target):
+  return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def _d_loss(name, real, fake):
+  """D's loss of raw logits, as the papers (and their reference code) write it."""
+  if name == 'nsgan':
+    return _bce(real, 1.0) + _bce(fake, 0.0)
+  if name == 'lsgan':
+    return 0.5 * ((real - 1) ** 2).mean() + 0.5 * (fake ** 2).mean()
+  if name == 'hinge':
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+  if name == 'rasgan':
+    return (_bce(real - fake.mean(), 1.0) + _bce(fake - real.mean(), 0.0)) / 2
+  if name == 'ralsgan':
+    return (((real - fake.mean() - 1) ** 2).mean()
+            + ((fake - real.mean() + 1) ** 2).mean()) / 2
+  raise ValueError(f'--loss: unknown loss {name!r}')
+
+
+def _g_loss(name, real, fake):
+  """G's loss; `real` is D(real) detached (used by the relativistic losses)."""
+  if name == 'nsgan':
+    return _bce(fake, 1.0)
+  if name == 'lsgan':
+    return 0.5 * ((fake - 1) ** 2).mean()
+  if name == 'hinge':
+    return -fake.mean()
+  if name == 'rasgan':
+    return (_bce(fake - real.mean(), 1.0) + _bce(real - fake.mean(), 0.0)) / 2
+  if name == 'ralsgan':
+    return (((fake - real.mean() - 1) ** 2).mean()
+            + ((real - fake.mean() + 1) ** 2).mean()) / 2
+  raise ValueError(f'--loss: unknown loss {name!r}')
+
+
+LOSSES = ('nsgan', 'lsgan', 'hinge', 'rasgan', 'ralsgan')
+
+
+def load_images(data_dir):
+  """All readable images of `data_dir` as uint8 [N, 3, 64, 64]; bad files are
+  skipped and reported on stderr."""
+  if not os.path.isdir(data_dir):
+    sys.exit(f'--data-dir: {data_dir!r} is not a directory')
+  images, skipped = [], []
+  for name in sorted(os.listdir(data_dir)):
+    path = os.path.join(data_dir, name)
+    try:
+      with Image.open(path) as im:
+        im = im.convert('RGB')
+        if im.size != (IMAGE_SIZE, IMAGE_SIZE):
+          im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC)
+        images.append(np.asarray(im))
+    except (OSError, ValueError) as e:
+      skipped.append(f'{name}: {e}')
+  if skipped:
+    print(f'skipped {len(skipped)} unreadable files, e.g. {skipped[0]}',
+          file=sys.stderr)
+  if not images:
+    sys.exit(f'--data-dir: no readable images in {data_dir!r}')
+  return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def _load_peer(path):
+  spec = importlib.util.spec_from_file_location('peer_torch_dcgan', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _dcgan_init(m):
+  if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+    nn.init.normal_(m.weight, 0.0, 0.02)
+  elif isinstance(m, nn.BatchNorm2d):
+    nn.init.normal_(m.weight, 1.0, 0.02)
+    nn.init.zeros_(m.bias)
+
+
+def sample_std(g, z):
+  """Pixel std across G's eval-mode samples, [0, 1] units (population std)."""
+  g.eval()
+  with torch.no_grad():
+    images = g(z) * 0.5
+  g.train()
+  return float(images.std(dim=0, unbiased=False).mean())
+
+
+def main():
+  here = os.path.dirname(os.path.abspath(__file__))
+  p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  p.add_argument('--data-dir', required=True)
+  p.add_argument('--loss', choices=LOSSES, default='nsgan')
+  p.add_argument('--lr', type=float, default=2e-4, help="G's learning rate")
+  p.add_argument('--d-lr', type=float, default=None, help="D's (default --lr)")
+  p.add_argument('--batch', type=int, default=64)
+  p.add_argument('--steps', type=int, default=500)
+  p.add_argument('--every', type=int, default=100)
+  p.add_argument('--seed', type=int, default=0)
+  p.add_argument('--peer-script', default=os.path.join(
+      here, '..', '..', 'shared', 'bench', 'peer_torch_dcgan.py'))
+  p.add_argument('--out', default=None, help='JSON file for the result')
+  a = p.parse_args()
+  if not os.path.isfile(a.peer_script):
+    sys.exit(f'--peer-script: no file {a.peer_script!r}')
+
+  torch.manual_seed(a.seed)
+  peer = _load_peer(a.peer_script)
+  g, d = peer.generator(), peer.discriminator()
+  g.apply(_dcgan_init)
+  d.apply(_dcgan_init)
+  d_lr = a.d_lr or a.lr
+  opt_g = torch.optim.Adam(g.parameters(), lr=a.lr, betas=(0.5, 0.999))
+  opt_d = torch.optim.Adam(d.parameters(), lr=d_lr, betas=(0.5, 0.999))
+  data = load_images(a.data_dir)
+  z_fixed = torch.randn(NUM_FIXED, 100, 1, 1)
+  order, pos = torch.randperm(len(data)), 0
+  curve, start = [], time.perf_counter()
+  for step in range(1, a.steps + 1):
+    if pos + a.batch > len(data):  # A new epoch, reshuffled.
+      order, pos = torch.randperm(len(data)), 0
+    real = data[order[pos:pos + a.batch]].float() / 127.5 - 1.0
+    pos += a.batch
+    fake = g(torch.randn(a.batch, 100, 1, 1))
+    opt_d.zero_grad(set_to_none=True)
+    real_logits, fake_logits = d(real), d(fake.detach())
+    loss_d = _d_loss(a.loss, real_logits, fake_logits)
+    loss_d.backward()
+    opt_d.step()
+    opt_g.zero_grad(set_to_none=True)
+    real_for_g = d(real).detach() if a.loss.startswith('ra') else None
+    loss_g = _g_loss(a.loss, real_for_g, d(fake))
+    loss_g.backward()
+    opt_g.step()
+    if step % a.every == 0 or step == a.steps:
+      row = {'step': step, 'd_loss': loss_d.item(), 'g_loss': loss_g.item(),
+             'd_real_logit': real_logits.mean().item(),
+             'd_fake_logit': fake_logits.mean().item(),
+             'sample_std': sample_std(g, z_fixed),
+             'seconds': round(time.perf_counter() - start, 1)}
+      print(json.dumps(row), flush=True)
+      curve.append(row)
+  result = {'system': 'pytorch-dcgan64', 'torch': torch.__version__,
+            'machine': platform.processor() or platform.machine(),
+            'threads': torch.get_num_threads(), 'command': ' '.join(sys.argv),
+            'loss': a.loss, 'g_lr': a.lr, 'd_lr': d_lr, 'batch': a.batch,
+            'images': len(data), 'seed': a.seed, 'curve': curve}
+  if a.out:
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, 'w') as f:
+      json.dump(result, f, indent=1)
+
+
+if __name__ == '__main__':
+  main()
