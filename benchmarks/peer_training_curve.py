@@ -77,6 +77,9 @@ def _g_loss(name, real, fake):
 
 
 LOSSES = ('nsgan', 'lsgan', 'hinge', 'rasgan', 'ralsgan')
+DEFAULT_PEER_SCRIPT = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'bench',
+    'peer_torch_dcgan.py')
 
 
 def load_images(data_dir):
@@ -103,7 +106,10 @@ def load_images(data_dir):
   return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
 
-def _load_peer(path):
+def load_peer(path):
+  """The peer script as a module (its `generator()` and `discriminator()`)."""
+  if not os.path.isfile(path):
+    sys.exit(f'--peer-script: no file {path!r}')
   spec = importlib.util.spec_from_file_location('peer_torch_dcgan', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -118,6 +124,28 @@ def _dcgan_init(m):
     nn.init.zeros_(m.bias)
 
 
+def train_iteration(g, d, opt_g, opt_d, loss, real, z):
+  """One D update on `real` and G(z), then one G update through the new D.
+
+  Returns:
+    (D loss, G loss, D's real logits, D's fake logits), the losses as floats,
+    the logits those of the D update.
+  """
+  fake = g(z)
+  opt_d.zero_grad(set_to_none=True)
+  real_logits, fake_logits = d(real), d(fake.detach())
+  loss_d = _d_loss(loss, real_logits, fake_logits)
+  loss_d.backward()
+  opt_d.step()
+  opt_g.zero_grad(set_to_none=True)
+  real_for_g = d(real).detach() if loss.startswith('ra') else None
+  loss_g = _g_loss(loss, real_for_g, d(fake))
+  loss_g.backward()
+  opt_g.step()
+  return (loss_d.item(), loss_g.item(), real_logits.detach(),
+          fake_logits.detach())
+
+
 def sample_std(g, z):
   """Pixel std across G's eval-mode samples, [0, 1] units (population std)."""
   g.eval()
@@ -128,7 +156,6 @@ def sample_std(g, z):
 
 
 def main():
-  here = os.path.dirname(os.path.abspath(__file__))
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--data-dir', required=True)
   p.add_argument('--loss', choices=LOSSES, default='nsgan')
@@ -138,15 +165,12 @@ def main():
   p.add_argument('--steps', type=int, default=500)
   p.add_argument('--every', type=int, default=100)
   p.add_argument('--seed', type=int, default=0)
-  p.add_argument('--peer-script', default=os.path.join(
-      here, '..', '..', 'shared', 'bench', 'peer_torch_dcgan.py'))
+  p.add_argument('--peer-script', default=DEFAULT_PEER_SCRIPT)
   p.add_argument('--out', default=None, help='JSON file for the result')
   a = p.parse_args()
-  if not os.path.isfile(a.peer_script):
-    sys.exit(f'--peer-script: no file {a.peer_script!r}')
 
   torch.manual_seed(a.seed)
-  peer = _load_peer(a.peer_script)
+  peer = load_peer(a.peer_script)
   g, d = peer.generator(), peer.discriminator()
   g.apply(_dcgan_init)
   d.apply(_dcgan_init)
@@ -162,19 +186,10 @@ def main():
       order, pos = torch.randperm(len(data)), 0
     real = data[order[pos:pos + a.batch]].float() / 127.5 - 1.0
     pos += a.batch
-    fake = g(torch.randn(a.batch, 100, 1, 1))
-    opt_d.zero_grad(set_to_none=True)
-    real_logits, fake_logits = d(real), d(fake.detach())
-    loss_d = _d_loss(a.loss, real_logits, fake_logits)
-    loss_d.backward()
-    opt_d.step()
-    opt_g.zero_grad(set_to_none=True)
-    real_for_g = d(real).detach() if a.loss.startswith('ra') else None
-    loss_g = _g_loss(a.loss, real_for_g, d(fake))
-    loss_g.backward()
-    opt_g.step()
+    loss_d, loss_g, real_logits, fake_logits = train_iteration(
+        g, d, opt_g, opt_d, a.loss, real, torch.randn(a.batch, 100, 1, 1))
     if step % a.every == 0 or step == a.steps:
-      row = {'step': step, 'd_loss': loss_d.item(), 'g_loss': loss_g.item(),
+      row = {'step': step, 'd_loss': loss_d, 'g_loss': loss_g,
              'd_real_logit': real_logits.mean().item(),
              'd_fake_logit': fake_logits.mean().item(),
              'sample_std': sample_std(g, z_fixed),

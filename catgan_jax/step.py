@@ -52,6 +52,29 @@ def update_phase(config: ml_collections.ConfigDict, step: int) -> Phase:
   return step % k == 0, step % n_critic == n_critic - 1
 
 
+# The named keys of one iteration (see `iteration_keys`).
+_KEY_NAMES = ('z', 'gp', 'noise_r', 'noise_f', 'noise_g', 'aug_r', 'aug_f',
+              'aug_g')
+
+
+def iteration_keys(rng: jax.Array, step: jax.Array | int) -> dict[str,
+                                                                   jax.Array]:
+  """The PRNG keys of iteration `step`: `fold_in(rng, step)`, split by use.
+
+  A function of the base key and the step alone, so a resumed run draws
+  exactly what the uninterrupted run drew, and a replay of the step in
+  another framework (`benchmarks/peer_equivalence.py`) can feed it the same
+  latents.
+  """
+  keys = jax.random.split(jax.random.fold_in(rng, step), len(_KEY_NAMES))
+  return dict(zip(_KEY_NAMES, keys))
+
+
+def latents(key: jax.Array, batch_size: int, z_dim: int) -> jax.Array:
+  """The generator's standard normal inputs z [batch_size, z_dim]."""
+  return jax.random.normal(key, (batch_size, z_dim), jnp.float32)
+
+
 def to_float_images(batch: jax.Array) -> jax.Array:
   """uint8 [0, 255] images -> float32 in [-1, 1]."""
   return batch.astype(jnp.float32) / 127.5 - 1.0
@@ -184,14 +207,11 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
             jnp.zeros(()))
 
   def train_step(state: GANState, batch: jax.Array) -> tuple[GANState, Metrics]:
-    key = jax.random.fold_in(state.rng, state.step)
-    names = ['z', 'gp', 'noise_r', 'noise_f', 'noise_g', 'aug_r', 'aug_f',
-             'aug_g']
-    keys = dict(zip(names, jax.random.split(key, len(names))))
+    keys = iteration_keys(state.rng, state.step)
     keys['noise_std'] = _noise_std(config, state.step)
     keys['aug_p'] = state.aug_p
     real = to_float_images(batch)
-    z = jax.random.normal(keys['z'], (real.shape[0], z_dim), jnp.float32)
+    z = latents(keys['z'], real.shape[0], z_dim)
 
     # One forward pass of G serves both updates: D sees its images as
     # constants, and G's update pulls its gradient back through the VJP

@@ -4,9 +4,8 @@
 (`../shared/bench/peer_torch_dcgan.py`, narrow widths), written by
 `tests/make_torch_dcgan_reference.py`: initial weights, latents, images,
 losses and gradients. Its weights are loaded into catgan_jax's Generator and
-Discriminator (PyTorch's transposed-conv kernels flipped, as flax does not
-flip them), and the generated images, the non-saturating D and G losses and
-every gradient must agree. This pins the architecture (layer order, padding,
+Discriminator (converted by `models/torch_layout.py`), and the generated
+images, the non-saturating D and G losses and every gradient must agree. This pins the architecture (layer order, padding,
 BatchNorm in training mode, no biases), the loss and the gradients of the
 phase-decomposed transposed convolution to the reference.
 """
@@ -22,6 +21,7 @@ import pytest
 from catgan_jax import losses
 from catgan_jax import models
 from catgan_jax import step as step_lib
+from catgan_jax.models import torch_layout
 
 FIXTURE = os.path.join(os.path.dirname(__file__), '..', 'assets',
                        'torch_dcgan64_step.npz')
@@ -31,37 +31,25 @@ D_CONVS = [0, 2, 5, 8, 11]
 D_NORMS = [3, 6, 9]
 
 
-def _convt(w):
-  """PyTorch ConvTranspose2d [in, out, kh, kw] -> flax [kh, kw, in, out]."""
-  return np.flip(w, (2, 3)).transpose(2, 3, 0, 1)
-
-
-def _conv(w):
-  """PyTorch Conv2d [out, in, kh, kw] -> flax HWIO."""
-  return w.transpose(2, 3, 1, 0)
-
-
-def _dense(w):
-  """The first ConvTranspose2d on a 1x1 input [nz, c, 4, 4] -> Dense kernel."""
-  return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-
-
 def _bn(ref, prefix, index):
   return {'scale': ref[f'{prefix}.{index}.weight'],
           'bias': ref[f'{prefix}.{index}.bias']}
 
 
 def _g_params(ref, prefix='g'):
-  params = {'Dense_0': {'kernel': _dense(ref[f'{prefix}.0.weight'])}}
+  params = {'Dense_0': {
+      'kernel': torch_layout.dense_from_torch(ref[f'{prefix}.0.weight'])}}
   for i, (conv, norm) in enumerate(G_LAYERS):
     params[f'ConvTranspose2x_{i}'] = {
-        'kernel': _convt(ref[f'{prefix}.{conv}.weight'])}
+        'kernel': torch_layout.conv_transpose_from_torch(
+            ref[f'{prefix}.{conv}.weight'])}
     params[f'BatchNorm_{i}'] = _bn(ref, prefix, norm)
   return params
 
 
 def _d_params(ref, prefix='d'):
-  params = {f'Conv_{i}': {'kernel': _conv(ref[f'{prefix}.{c}.weight'])}
+  params = {f'Conv_{i}': {
+      'kernel': torch_layout.conv_from_torch(ref[f'{prefix}.{c}.weight'])}
             for i, c in enumerate(D_CONVS)}
   for i, norm in enumerate(D_NORMS):
     params[f'BatchNorm_{i}'] = _bn(ref, prefix, norm)
@@ -149,3 +137,25 @@ def test_gradients_match(setup, computed):
     assert err < 1e-3, (jax.tree_util.keystr(path), err)
 
   jax.tree_util.tree_map_with_path(check, expected, got)
+
+
+def test_torch_layouts_round_trip_and_flip():
+  rng = np.random.default_rng(0)
+  kernel = rng.normal(size=(4, 4, 3, 5)).astype(np.float32)
+  for to_torch, from_torch in (
+      (torch_layout.conv_to_torch, torch_layout.conv_from_torch),
+      (torch_layout.conv_transpose_to_torch,
+       torch_layout.conv_transpose_from_torch)):
+    np.testing.assert_array_equal(from_torch(to_torch(kernel)), kernel)
+  dense = rng.normal(size=(7, 4 * 4 * 6)).astype(np.float32)
+  assert torch_layout.dense_to_torch(dense).shape == (7, 6, 4, 4)
+  np.testing.assert_array_equal(
+      torch_layout.dense_from_torch(torch_layout.dense_to_torch(dense)), dense)
+  # A transposed-conv tap at flax's top-left is PyTorch's bottom-right.
+  one_tap = np.zeros((4, 4, 3, 5), np.float32)
+  one_tap[0, 1, 2, 4] = 1.0
+  torch_weight = torch_layout.conv_transpose_to_torch(one_tap)
+  assert torch_weight.shape == (3, 5, 4, 4)
+  assert torch_weight[2, 4, 3, 2] == 1.0 and torch_weight.sum() == 1.0
+  # A convolution tap keeps its place; only the axes move.
+  assert torch_layout.conv_to_torch(one_tap)[4, 2, 0, 1] == 1.0
