@@ -62,7 +62,8 @@ _BN_FIELDS = {'weight': ('params', 'scale'), 'bias': ('params', 'bias'),
               'running_mean': ('batch_stats', 'mean'),
               'running_var': ('batch_stats', 'var')}
 _LOSSES = ('nsgan', 'lsgan', 'hinge', 'rasgan', 'ralsgan')
-# float32 against float64 on one forward pass of DCGAN-64 (measured: 1e-6).
+# float32 against float64 on one forward pass of DCGAN-64 (measured: 4e-8 to
+# 1.3e-7 at batch 64).
 FIRST_D_LOSS_RTOL = 1e-4
 _LOG_KEYS = ('d_loss', 'g_loss', 'd_real_logit', 'd_fake_logit')
 
