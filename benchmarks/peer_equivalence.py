@@ -45,7 +45,6 @@ from typing import Any
 
 import jax
 import numpy as np
-from PIL import Image
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
@@ -56,6 +55,8 @@ from catgan_jax import models  # pylint: disable=g-import-not-at-top
 from catgan_jax import parallel  # pylint: disable=g-import-not-at-top
 from catgan_jax import step as step_lib  # pylint: disable=g-import-not-at-top
 from catgan_jax import train  # pylint: disable=g-import-not-at-top
+from catgan_jax.data import preprocess  # pylint: disable=g-import-not-at-top
+from catgan_jax.data import sources  # pylint: disable=g-import-not-at-top
 from catgan_jax.models import torch_layout  # pylint: disable=g-import-not-at-top
 
 _BN_FIELDS = {'weight': ('params', 'scale'), 'bias': ('params', 'bias'),
@@ -131,25 +132,29 @@ def _state_in_torch_layout(state) -> dict[str, np.ndarray]:
 def real_batches(data_dir: str, steps: int, batch: int,
                  seed: int) -> tuple[list[np.ndarray], str]:
   """`steps` uint8 batches [batch, 64, 64, 3] of faces from `data_dir` (or of
-  uniform random pixels when it does not exist), and where they came from."""
+  uniform random pixels when it does not exist), and where they came from.
+
+  The images are listed and decoded as the trainer's folder source does;
+  unusable files are skipped, and others drawn in their place.
+  """
   rng = np.random.default_rng(seed)
   if not os.path.isdir(data_dir):
     return ([rng.integers(0, 256, (batch, 64, 64, 3), dtype=np.uint8)
              for _ in range(steps)], 'uniform random pixels')
-  names = sorted(os.listdir(data_dir))
-  picked = rng.choice(len(names), size=min(len(names), steps * batch * 2),
+  paths = sources.list_image_files(data_dir)
+  picked = rng.choice(len(paths), size=min(len(paths), steps * batch * 2),
                       replace=False)
   images = []
   for i in picked:
     try:
-      with Image.open(os.path.join(data_dir, names[i])) as im:
-        images.append(np.asarray(im.convert('RGB').resize((64, 64))))
-    except OSError:
-      continue  # An unreadable file: the next one takes its place.
+      image = preprocess.load_rgb(paths[i])
+    except preprocess.UnusableImageError:
+      continue
+    images.append(preprocess.crop_and_resize(image, 64, 'center'))
     if len(images) == steps * batch:
       break
   if len(images) < steps * batch:
-    raise SystemExit(f'--data-dir: {data_dir!r} has {len(images)} readable '
+    raise SystemExit(f'--data-dir: {data_dir!r} has {len(images)} usable '
                      f'images, {steps * batch} needed.')
   stacked = np.stack(images)
   return [stacked[t * batch:(t + 1) * batch] for t in range(steps)], data_dir
