@@ -116,7 +116,8 @@ def load_peer(path):
   return module
 
 
-def _dcgan_init(m):
+def dcgan_init(m):
+  """The DCGAN initialisation: N(0, 0.02) weights, BN scales N(1, 0.02)."""
   if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
     nn.init.normal_(m.weight, 0.0, 0.02)
   elif isinstance(m, nn.BatchNorm2d):
@@ -172,8 +173,8 @@ def main():
   torch.manual_seed(a.seed)
   peer = load_peer(a.peer_script)
   g, d = peer.generator(), peer.discriminator()
-  g.apply(_dcgan_init)
-  d.apply(_dcgan_init)
+  g.apply(dcgan_init)
+  d.apply(dcgan_init)
   d_lr = a.d_lr or a.lr
   opt_g = torch.optim.Adam(g.parameters(), lr=a.lr, betas=(0.5, 0.999))
   opt_d = torch.optim.Adam(d.parameters(), lr=d_lr, betas=(0.5, 0.999))

@@ -17,25 +17,18 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', '..', 'shared', 'bench'))
-import peer_torch_dcgan as peer  # pylint: disable=g-import-not-at-top,wrong-import-position
+sys.path.insert(0, os.path.join(HERE, '..', 'benchmarks'))
+import peer_training_curve as curve  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+peer = curve.load_peer(curve.DEFAULT_PEER_SCRIPT)
 NZ, NGF, NDF, BATCH = 8, 4, 4, 4
-
-
-def _dcgan_init(m):
-  if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-    torch.nn.init.normal_(m.weight, 0.0, 0.02)
-  elif isinstance(m, torch.nn.BatchNorm2d):
-    torch.nn.init.normal_(m.weight, 1.0, 0.02)
-    torch.nn.init.zeros_(m.bias)
 
 
 def main():
   torch.manual_seed(0)
   g, d = peer.generator(nz=NZ, ngf=NGF), peer.discriminator(ndf=NDF)
-  g.apply(_dcgan_init)
-  d.apply(_dcgan_init)
+  g.apply(curve.dcgan_init)
+  d.apply(curve.dcgan_init)
   rng = np.random.default_rng(0)
   # uint8 images, scaled to [-1, 1] as catgan_jax's step does.
   real_u8 = rng.integers(0, 256, (BATCH, 64, 64, 3), dtype=np.uint8)
