@@ -30,8 +30,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from catgan_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from catgan_jax import data  # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import default  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+cli.configure()
 
 SETTINGS = {
     'cached': {},

@@ -51,6 +51,7 @@ if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
 from benchmarks import step_throughput as bench  # pylint: disable=g-import-not-at-top
+from catgan_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from catgan_jax import models  # pylint: disable=g-import-not-at-top
 from catgan_jax import parallel  # pylint: disable=g-import-not-at-top
 from catgan_jax import step as step_lib  # pylint: disable=g-import-not-at-top
@@ -58,6 +59,8 @@ from catgan_jax import train  # pylint: disable=g-import-not-at-top
 from catgan_jax.data import preprocess  # pylint: disable=g-import-not-at-top
 from catgan_jax.data import sources  # pylint: disable=g-import-not-at-top
 from catgan_jax.models import torch_layout  # pylint: disable=g-import-not-at-top
+
+cli.configure()
 
 _BN_FIELDS = {'weight': ('params', 'scale'), 'bias': ('params', 'bias'),
               'running_mean': ('batch_stats', 'mean'),

@@ -54,10 +54,13 @@ if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
 from benchmarks import flop_count  # pylint: disable=g-import-not-at-top
+from catgan_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from catgan_jax import models  # pylint: disable=g-import-not-at-top
 from catgan_jax import parallel  # pylint: disable=g-import-not-at-top
 from catgan_jax import step as step_lib  # pylint: disable=g-import-not-at-top
 from catgan_jax import train  # pylint: disable=g-import-not-at-top
+
+cli.configure()
 
 # The PyTorch DCGAN recipe's optimiser, for both networks.
 PEER_LR, PEER_B1, PEER_B2 = 2e-4, 0.5, 0.999

@@ -11,6 +11,7 @@ import os
 import jax
 import ml_collections
 
+from catgan_jax import cli
 from catgan_jax import losses
 from catgan_jax import models
 from catgan_jax import state as state_lib
@@ -26,7 +27,7 @@ _MUTABLE_FIELDS = ('num_train_steps', 'log_every_steps', 'sample_every_steps',
                    'train.inject_nan_step')
 
 
-class ConfigError(ValueError):
+class ConfigError(cli.UserError):
   """A config value that cannot work; the message names field and value."""
 
 
@@ -130,11 +131,11 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     existing = os.path.dirname(existing.rstrip('/')) or '.'
   _require(os.path.isdir(existing) and os.access(existing, os.W_OK),
            f'workdir={workdir!r} is not writable')
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path) or config.allow_config_change:
+  if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
     return
-  with open(path) as f:
-    old = _flatten(ml_collections.ConfigDict(json.load(f)))
+  old = _flatten(load_config(workdir))
+  if config.allow_config_change:
+    return
   changes = config_changes(old, _flatten(config))
   _require(not changes,
            f'workdir={workdir!r} holds a run with a different config '
@@ -154,6 +155,30 @@ def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """Reads the config a run in `workdir` was started with."""
-  with open(os.path.join(workdir, CONFIG_FILE)) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  """Reads the config a run in `workdir` was started with.
+
+  Raises:
+    ConfigError: the file is missing, unreadable or not a config.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.isfile(path):
+    raise ConfigError(f'no run in workdir={workdir!r}: {CONFIG_FILE} is '
+                      'missing')
+  try:
+    with open(path) as f:
+      record = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise ConfigError(f'{path} cannot be read ({e}); restore it, or use '
+                      'another workdir') from None
+  if not isinstance(record, dict):
+    raise ConfigError(f'{path} does not hold a config (a JSON object); '
+                      'restore it, or use another workdir')
+  return ml_collections.ConfigDict(record)
+
+
+def changed_fields(config: ml_collections.ConfigDict, workdir: str
+                   ) -> list[str]:
+  """`config_changes` between the workdir's recorded config and `config`."""
+  if not os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
+    return []
+  return config_changes(_flatten(load_config(workdir)), _flatten(config))

@@ -2,38 +2,26 @@
 
   python -m catgan_jax.evaluate --workdir runs/x [--num_samples N]
       [--steps 2000,4000] [--json scores.json]
+      [--features mobilenet_v2 --features_path /path/to/weights.tflite]
 
 The feature network, sample count and reference set are the run's own
-(`eval.*` in its config.json), and the latents are drawn as the trainer
-draws them, so a checkpoint scores here what the trainer logged for it. The
-reference features come from the same cache as the trainer's.
+(`eval.*` in its config.json) unless a flag says otherwise; the scoring is
+the trainer's own `Scorer`, so a checkpoint scores here what the trainer
+logged for it, from the same reference cache.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 import json
 import math
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
-import jax
-import ml_collections
-import numpy as np
 
 from catgan_jax import checkpoint
+from catgan_jax import cli
 from catgan_jax import config_lib
-from catgan_jax import evaluation
-from catgan_jax.data import sources
-from catgan_jax.evaluation import features
-from catgan_jax.evaluation import reference
 from catgan_jax.evaluation import scorer
-
-
-def _check_run(workdir: str) -> None:
-  if not os.path.isfile(os.path.join(workdir, config_lib.CONFIG_FILE)):
-    raise ValueError(f'No run in {workdir}: {config_lib.CONFIG_FILE} is '
-                     'missing.')
 
 
 def checkpoint_steps(workdir: str) -> list[int | str]:
@@ -42,7 +30,6 @@ def checkpoint_steps(workdir: str) -> list[int | str]:
   The best-by-FID checkpoint lives in its own directory and may be older
   than every regular checkpoint still kept; it is then listed as 'best'.
   """
-  _check_run(workdir)
   config = config_lib.load_config(workdir)
   keep = config.get('keep_checkpoints', 3)
   steps: list[int | str] = []
@@ -59,36 +46,13 @@ def checkpoint_steps(workdir: str) -> list[int | str]:
   return steps
 
 
-def reference_features(
-    config: ml_collections.ConfigDict,
-    feature_fn: Callable[[np.ndarray], np.ndarray],
-) -> np.ndarray:
-  """The training set's features, from the trainer's cache when present."""
-  ev = config.eval
-  num_real = ev.num_reference or len(sources.load_source(config))
-  # The trainer's scorer names the dataset and reads its images; sharing it
-  # keeps one cache entry per dataset.
-  path = reference.cache_path(
-      ev.cache_dir, scorer.dataset_identity(config),
-      config.data.image_size, ev.features, num_real)
-  return reference.reference_features(
-      scorer.real_images(config, ev.batch_size),
-      feature_fn, path, max_images=num_real)
-
-
-def trainer_noise(seed: int, z_dim: int) -> Callable[[int], np.ndarray]:
-  """The latents of the trainer's evaluations: call i draws from key i."""
-  key = jax.random.PRNGKey(seed + 2)
-  calls = iter(range(1 << 30))
-  return lambda n: jax.random.normal(jax.random.fold_in(key, next(calls)),
-                                     (n, z_dim))
-
-
 def score_checkpoints(
     workdir: str,
     steps: Sequence[int | str] | None = None,
     num_samples: int = 0,
     cache_dir: str | None = None,
+    features: str = '',
+    features_path: str | None = None,
 ) -> list[dict[str, float]]:
   """FID and KID of checkpoints of a run.
 
@@ -97,34 +61,36 @@ def score_checkpoints(
     steps: checkpoint steps (or 'best' / 'latest'); None = all of them.
     num_samples: generated images per score (0 = the run's eval.num_samples).
     cache_dir: reference-feature cache (None = the run's eval.cache_dir).
+    features: feature network ('' = the run's eval.features).
+    features_path: its weights file (None = the run's eval.features_path).
 
   Returns:
     One {'step', 'fid', 'kid', 'kid_std'} per checkpoint, in order.
 
   Raises:
-    ValueError: when the run has no checkpoint.
+    cli.UserError: no run or no checkpoint in `workdir`, or unusable
+      feature weights (before anything is scored).
   """
-  _check_run(workdir)
   config = config_lib.load_config(workdir)
   with config.unlocked():
     if num_samples:
       config.eval.num_samples = num_samples
     if cache_dir is not None:
       config.eval.cache_dir = cache_dir
+    if features:
+      config.eval.features = features
+      if features_path is None:
+        config.eval.features_path = ''
+    if features_path is not None:
+      config.eval.features_path = features_path
   steps = list(steps) if steps is not None else checkpoint_steps(workdir)
   if not steps:
-    raise ValueError(f'No checkpoints in {workdir}.')
-  ev = config.eval
-  feature_fn = features.get_feature_fn(ev.features, ev.features_path,
-                                       batch_size=ev.batch_size)
-  ref = reference_features(config, feature_fn)
+    raise cli.UserError(f'no checkpoints in --workdir={workdir!r}')
+  run_scorer = scorer.Scorer(config)
   rows = []
   for step in steps:
     _, sample, chosen = checkpoint.load_generator(workdir, step)
-    noise = trainer_noise(config.seed, config.model.z_dim)
-    scores = evaluation.evaluate(
-        lambda n: sample(noise(n)), ref, feature_fn, ev.num_samples,  # pylint: disable=cell-var-from-loop
-        ev.batch_size, ev.kid_subsets, ev.kid_subset_size)
+    scores = run_scorer.score(sample)
     rows.append({'step': chosen, **scores})
     logging.info('Step %d: %s', chosen, scores)
   return rows
@@ -151,18 +117,23 @@ def _define_flags() -> None:
                        'Generated images per score (0 = eval.num_samples).')
   flags.DEFINE_string('cache_dir', None,
                       'Reference cache directory (default: eval.cache_dir).')
+  flags.DEFINE_string('features', '',
+                      "Feature network: 'inception_v3' or 'mobilenet_v2' "
+                      '(default: the run\'s eval.features).')
+  flags.DEFINE_string('features_path', None,
+                      'Weights file of the feature network (default: the '
+                      "run's eval.features_path).")
   flags.DEFINE_string('json', '', 'Also write the scores to this JSON file.')
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError('Too many command-line arguments.')
+  del argv  # cli.run refuses extra arguments.
   f = flags.FLAGS
   steps = [int(s) if s.isdigit() else s for s in f.steps] or None
-  try:
-    rows = score_checkpoints(f.workdir, steps, f.num_samples, f.cache_dir)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  if f.json and os.path.isdir(f.json):
+    raise cli.UserError(f'--json={f.json!r} is a folder, not a file')
+  rows = score_checkpoints(f.workdir, steps, f.num_samples, f.cache_dir,
+                           f.features, f.features_path)
   # The table is this program's output, hence stdout.
   print(format_table(rows))
   if f.json:
@@ -171,5 +142,6 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == '__main__':
+  cli.configure()
   _define_flags()
-  app.run(main)
+  cli.run(main)

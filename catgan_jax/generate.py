@@ -14,13 +14,13 @@ generator when it has one; it runs on whatever JAX devices are present.
 from collections.abc import Callable, Sequence
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 import jax
 import numpy as np
 
 from catgan_jax import checkpoint
+from catgan_jax import cli
 from catgan_jax import config_lib
 from catgan_jax import sampling
 
@@ -66,6 +66,25 @@ def interpolation_frames(
   return flat.reshape(paths.shape[:2] + flat.shape[1:])
 
 
+def check_options(out_dir: str, *, num: int = 1000, interpolate: int = 0,
+                  paths: int = 8, batch_size: int = 100) -> None:
+  """Refuses bad counts and an output path that is not a folder.
+
+  Raises:
+    cli.UserError: naming the option and its value.
+  """
+  for name, value in (('num', num), ('paths', paths),
+                      ('batch_size', batch_size)):
+    if value < 1:
+      raise cli.UserError(f'--{name}={value} must be >= 1')
+  if interpolate == 1 or interpolate < 0:
+    raise cli.UserError(f'--interpolate={interpolate} needs >= 2 points '
+                        '(0 = off)')
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise cli.UserError(f'--out={out_dir!r} is an existing file, not a '
+                        'folder')
+
+
 def write_images(
     sample: SampleFn,
     z_dim: int,
@@ -94,13 +113,10 @@ def write_images(
     The paths of the files written.
 
   Raises:
-    ValueError: on bad counts.
+    cli.UserError: on bad counts or an output path that is a file.
   """
-  if num < 1 or batch_size < 1 or paths < 1:
-    raise ValueError(f'--num, --paths and --batch_size must be >= 1, got '
-                     f'{num}, {paths}, {batch_size}.')
-  if interpolate == 1 or interpolate < 0:
-    raise ValueError(f'--interpolate needs >= 2 points, got {interpolate}.')
+  check_options(out_dir, num=num, interpolate=interpolate, paths=paths,
+                batch_size=batch_size)
   os.makedirs(out_dir, exist_ok=True)
   written = []
   if interpolate:
@@ -144,11 +160,13 @@ def generate(
     The paths of the files written.
 
   Raises:
-    ValueError: on a missing run or checkpoint, or bad counts.
+    cli.UserError: on a missing run or checkpoint, or bad options (before
+      anything is written).
   """
-  if not os.path.isfile(os.path.join(workdir, config_lib.CONFIG_FILE)):
-    raise ValueError(f'No run in {workdir}: {config_lib.CONFIG_FILE} is '
-                     'missing.')
+  check_options(out_dir, **{k: v for k, v in kwargs.items()
+                            if k in ('num', 'interpolate', 'paths',
+                                     'batch_size')})
+  config_lib.load_config(workdir)  # No run here: one line, nothing built.
   config, sample, chosen = checkpoint.load_generator(workdir, step)
   logging.info('Generator of %s at step %d.', workdir, chosen)
   return write_images(sample, config.model.z_dim, out_dir, **kwargs)
@@ -170,17 +188,14 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError('Too many command-line arguments.')
+  del argv  # cli.run refuses extra arguments.
   f = flags.FLAGS
-  try:
-    generate(f.workdir, f.out, num=f.num, step=f.step, seed=f.seed,
-             grid=f.grid, interpolate=f.interpolate, paths=f.paths,
-             batch_size=f.batch_size)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  generate(f.workdir, f.out, num=f.num, step=f.step, seed=f.seed,
+           grid=f.grid, interpolate=f.interpolate, paths=f.paths,
+           batch_size=f.batch_size)
 
 
 if __name__ == '__main__':
+  cli.configure()
   _define_flags()
-  app.run(main)
+  cli.run(main)

@@ -1,7 +1,11 @@
 """`workdir/metrics.jsonl`: one JSON object per logged step, each step once.
 
-When a run resumes or rolls back to step s, lines after s are dropped first,
-so the file never holds a step twice or a step of an abandoned trajectory.
+The file is appended to. When a run resumes or rolls back to step s, the
+records of steps after s are dropped (they belong to an abandoned
+trajectory), and nothing else: a damaged line (a write cut short by a kill,
+a stray edit) is skipped with a warning by every reader and kept, verbatim,
+in `metrics.jsonl.damaged` when the file is rewritten. `read_records` is the
+one reader (the trainer and `plots` use it).
 """
 
 import json
@@ -9,12 +13,52 @@ import math
 import os
 from typing import Mapping
 
+from absl import logging
+
 METRICS_FILE = 'metrics.jsonl'
+DAMAGED_SUFFIX = '.damaged'
 
 
 def _clean(value):
   value = float(value)
   return value if math.isfinite(value) else str(value)
+
+
+def _parse(path: str) -> tuple[list[dict], list[tuple[int, str]]]:
+  """(records, damaged (line number, text)) of a metrics file."""
+  records, damaged = [], []
+  if not os.path.exists(path):
+    return records, damaged
+  with open(path, errors='replace') as f:
+    for number, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:
+        record = None
+      if isinstance(record, dict) and isinstance(record.get('step'), int):
+        records.append(record)
+      else:
+        damaged.append((number, line))
+  return records, damaged
+
+
+def read_records(path: str) -> list[dict]:
+  """Every valid record of a metrics file; damaged lines skipped, warned.
+
+  Args:
+    path: a `metrics.jsonl` file (missing = no records).
+
+  Returns:
+    The records ({'step': int, name: value, ...}) in file order.
+  """
+  records, damaged = _parse(path)
+  if damaged:
+    numbers = ', '.join(str(n) for n, _ in damaged[:5])
+    logging.warning('%s: skipped %d damaged line(s) (line %s%s).', path,
+                    len(damaged), numbers, ', ...' if len(damaged) > 5 else '')
+  return records
 
 
 class MetricsLog:
@@ -24,21 +68,25 @@ class MetricsLog:
     self.path = os.path.join(workdir, METRICS_FILE)
 
   def read(self) -> list[dict]:
-    """All records in the file (an unfinished last line is ignored)."""
-    if not os.path.exists(self.path):
-      return []
-    records = []
-    with open(self.path) as f:
-      for line in f:
-        try:
-          records.append(json.loads(line))
-        except json.JSONDecodeError:
-          break  # A line cut short by a kill; everything after is dropped.
-    return records
+    """All valid records in the file."""
+    return read_records(self.path)
 
   def truncate(self, last_step: int) -> None:
-    """Drops records of steps after `last_step` (atomically)."""
-    kept = [r for r in self.read() if r['step'] <= last_step]
+    """Drops the records of steps after `last_step` (atomically).
+
+    Every other record stays; damaged lines move to `metrics.jsonl.damaged`.
+    The file is not touched when there is nothing to drop.
+    """
+    records, damaged = _parse(self.path)
+    kept = [r for r in records if r['step'] <= last_step]
+    if len(kept) == len(records) and not damaged:
+      return
+    if damaged:
+      with open(self.path + DAMAGED_SUFFIX, 'a') as f:
+        f.writelines(line if line.endswith('\n') else line + '\n'
+                     for _, line in damaged)
+      logging.warning('%s: %d damaged line(s) moved to %s.', self.path,
+                      len(damaged), self.path + DAMAGED_SUFFIX)
     tmp = self.path + '.tmp'
     with open(tmp, 'w') as f:
       f.writelines(json.dumps(r) + '\n' for r in kept)

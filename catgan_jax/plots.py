@@ -9,11 +9,9 @@ run on demand:
 """
 
 from collections.abc import Sequence
-import json
 import math
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 import matplotlib
@@ -22,7 +20,10 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-METRICS_FILE = 'metrics.jsonl'
+from catgan_jax import cli  # pylint: disable=g-import-not-at-top
+from catgan_jax import metrics_log  # pylint: disable=g-import-not-at-top
+from catgan_jax.metrics_log import METRICS_FILE  # pylint: disable=g-import-not-at-top
+
 
 # One figure per entry: file name, title, y label and the curves it holds
 # (metric key, legend label). Figures whose keys never appear are skipped.
@@ -38,34 +39,6 @@ FIGURES = (
     ('sample_std.png', 'Pixel std across the fixed-noise samples',
      'std in [0, 1] units', (('sample_std', 'samples'),)),
 )
-
-
-def read_metrics(metrics_path: str) -> list[dict[str, float]]:
-  """Reads a JSON-lines metrics file; blank and malformed lines are skipped.
-
-  A run killed mid-write can leave a truncated last line; it is not worth
-  failing a plot for.
-
-  Args:
-    metrics_path: path of `metrics.jsonl`.
-
-  Returns:
-    The records in file order.
-  """
-  records = []
-  with open(metrics_path) as f:
-    for line_no, line in enumerate(f, start=1):
-      line = line.strip()
-      if not line:
-        continue
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:
-        logging.warning('%s:%d is not JSON; skipped.', metrics_path, line_no)
-        continue
-      if isinstance(record, dict):
-        records.append(record)
-  return records
 
 
 def _series(
@@ -95,7 +68,7 @@ def plot_metrics(metrics_path: str, out_dir: str) -> list[str]:
   if not os.path.exists(metrics_path):
     logging.warning('No metrics to plot: %s does not exist.', metrics_path)
     return []
-  records = read_metrics(metrics_path)
+  records = metrics_log.read_records(metrics_path)
   os.makedirs(out_dir, exist_ok=True)
   written = []
   for file_name, title, ylabel, curves in FIGURES:
@@ -135,12 +108,14 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError('Too many command-line arguments.')
+  del argv  # cli.run refuses extra arguments.
   workdir = flags.FLAGS.workdir
   metrics_path = os.path.join(workdir, METRICS_FILE)
-  if not os.path.exists(metrics_path):
-    raise app.UsageError(f'No {METRICS_FILE} in {workdir}.')
+  if not os.path.isfile(metrics_path):
+    raise cli.UserError(f'no {METRICS_FILE} in --workdir={workdir!r} (is it '
+                        'a run directory?)')
+  if not metrics_log.read_records(metrics_path):
+    raise cli.UserError(f'{metrics_path} holds no metric record to plot')
   out_dir = flags.FLAGS.out or os.path.join(workdir, 'plots')
   for path in plot_metrics(metrics_path, out_dir):
     logging.info('Wrote %s', path)
@@ -148,4 +123,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main)
+  cli.run(main)

@@ -120,15 +120,58 @@ def _input_iter(config, start_step: int, mesh) -> Iterator[jax.Array]:
   return parallel.prefetch_to_mesh(batches, parallel.batch_sharded(mesh))
 
 
-def _restore_or_init(ckpt, state):
-  """Resumes from the newest good checkpoint, else saves step 0 as a base."""
-  restored = ckpt.restore_latest(state)
+def _restore(ckpt, state, config, workdir):
+  """The newest good checkpoint's state, or None for a new run.
+
+  Writes nothing but the moving aside of damaged checkpoints.
+
+  Raises:
+    config_lib.ConfigError: a checkpoint does not fit this config (naming
+      the parameters and the config fields that differ), or none of the
+      checkpoints can be restored.
+  """
+  try:
+    restored = ckpt.restore_latest(state)
+  except checkpoint_lib.CheckpointMismatch as e:
+    changed = config_lib.changed_fields(config, workdir)
+    fields = (f'; changed config fields: {"; ".join(changed[:5])}'
+              if changed else '')
+    raise config_lib.ConfigError(
+        f'{e}{fields}; use another workdir, or --start_over to move the old '
+        'run aside and start again at step 0') from None
+  except checkpoint_lib.NoRestorableCheckpoint as e:
+    raise config_lib.ConfigError(str(e)) from None
   if restored is not None:
-    logging.info('Resumed from checkpoint at step %d.', int(restored.step))
-    return restored
-  # A checkpoint at step 0 gives the divergence guard something to return to.
-  ckpt.save(0, state)
-  return state
+    logging.info('Resuming from the checkpoint of step %d.',
+                 int(restored.step))
+  return restored
+
+
+# What a run writes in its workdir; --start_over moves all of it aside.
+_RUN_FILES = ('checkpoints', 'checkpoints_best', 'checkpoints_corrupt',
+              'samples', 'plots', 'samples.gif', metrics_log.METRICS_FILE,
+              metrics_log.METRICS_FILE + metrics_log.DAMAGED_SUFFIX,
+              config_lib.CONFIG_FILE)
+PREVIOUS_DIR = 'previous'
+
+
+def _move_old_run_aside(workdir: str) -> str | None:
+  """Moves an earlier run's files to `workdir/previous/<n>/` (process 0)."""
+  if jax.process_index() != 0 or not os.path.isdir(workdir):
+    return None
+  names = [n for n in os.listdir(workdir)
+           if n in _RUN_FILES or n.startswith('events.out.tfevents')]
+  if not names:
+    return None
+  n = 1
+  while os.path.exists(os.path.join(workdir, PREVIOUS_DIR, str(n))):
+    n += 1
+  dest = os.path.join(workdir, PREVIOUS_DIR, str(n))
+  os.makedirs(dest)
+  for name in names:
+    os.replace(os.path.join(workdir, name), os.path.join(dest, name))
+  logging.warning('--start_over: the earlier run is now in %s.', dest)
+  return dest
 
 
 def _rollback(ckpt, target, config, rollbacks: int):
@@ -153,12 +196,65 @@ def _scalars(host_metrics: dict[str, Any], state) -> dict[str, float]:
   return scalars
 
 
-def _make_scorer(config, generator, mesh):
-  """The FID/KID scorer, or None when evaluation is off (eval.every_steps<0)."""
+class _Evaluator:
+  """FID/KID of the run's EMA generator, by the shared `Scorer`."""
+
+  def __init__(self, config, generator, mesh):
+    from catgan_jax.evaluation import scorer  # pylint: disable=g-import-not-at-top
+    self._scorer = scorer.Scorer(config)
+    self._rep = parallel.replicated(mesh)
+    self._sample = jax.jit(step_lib.make_sample_fn(generator),
+                           out_shardings=self._rep)
+
+  def __call__(self, state) -> dict[str, float]:
+    return self._scorer.score(lambda z: parallel.fetch(
+        self._sample(state, jax.device_put(z, self._rep))))
+
+
+def _make_evaluator(config, generator, mesh):
+  """The FID/KID evaluator, or None when evaluation is off (every_steps<0).
+
+  Built at start-up: missing feature weights stop the run before it
+  writes anything.
+  """
   if config.eval.every_steps < 0:
     return None
-  from catgan_jax.evaluation import scorer  # pylint: disable=g-import-not-at-top
-  return scorer.Scorer(config, generator, mesh)
+  return _Evaluator(config, generator, mesh)
+
+
+class _ProgressLine:
+  """One readable line per logged step: progress, speed, ETA, losses, FID."""
+
+  def __init__(self, start: int, total: int):
+    self._total = total
+    self._last = (start, time.monotonic())
+    self.fid = None
+
+  def __call__(self, step: int, record: dict[str, float]) -> None:
+    last_step, last_time = self._last
+    now = time.monotonic()
+    rate = (step - last_step) / max(now - last_time, 1e-9)
+    self._last = (step, now)
+    eta = (self._total - step) / rate if rate > 0 else float('inf')
+    if 'fid' in record:
+      self.fid = record['fid']
+    parts = [f'step {step}/{self._total}', f'{rate:.2f} steps/s',
+             f'ETA {_duration(eta)}']
+    for name in ('d_loss', 'g_loss'):
+      if name in record:
+        parts.append(f'{name} {record[name]:.4f}')
+    if self.fid is not None:
+      parts.append(f'FID {self.fid:.2f}')
+    logging.info('  '.join(parts))
+
+
+def _duration(seconds: float) -> str:
+  if not np.isfinite(seconds):
+    return '?'
+  seconds = int(round(seconds))
+  hours, rest = divmod(seconds, 3600)
+  return (f'{hours}h{rest // 60:02d}m' if hours else
+          f'{rest // 60}m{rest % 60:02d}s')
 
 
 def _poison(state):
@@ -218,52 +314,72 @@ def _finish_pictures(workdir: str) -> None:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str) -> Any:
+                       workdir: str, start_over: bool = False) -> Any:
   """Trains a GAN as `config` says, in (and resuming from) `workdir`.
+
+  Everything the run needs is resolved before the first file is written:
+  the config, the workdir, the checkpoint to resume from, the training
+  images and the feature network's weights. A problem with any of them is a
+  `config_lib.ConfigError` and the workdir is left exactly as it was.
 
   Args:
     config: the run config (see configs/default.py).
     workdir: the run directory: checkpoints, TensorBoard events,
       metrics.jsonl, samples, config.json.
+    start_over: move an earlier run in `workdir` aside (to
+      `workdir/previous/<n>/`) and start at step 0 instead of resuming.
 
   Returns:
     The final `GANState` (replicated over the mesh).
 
   Raises:
-    config_lib.ConfigError: the config or workdir is unusable (before any
-      work is done).
+    config_lib.ConfigError: the config, workdir, data or feature weights
+      are unusable (before any work is done).
+    cli.ResourceError: a checkpoint cannot be written (disk full,
+      permissions); the earlier checkpoints are intact.
     DivergenceError: more than `train.max_rollbacks` rollbacks in a row.
   """
   if '://' not in workdir:  # Orbax wants absolute paths; gs:// stays as is.
     workdir = os.path.abspath(workdir)
   config_lib.validate(config)
-  config_lib.check_workdir(config, workdir)
+  if not start_over:
+    config_lib.check_workdir(config, workdir)
   parallel.log_topology()
   mesh = parallel.create_mesh()
   generator, discriminator = models.create_models(config)
   state = _create_state(config, generator, discriminator, mesh)
   target = checkpoint_lib.abstract_like(state)
-  config_lib.save_config(config, workdir)
+  ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints)
+  restored = None if start_over else _restore(ckpt, state, config, workdir)
+  start = 0 if restored is None else int(parallel.fetch(restored.step))
+  state = state if restored is None else restored
+  try:
+    batches = _input_iter(config, start, mesh)
+  except ValueError as e:  # No usable image, a missing folder, ...
+    raise config_lib.ConfigError(str(e)) from None
+  evaluator = _make_evaluator(config, generator, mesh)
+  train_step = _compile_step(config, generator, discriminator, mesh, state,
+                             start)
 
+  # Every check passed: from here on the run writes into its workdir.
+  if start_over:
+    _move_old_run_aside(workdir)
+    ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints)
+  config_lib.save_config(config, workdir)
   is_main = jax.process_index() == 0
   writer = metric_writers.create_default_writer(workdir,
                                                 just_logging=not is_main)
-  ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints)
-  state = _restore_or_init(ckpt, state)
-  start = int(parallel.fetch(state.step))
   log = metrics_log.MetricsLog(workdir)
   if is_main:
     log.truncate(start)
   if start == 0:
     writer.write_hparams(config_lib.hparams(config))
-
-  train_step = _compile_step(config, generator, discriminator, mesh, state,
-                             start)
-  batches = _input_iter(config, start, mesh)
+    # A checkpoint at step 0 gives the divergence guard something to return
+    # to.
+    ckpt.save(0, state)
   samples = _Samples(config, generator, mesh, workdir, writer)
-  scorer = _make_scorer(config, generator, mesh)
   best = (checkpoint_lib.Checkpointer(workdir, 1, best_by='fid')
-          if scorer else None)
+          if evaluator else None)
   total = config.num_train_steps
   # Steps are dispatched asynchronously and the host waits for the device only
   # at logged steps: progress (steps/s, ETA) is reported there and only there
@@ -272,6 +388,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       periodic_actions.ReportProgress, num_train_steps=total, writer=writer,
       every_steps=config.log_every_steps, every_secs=None)
   progress = new_progress()
+  progress_line = _ProgressLine(start, total)
   rollbacks, injected = 0, False
   step = start
   with _StopRequest() as stop:
@@ -285,7 +402,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       last = total if not stopping else step
       log_due = _is_due(step, config.log_every_steps, last)
       ckpt_due = _is_due(step, config.checkpoint_every_steps, last)
-      eval_due = scorer and not stopping and _is_due(
+      eval_due = evaluator and not stopping and _is_due(
           step, config.eval.every_steps, total)
       record = {}
       if log_due or ckpt_due or eval_due:
@@ -306,6 +423,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             log.truncate(step)
           batches = _input_iter(config, step, mesh)
           progress = new_progress()  # It insists on consecutive steps.
+          progress_line = _ProgressLine(step, total)
           continue
         if log_due:
           record.update(_scalars(host_metrics, state))
@@ -316,7 +434,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         rollbacks = 0
       if eval_due:
         with progress.timed('eval'):
-          scores = scorer(state)
+          scores = evaluator(state)
         best.save(step, state, metrics=scores)
         record.update(scores)
       if _is_due(step, config.sample_every_steps, last):
@@ -325,6 +443,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         writer.write_scalars(step, record)
         if is_main:
           log.write(step, record)
+      if log_due:
+        progress_line(step, record)
       if stopping:
         logging.warning('Stopped at step %d on request; checkpoint saved.',
                         step)

@@ -156,9 +156,12 @@ def get_config() -> ml_collections.ConfigDict:
   ev.every_steps = 0
   ev.num_samples = 10_000
   ev.batch_size = 100
-  # Feature network: 'mobilenet_v2' (offline) or 'inception_v3' (standard FID).
-  ev.features = 'mobilenet_v2'
-  # Weights file of the feature network ('' = the default location).
+  # Feature network: 'inception_v3' (the standard FID; its weights are
+  # downloaded once into ~/.cache/catgan_jax, SHA-256 checked) or
+  # 'mobilenet_v2' (offline; needs features_path).
+  ev.features = 'inception_v3'
+  # Weights file of the feature network ('' = inception_v3's cache; required
+  # for mobilenet_v2: mobilenet_v2_1.0_224_quant.tflite).
   ev.features_path = ''
   # Where reference statistics of datasets are cached ('' = ~/.cache).
   ev.cache_dir = ''

@@ -19,3 +19,7 @@ os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
                                    'catgan_jax_test_xla_cache'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '-1')
+
+from catgan_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+cli.configure()

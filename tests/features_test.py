@@ -13,11 +13,11 @@ from catgan_jax.evaluation import features
 from catgan_jax.evaluation import inception_v3
 from catgan_jax.evaluation import mobilenet_v2
 from catgan_jax.evaluation import torch_weights
+import shared_paths
 
-_MOBILENET = mobilenet_v2.default_path()
-_HAS_MOBILENET = os.path.isfile(_MOBILENET)
-_CATS = os.path.join(os.path.dirname(os.path.dirname(_MOBILENET)), '..',
-                     'data', 'cat_faces_64')
+_MOBILENET = shared_paths.MOBILENET
+_HAS_MOBILENET = shared_paths.HAS_MOBILENET
+_CATS = shared_paths.CAT_FACES
 
 # A state dict written by torch 2.13 with
 #   sd = OrderedDict(
@@ -123,8 +123,34 @@ def test_unknown_feature_network_lists_valid_names():
 @pytest.mark.parametrize('name', ['mobilenet_v2', 'inception_v3'])
 def test_missing_weights_file_names_path_and_config_field(name, tmp_path):
   path = os.path.join(tmp_path, 'absent.bin')
-  with pytest.raises(ValueError, match='absent.bin.*eval.features_path'):
+  with pytest.raises(ValueError, match='eval.features_path=.*absent.bin'):
     features.get_feature_fn(name, path)
+
+
+def test_mobilenet_v2_needs_an_explicit_weights_path():
+  with pytest.raises(ValueError, match="eval.features_path='': .*every_steps=-1"):
+    features.get_feature_fn('mobilenet_v2', '')
+
+
+def test_garbage_weights_file_is_one_clear_error(tmp_path):
+  path = os.path.join(tmp_path, 'garbage.tflite')
+  with open(path, 'wb') as f:
+    f.write(b'not a model at all' * 3)
+  with pytest.raises(ValueError, match='garbage.tflite.*not a mobilenet_v2'):
+    features.get_feature_fn('mobilenet_v2', path)
+
+
+def test_failed_inception_download_names_the_way_out(tmp_path, monkeypatch):
+  monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+  # A closed local port: the download fails at once, as offline.
+  monkeypatch.setattr(inception_v3, 'WEIGHTS_URL', 'http://127.0.0.1:9/w.pth')
+  def refuse(path, url=None, timeout=None):
+    del path, url, timeout
+    raise OSError('connection refused')
+  monkeypatch.setattr(inception_v3, 'download_weights', refuse)
+  with pytest.raises(ValueError, match='downloading.*failed.*mobilenet_v2'):
+    features.get_feature_fn('inception_v3', '')
+  assert not os.listdir(tmp_path)
 
 
 def _random_fid_inception_state(seed: int = 0) -> dict[str, np.ndarray]:
@@ -201,7 +227,7 @@ def test_inception_v3_rejects_wrong_shapes():
 
 @pytest.fixture(scope='module')
 def mobilenet_fn():
-  return features.get_feature_fn('mobilenet_v2', batch_size=4)
+  return features.get_feature_fn('mobilenet_v2', _MOBILENET, batch_size=4)
 
 
 def _cat_images(n: int) -> np.ndarray:

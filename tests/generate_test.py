@@ -8,17 +8,17 @@ import numpy as np
 from PIL import Image
 import pytest
 
+import shared_paths
 from catgan_jax import checkpoint
 from catgan_jax import evaluate
 from catgan_jax import generate
 from catgan_jax import metrics_log
 from catgan_jax import sampling
 from catgan_jax import train
-from catgan_jax.evaluation import mobilenet_v2
 from configs import test as test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_HAS_MOBILENET = os.path.isfile(mobilenet_v2.default_path())
+_HAS_MOBILENET = shared_paths.HAS_MOBILENET
 
 
 @pytest.fixture(scope='module')
@@ -28,6 +28,8 @@ def run(tmp_path_factory):
   config = test_config.get_config()
   if _HAS_MOBILENET:
     config.eval.every_steps = 4
+    config.eval.features = 'mobilenet_v2'
+    config.eval.features_path = shared_paths.MOBILENET
     config.eval.num_samples = 16
     config.eval.batch_size = 8
     config.eval.num_reference = 32
@@ -152,5 +154,8 @@ def test_command_line_reports_a_missing_run(program, tmp_path):
       args,
       cwd=ROOT, capture_output=True, text=True, timeout=300,
       env=dict(os.environ, JAX_PLATFORMS='cpu'))
-  assert result.returncode == 1, result.stderr[-2000:]
+  assert result.returncode == 2, result.stderr[-2000:]
   assert 'config.json is missing' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+  assert sorted(os.listdir(tmp_path)) == []

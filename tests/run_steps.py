@@ -20,8 +20,11 @@ from ml_collections import config_flags
 import jax
 import numpy as np
 
+from catgan_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from catgan_jax import parallel
 from catgan_jax import train
+
+cli.configure()
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(__file__), '..', 'configs',

@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from catgan_jax import metrics_log
 from catgan_jax import plots
 from catgan_jax import sampling
 
@@ -150,4 +151,4 @@ def test_read_metrics_skips_bad_lines(tmp_path):
   path = os.path.join(tmp_path, 'metrics.jsonl')
   with open(path, 'w') as f:
     f.write('{"step": 1, "fid": 3.0}\n\nnot json\n[1, 2]\n{"step": 2}\n')
-  assert plots.read_metrics(path) == [{'step': 1, 'fid': 3.0}, {'step': 2}]
+  assert metrics_log.read_records(path) == [{'step': 1, 'fid': 3.0}, {'step': 2}]

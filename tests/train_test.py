@@ -10,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 
+import shared_paths
 from catgan_jax import config_lib
 from catgan_jax import metrics_log
 from catgan_jax import train
@@ -125,15 +126,12 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path):
   assert not workdir.exists()
 
 
-MOBILENET = os.path.join(ROOT, '..', 'shared', 'models', 'mobilenet_v2',
-                         'mobilenet_v2_1.0_224_quant.tflite')
-
-
-@pytest.mark.skipif(not os.path.exists(MOBILENET),
+@pytest.mark.skipif(not shared_paths.HAS_MOBILENET,
                     reason='needs ../shared/models/mobilenet_v2')
 def test_eval_logs_fid_kid_and_keeps_best_checkpoint(tmp_path):
   config = _config(num_train_steps=2, **{
-      'eval.every_steps': 1, 'eval.num_samples': 32, 'eval.batch_size': 16,
+      'eval.every_steps': 1, 'eval.features': 'mobilenet_v2',
+      'eval.features_path': shared_paths.MOBILENET, 'eval.num_samples': 32, 'eval.batch_size': 16,
       'eval.num_reference': 32, 'eval.kid_subset_size': 16,
       'eval.cache_dir': str(tmp_path / 'cache')})
   train.train_and_evaluate(config, str(tmp_path / 'run'))

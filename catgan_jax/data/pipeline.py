@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 from absl import logging
 import ml_collections
 import numpy as np
+import tqdm
 import tensorflow as tf
 
 from catgan_jax.data import preprocess
@@ -48,6 +49,8 @@ class _Decoder:
   background: tuple[int, int, int]
   counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   bad: set[int] = dataclasses.field(default_factory=set)
+  # Images whose shorter side is below `side`: the resize enlarges them.
+  upscaled: int = 0
   lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
   def __call__(self, index: int) -> np.ndarray:
@@ -56,6 +59,9 @@ class _Decoder:
     try:
       image = preprocess.load_rgb(self.source.open_fn(item), min_size=self.min_size,
                                   background=self.background, draft_side=self.side)
+      if min(image.size) < self.side:
+        with self.lock:
+          self.upscaled += 1
       return preprocess.crop_and_resize(image, self.side, self.crop)
     except preprocess.UnusableImageError as e:
       with self.lock:
@@ -100,12 +106,21 @@ class _Decoder:
 def _decode_all(decoder: _Decoder) -> list[np.ndarray]:
   """Decodes every item once, in parallel threads (PIL releases the GIL)."""
   workers = min(32, (os.cpu_count() or 1) + 2)
+  n = len(decoder.source)
   with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-    images = list(pool.map(decoder.try_decode, range(len(decoder.source))))
+    images = list(tqdm.tqdm(pool.map(decoder.try_decode, range(n)), total=n,
+                            unit='img', desc='decode', disable=None))
   usable = [image for image in images if image is not None]
   logging.info('%s: %d of %d images usable (%s).', decoder.source.description,
                len(usable), len(images),
                dict(decoder.counts) or 'none skipped')
+  if decoder.upscaled:
+    # A folder of small photos for a large model trains on blurred images;
+    # data.min_size set to data.image_size skips them instead.
+    logging.warning('%s: %d of %d usable images are smaller than %d px and '
+                    'are upscaled (data.min_size=%d skips them).',
+                    decoder.source.description, decoder.upscaled, len(usable),
+                    decoder.side, decoder.side)
   if not usable:
     raise decoder.no_usable_error(len(images))
   return usable

@@ -7,11 +7,14 @@ jitted Flax network on the default JAX device, in fixed-size chunks so that
 one compilation serves every batch.
 
 Backends:
-  mobilenet_v2: ImageNet MobileNetV2 (1280-d), from a TFLite file shipped
-    with the project's shared data; runs offline. Its scores compare runs with
-    each other, not with published FIDs.
-  inception_v3: the standard FID network (2048-d pool3); published FIDs use
-    it. Weights from pytorch-fid's file, downloaded once when online.
+  inception_v3 (the default): the standard FID network (2048-d pool3);
+    published FIDs use it. Weights from pytorch-fid's file, downloaded once
+    into ~/.cache/catgan_jax with their SHA-256 checked, or read from
+    `eval.features_path`.
+  mobilenet_v2: ImageNet MobileNetV2 (1280-d) from its TFLite file
+    (`mobilenet_v2_1.0_224_quant.tflite`, Apache-2.0), named by
+    `eval.features_path`; runs offline. Its scores compare runs with each
+    other, not with published FIDs.
 """
 
 from collections.abc import Callable
@@ -23,24 +26,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from catgan_jax import cli
 from catgan_jax.evaluation import inception_v3
 from catgan_jax.evaluation import mobilenet_v2
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
 
 
-def _missing(name: str, path: str, extra: str = '') -> ValueError:
-  return ValueError(
-      f'Weights of the {name!r} feature network not found at {path!r}. Set '
-      f'the config field eval.features_path to the weights file.{extra}'
-  )
+MOBILENET_V2_FILE = 'mobilenet_v2_1.0_224_quant.tflite'
+DOWNLOAD_TIMEOUT_S = 30
+
+
+def _way_out(name: str) -> str:
+  other = ('--config.eval.features=mobilenet_v2 with '
+           f'--config.eval.features_path=/path/to/{MOBILENET_V2_FILE} '
+           '(offline)' if name == 'inception_v3' else
+           '--config.eval.features=inception_v3 (downloaded once)')
+  return (f'set --config.eval.features_path to the weights file, or use '
+          f'{other}, or turn evaluation off with '
+          '--config.eval.every_steps=-1')
 
 
 def _load_mobilenet_v2(path: str):
-  path = path or mobilenet_v2.default_path()
+  if not path:
+    raise cli.UserError(
+        "eval.features_path='': the mobilenet_v2 feature network needs its "
+        f'weights file ({MOBILENET_V2_FILE}); ' + _way_out('mobilenet_v2'))
   if not os.path.isfile(path):
-    raise _missing('mobilenet_v2', path, ' It is mobilenet_v2_1.0_224_quant'
-                   '.tflite from shared/models/mobilenet_v2/.')
+    raise cli.UserError(f'eval.features_path={path!r} does not exist; '
+                        + _way_out('mobilenet_v2'))
   variables = {'params': mobilenet_v2.load_tflite_params(path)}
   return mobilenet_v2.MobileNetV2(), variables, mobilenet_v2.INPUT_SIZE
 
@@ -50,18 +64,49 @@ def _load_inception_v3(path: str):
     path = inception_v3.default_path()
     if not os.path.isfile(path):
       try:
-        inception_v3.download_weights(path)
+        inception_v3.download_weights(path, timeout=DOWNLOAD_TIMEOUT_S)
       except (OSError, ValueError) as e:
-        raise _missing(
-            'inception_v3', path,
-            f' Downloading {inception_v3.WEIGHTS_URL} failed ({e}); download '
-            'it by hand (a PyTorch state dict, or an .npz of the same '
-            'tensors).') from e
-  if not os.path.isfile(path):
-    raise _missing('inception_v3', path, ' Expected pytorch-fid\'s '
-                   f'{inception_v3.WEIGHTS_FILE} or an .npz of its tensors.')
+        reason = str(getattr(e, 'reason', e)) or type(e).__name__
+        raise cli.UserError(
+            'eval.features_path=\'\': the inception_v3 weights are not in '
+            f'{path} and downloading {inception_v3.WEIGHTS_URL} failed '
+            f'({reason}); ' + _way_out('inception_v3')) from None
+  elif not os.path.isfile(path):
+    raise cli.UserError(f'eval.features_path={path!r} does not exist; '
+                        + _way_out('inception_v3'))
   variables = inception_v3.load_variables(path)
   return inception_v3.InceptionV3(), variables, inception_v3.INPUT_SIZE
+
+
+def load_network(name: str, path: str = ''):
+  """(Flax module, variables, input size) of a feature network.
+
+  Args:
+    name: a key of FEATURES.
+    path: its weights file ('' = inception_v3's cache, downloading once).
+
+  Returns:
+    The network, its variables and its square input size.
+
+  Raises:
+    cli.UserError: unknown name; weights missing, not downloadable, or not
+      a weights file of that network (one line naming the field).
+  """
+  if name not in FEATURES:
+    raise cli.UserError(f'eval.features={name!r} is unknown; valid: '
+                        f'{", ".join(sorted(FEATURES))}')
+  try:
+    return FEATURES[name](path)
+  except cli.UserError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    # A file of something else fails in whatever parser reads it first
+    # (struct.error, UnpicklingError, KeyError, ...).
+    shown = path or 'the downloaded file'
+    raise cli.UserError(
+        f'eval.features_path={shown!r} is not a {name} weights file '
+        f'({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}); '
+        + _way_out(name)) from None
 
 
 # name -> loader(path) -> (Flax module, variables, input size).
@@ -106,18 +151,18 @@ def get_feature_fn(
     [N, D] (float32 NumPy).
 
   Raises:
-    ValueError: for an unknown name or a missing weights file.
+    cli.UserError: for an unknown name or missing or unusable weights.
   """
   if name not in FEATURES:
-    raise ValueError(
-        f'Unknown feature network {name!r}; valid: {sorted(FEATURES)}.')
+    raise cli.UserError(f'eval.features={name!r} is unknown; valid: '
+                        f'{", ".join(sorted(FEATURES))}')
   return _build_feature_fn(name, path, batch_size)
 
 
 @functools.lru_cache(maxsize=4)
 def _build_feature_fn(name: str, path: str, batch_size: int) -> FeatureFn:
   """get_feature_fn without the cache; see there."""
-  module, variables, size = FEATURES[name](path)
+  module, variables, size = load_network(name, path)
   variables = jax.device_put(variables)
   logging.info('Feature network %s loaded (input %dx%d).', name, size, size)
 

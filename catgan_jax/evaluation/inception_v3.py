@@ -280,13 +280,15 @@ def load_variables(path: str) -> dict:
   return variables_from_state_dict(state)
 
 
-def download_weights(path: str, url: str = WEIGHTS_URL) -> str:
+def download_weights(path: str, url: str = WEIGHTS_URL,
+                     timeout: float | None = None) -> str:
   """Downloads the published weights to `path` and checks their SHA-256.
 
   Args:
     path: destination file; the download goes to a temporary file first and
       is renamed only once verified.
     url: where to download from.
+    timeout: seconds a connection may stall (None = the system's).
 
   Returns:
     `path`.
@@ -299,7 +301,8 @@ def download_weights(path: str, url: str = WEIGHTS_URL) -> str:
   digest = hashlib.sha256()
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.')
   try:
-    with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url) as response:
+    with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(
+        url, timeout=timeout) as response:
       while chunk := response.read(1 << 20):
         digest.update(chunk)
         out.write(chunk)

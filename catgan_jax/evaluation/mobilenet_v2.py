@@ -224,11 +224,3 @@ def _param_shapes() -> dict[str, tuple[int, ...]]:
 def param_count(params: dict) -> int:
   """Number of scalars in a params tree."""
   return int(sum(np.size(v) for v in jax.tree.leaves(params)))
-
-
-def default_path() -> str:
-  """`<repo>/../shared/models/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite`."""
-  repo = os.path.dirname(os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__))))
-  return os.path.join(os.path.dirname(repo), 'shared', 'models',
-                      'mobilenet_v2', 'mobilenet_v2_1.0_224_quant.tflite')

@@ -15,6 +15,7 @@ import tempfile
 
 from absl import logging
 import numpy as np
+import tqdm
 
 
 def default_cache_dir() -> str:
@@ -74,16 +75,21 @@ def reference_features(
     logging.info('Reference features %s loaded from %s.', features.shape,
                  cache_path)
     return features
+  logging.info('Computing the reference features of %s images (once: they '
+               'are cached in %s).', max_images or 'all', cache_path)
   chunks, total = [], 0
-  for images in images_iter:
-    images = np.asarray(images)
-    if max_images:
-      images = images[:max_images - total]
-    if images.shape[0]:
-      chunks.append(feature_fn(images))
-      total += images.shape[0]
-    if max_images and total >= max_images:
-      break
+  with tqdm.tqdm(total=max_images or None, unit='img', desc='reference',
+                 disable=None) as bar:
+    for images in images_iter:
+      images = np.asarray(images)
+      if max_images:
+        images = images[:max_images - total]
+      if images.shape[0]:
+        chunks.append(feature_fn(images))
+        total += images.shape[0]
+        bar.update(images.shape[0])
+      if max_images and total >= max_images:
+        break
   if not chunks:
     raise ValueError('No reference images: the dataset iterator is empty.')
   features = np.concatenate(chunks).astype(np.float32)

@@ -1,25 +1,28 @@
-"""FID/KID of a training run's EMA generator against its training images.
+"""FID/KID of a generator against its run's training images: the `Scorer`.
 
-The trainer builds one `Scorer` per run: the feature network is loaded and
-the reference features of the training set are computed (or read from the
-cache) once; each call then samples `eval.num_samples` images with fixed
-noise and scores them.
+The one owner of scoring: the trainer and `catgan_jax.evaluate` both build a
+`Scorer` from a run's config. Building it loads the feature network (its
+weights found, or downloaded, now) and computes the reference features of
+the training set once (or reads them from the cache); `score(generate)` then
+draws `eval.num_samples` latents, the same ones at every call, and scores the
+images `generate` makes of them. A checkpoint therefore scores the same in
+the CLI as the trainer logged for it.
 """
 
-from typing import Any
+from collections.abc import Callable
 
 import jax
-from jax.sharding import Mesh
 import ml_collections
 import numpy as np
 
 from catgan_jax import data as data_lib
-from catgan_jax import parallel
-from catgan_jax import step as step_lib
 from catgan_jax.data import sources
 from catgan_jax.evaluation import evaluate
 from catgan_jax.evaluation import features
 from catgan_jax.evaluation import reference
+
+# latents [N, z_dim] -> images [N, H, W, C] in [-1, 1].
+GenerateFn = Callable[[jax.Array], np.ndarray]
 
 
 def dataset_identity(config: ml_collections.ConfigDict) -> str:
@@ -42,11 +45,29 @@ def real_images(config: ml_collections.ConfigDict, batch_size: int):
     yield batch.astype(np.float32) / 127.5 - 1.0
 
 
+def evaluation_latents(seed: int, z_dim: int) -> Callable[[int], jax.Array]:
+  """The latents of a run's evaluations: the i-th call draws from key i.
+
+  Every evaluation restarts the sequence, so scores differ only by G.
+  """
+  key = jax.random.PRNGKey(seed + 2)
+  calls = iter(range(1 << 30))
+  return lambda n: jax.random.normal(jax.random.fold_in(key, next(calls)),
+                                     (n, z_dim))
+
+
 class Scorer:
   """Scores generators of one run; reference features computed once."""
 
-  def __init__(self, config: ml_collections.ConfigDict, generator: Any,
-               mesh: Mesh):
+  def __init__(self, config: ml_collections.ConfigDict):
+    """Loads the feature network and the reference features.
+
+    Args:
+      config: the run config (`eval.*`, `data.*`, `seed`, `model.z_dim`).
+
+    Raises:
+      cli.UserError: the feature network or its weights are unusable.
+    """
     ev = config.eval
     self._ev = ev
     self._feature_fn = features.get_feature_fn(ev.features, ev.features_path,
@@ -54,25 +75,23 @@ class Scorer:
     num_real = ev.num_reference or len(sources.load_source(config))
     path = reference.cache_path(ev.cache_dir, dataset_identity(config),
                                 config.data.image_size, ev.features, num_real)
-    self._ref = reference.reference_features(
+    self.reference = reference.reference_features(
         real_images(config, ev.batch_size), self._feature_fn, path,
         max_images=num_real)
-    self._sample = jax.jit(step_lib.make_sample_fn(generator),
-                           out_shardings=parallel.replicated(mesh))
-    self._rep = parallel.replicated(mesh)
-    self._key = jax.random.PRNGKey(config.seed + 2)
+    self._seed = config.seed
     self._z_dim = config.model.z_dim
 
-  def __call__(self, state: Any) -> dict[str, float]:
-    """FID, KID and KID's std of `state`'s EMA generator."""
-    calls = iter(range(1 << 30))
+  def score(self, generate: GenerateFn) -> dict[str, float]:
+    """FID, KID and KID's std of the images `generate` makes.
 
-    def sample_fn(n: int) -> np.ndarray:
-      # The same noise at every evaluation, so scores differ only by G.
-      key = jax.random.fold_in(self._key, next(calls))
-      z = jax.device_put(jax.random.normal(key, (n, self._z_dim)), self._rep)
-      return parallel.fetch(self._sample(state, z))
+    Args:
+      generate: latents [N, z_dim] -> images in [-1, 1].
 
-    return evaluate(sample_fn, self._ref, self._feature_fn,
-                    self._ev.num_samples, self._ev.batch_size,
-                    self._ev.kid_subsets, self._ev.kid_subset_size)
+    Returns:
+      {'fid', 'kid', 'kid_std'}.
+    """
+    latents = evaluation_latents(self._seed, self._z_dim)
+    return evaluate(lambda n: np.asarray(generate(latents(n))),
+                    self.reference, self._feature_fn, self._ev.num_samples,
+                    self._ev.batch_size, self._ev.kid_subsets,
+                    self._ev.kid_subset_size)
