@@ -15,9 +15,6 @@ cli.configure()
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 from ml_collections import config_flags
-
-from catgan_jax import parallel
-from catgan_jax import train
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -36,6 +33,10 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 def main(argv):
   del argv  # cli.run refuses extra arguments.
+  # Imported once the flags are good: a mistyped flag is answered at once,
+  # without starting TensorFlow.
+  from catgan_jax import parallel  # pylint: disable=g-import-not-at-top
+  from catgan_jax import train  # pylint: disable=g-import-not-at-top
   config = FLAGS.config
   if FLAGS.distributed:
     with config.unlocked():

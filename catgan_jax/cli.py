@@ -72,12 +72,6 @@ def configure() -> None:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update('jax_threefry_partitionable', False)
-  if not _verbose_requested(sys.argv):
-    _import_quietly('tensorflow')
-
-
-def _verbose_requested(argv: Sequence[str]) -> bool:
-  return any(a.startswith(('--verbosity', '-v=', '--v=')) for a in argv[1:])
 
 
 def _import_quietly(module: str) -> None:
@@ -117,13 +111,16 @@ def quiet_libraries() -> None:
   """Drops other libraries' INFO records unless --verbosity is above 0.
 
   A run then reads as catgan_jax's own lines (progress, scores, where files
-  went); `--verbosity=1` brings back the frameworks' notices.
+  went); `--verbosity=1` brings back the frameworks' notices. TensorFlow is
+  imported here, muted, because its C++ notices come at import.
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
   if flags.FLAGS.is_parsed() and flags.FLAGS.verbosity > 0:
     return
   logging.get_absl_handler().addFilter(_is_own_or_warning)
+  if 'tensorflow' not in sys.modules:
+    _import_quietly('tensorflow')
 
 
 def _parse_absl_flags(argv: Sequence[str]) -> list[str]:

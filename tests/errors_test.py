@@ -1,0 +1,319 @@
+"""Every command answers a user mistake with one line and exit 2, losing nothing.
+
+Each case runs the program as a user does (a subprocess) and checks the exit
+code, the one line (a regex), that no traceback or help text was printed,
+and that the files of the workdir (or of the temp dir) are exactly as before.
+The checkpoint and metrics cases run the trainer in process.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from catgan_jax import checkpoint as checkpoint_lib
+from catgan_jax import config_lib
+from catgan_jax import metrics_log
+from catgan_jax import train
+from configs import test as test_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_CONFIG = os.path.join(ROOT, 'configs', 'test.py')
+
+
+def _config(**overrides):
+  config = test_config.get_config()
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split('.')
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return config
+
+
+def _tree(path) -> dict[str, tuple[int, float]]:
+  """Every file under `path` with its size and modification time."""
+  files = {}
+  for root, _, names in os.walk(path):
+    for name in names:
+      full = os.path.join(root, name)
+      stat = os.stat(full)
+      files[os.path.relpath(full, path)] = (stat.st_size, stat.st_mtime_ns)
+  return files
+
+
+def _run(args, cwd):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, *args], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+def _assert_one_line_error(proc, pattern):
+  assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+  assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+  errors = [line for line in proc.stderr.splitlines() if ': error: ' in line]
+  assert len(errors) == 1, proc.stderr[-3000:]
+  assert re.search(pattern, errors[0]), errors[0]
+  # No help text: absl prints the flags' help with "--helpfull".
+  assert 'helpfull' not in proc.stderr and 'USAGE' not in proc.stderr
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  """A finished 6-step run of configs/test.py: checkpoints 2, 4 and 6."""
+  workdir = str(tmp_path_factory.mktemp('trained') / 'run')
+  train.train_and_evaluate(_config(num_train_steps=6), workdir)
+  return workdir
+
+
+def _copy(run, tmp_path, name='run'):
+  dest = str(tmp_path / name)
+  shutil.copytree(run, dest)
+  return dest
+
+
+def _broken_folder(tmp_path):
+  folder = tmp_path / 'images'
+  folder.mkdir()
+  (folder / 'broken.jpg').write_bytes(b'not a jpeg')
+  return str(folder)
+
+
+_MAIN_CASES = {
+    'unknown field': (['--config.nope=1'], r"unknown config field 'nope'"),
+    'missing config file': (['--config=configs/absent.py'],
+                            r'absent\.py.*cannot load the config file'),
+    'bad value': (['--config.batch_size=abc'], r'batch_size=abc'),
+    'no workdir': (['--workdir='], r'--workdir'),
+    'extra argument': (['stray'], r'unexpected arguments: stray'),
+    'unknown loss': (['--config.loss.name=nope'], r"loss\.name='nope'"),
+}
+
+
+@pytest.mark.parametrize('case', sorted(_MAIN_CASES))
+def test_main_flag_mistakes(case, tmp_path):
+  extra, pattern = _MAIN_CASES[case]
+  args = ['main.py', f'--config={TEST_CONFIG}', f'--workdir={tmp_path}/w']
+  if case == 'no workdir':
+    args = ['main.py', f'--config={TEST_CONFIG}']
+  elif extra[0].startswith('--config='):
+    args[1] = extra[0]
+    extra = []
+  _assert_one_line_error(_run(args + extra, ROOT), pattern)
+  assert not os.listdir(tmp_path)
+
+
+def test_no_usable_image_stops_before_writing(tmp_path):
+  folder = _broken_folder(tmp_path)
+  proc = _run(['main.py', f'--config={TEST_CONFIG}',
+               f'--workdir={tmp_path}/w', '--config.data.source=folder',
+               f'--config.data.dir={folder}'], ROOT)
+  _assert_one_line_error(proc, r'no usable image.*1 found')
+  assert not (tmp_path / 'w').exists()
+
+
+def test_garbage_feature_weights_stop_before_writing(tmp_path):
+  garbage = tmp_path / 'weights.tflite'
+  garbage.write_bytes(b'\x00\x01garbage' * 10)
+  proc = _run(['main.py', f'--config={TEST_CONFIG}',
+               f'--workdir={tmp_path}/w', '--config.eval.every_steps=0',
+               '--config.eval.features=mobilenet_v2',
+               f'--config.eval.features_path={garbage}'], ROOT)
+  _assert_one_line_error(proc, r'weights\.tflite.*not a mobilenet_v2 weights')
+  assert not (tmp_path / 'w').exists()
+
+
+def test_truncated_config_json_is_one_line(trained, tmp_path):
+  run = _copy(trained, tmp_path)
+  path = os.path.join(run, config_lib.CONFIG_FILE)
+  with open(path) as f:
+    text = f.read()
+  with open(path, 'w') as f:
+    f.write(text[:len(text) // 2])
+  before = _tree(run)
+  proc = _run(['main.py', f'--config={TEST_CONFIG}', f'--workdir={run}',
+               '--config.num_train_steps=8'], ROOT)
+  _assert_one_line_error(proc, r'config\.json cannot be read')
+  assert _tree(run) == before
+
+
+def test_checkpoint_of_another_shape_is_a_config_error(trained, tmp_path):
+  # allow_config_change lets a config change through; a checkpoint that
+  # cannot hold the new widths must not be thrown away for it.
+  run = _copy(trained, tmp_path)
+  before = _tree(run)
+  proc = _run(['main.py', f'--config={TEST_CONFIG}', f'--workdir={run}',
+               '--config.num_train_steps=8',
+               '--config.allow_config_change=True',
+               '--config.model.g_width=16'], ROOT)
+  _assert_one_line_error(
+      proc, r'checkpoint 6 .* does not fit this config: .*shape.*'
+      r'model\.g_width: 8 -> 16.*--start_over')
+  assert _tree(run) == before
+
+
+def test_start_over_moves_the_old_run_aside(trained, tmp_path):
+  run = _copy(trained, tmp_path)
+  before = _tree(run)
+  train.train_and_evaluate(_config(**{'model.g_width': 16}), run,
+                           start_over=True)
+  moved = _tree(os.path.join(run, train.PREVIOUS_DIR, '1'))
+  assert {k: v[0] for k, v in moved.items()} == {
+      k: v[0] for k, v in before.items()}
+  records = metrics_log.MetricsLog(run).read()
+  assert [r['step'] for r in records] == [1, 2, 3, 4]
+  assert config_lib.load_config(run).model.g_width == 16
+
+
+def _damage(run, step):
+  for root, _, files in os.walk(os.path.join(run, 'checkpoints', str(step))):
+    for name in files:
+      open(os.path.join(root, name), 'w').close()
+
+
+def test_damaged_checkpoint_moved_aside_without_collision(trained, tmp_path):
+  run = _copy(trained, tmp_path)
+  # An earlier recovery left checkpoints_corrupt/6 behind.
+  os.makedirs(os.path.join(run, checkpoint_lib.CORRUPT_DIR, '6', 'x'))
+  _damage(run, 6)
+  state = train.train_and_evaluate(_config(num_train_steps=6), run)
+  corrupt = sorted(os.listdir(os.path.join(run, checkpoint_lib.CORRUPT_DIR)))
+  assert corrupt == ['6', '6.1']
+  # It resumed from 4 and trained 5 and 6 again.
+  assert int(state.step) == 6
+  records = metrics_log.MetricsLog(run).read()
+  assert [r['step'] for r in records] == [1, 2, 3, 4, 5, 6]
+
+
+def test_every_checkpoint_damaged_stops_and_stays_stopped(trained, tmp_path):
+  run = _copy(trained, tmp_path)
+  for step in (2, 4, 6):
+    _damage(run, step)
+  with pytest.raises(config_lib.ConfigError,
+                     match='no restorable checkpoint.*--start_over'):
+    train.train_and_evaluate(_config(num_train_steps=8), run)
+  before = _tree(run)
+  # A rerun must not take the now empty checkpoints/ for a new run.
+  with pytest.raises(config_lib.ConfigError, match='no restorable checkpoint'):
+    train.train_and_evaluate(_config(num_train_steps=8), run)
+  assert _tree(run) == before
+  assert len(os.listdir(os.path.join(run, checkpoint_lib.CORRUPT_DIR))) == 3
+
+
+def test_damaged_metrics_line_keeps_every_valid_record(tmp_path):
+  log = metrics_log.MetricsLog(str(tmp_path))
+  for step in (1, 2, 3):
+    log.write(step, {'d_loss': float(step)})
+  with open(log.path, 'a') as f:
+    f.write('{"step": 4, "d_lo\n')  # A line cut short.
+  for step in (5, 6, 7):
+    log.write(step, {'d_loss': float(step)})
+  assert [r['step'] for r in log.read()] == [1, 2, 3, 5, 6, 7]
+  log.truncate(6)  # A resume from step 6.
+  assert [r['step'] for r in log.read()] == [1, 2, 3, 5, 6]
+  with open(log.path + metrics_log.DAMAGED_SUFFIX) as f:
+    assert f.read() == '{"step": 4, "d_lo\n'
+  # Nothing to drop: the file is left alone.
+  mtime = os.stat(log.path).st_mtime_ns
+  log.truncate(6)
+  assert os.stat(log.path).st_mtime_ns == mtime
+
+
+def test_resource_error_is_one_line_and_keeps_checkpoints(trained, tmp_path,
+                                                          monkeypatch):
+  run = _copy(trained, tmp_path)
+  ckpt = checkpoint_lib.Checkpointer(run, keep=3)
+
+  def disk_full(*args, **kwargs):
+    del args, kwargs
+    raise OSError(28, 'No space left on device', '/disk/full')
+
+  monkeypatch.setattr(ckpt._mgr, 'save', disk_full)  # pylint: disable=protected-access
+  state = ckpt.restore(6, train.checkpoint_lib.abstract_like(
+      ckpt._mgr.restore(6)))  if False else None  # pylint: disable=protected-access
+  del state
+  with pytest.raises(checkpoint_lib.cli.ResourceError,
+                     match=r'cannot write checkpoint 8 .*No space left on '
+                     r'device \(/disk/full\).*intact'):
+    ckpt.save(8, {'x': np.zeros(2)})
+  assert ckpt.all_steps() == [2, 4, 6]
+
+
+def _generate(args, cwd):
+  return _run(['-m', 'catgan_jax.generate', *args], cwd)
+
+
+def test_generate_mistakes_write_nothing(trained, tmp_path):
+  run = _copy(trained, tmp_path)
+  existing = tmp_path / 'file.png'
+  existing.write_bytes(b'x')
+  before = _tree(tmp_path)
+  cases = [
+      ([f'--workdir={run}', f'--out={existing}'], r'is an existing file'),
+      ([f'--workdir={run}', f'--out={tmp_path}/o', '--step=abc'],
+       r"--step='abc'"),
+      ([f'--workdir={run}', f'--out={tmp_path}/o', '--num=0'], r'--num=0'),
+      ([f'--workdir={run}', f'--out={tmp_path}/o', '--step=5'],
+       r'no checkpoint step=.5.*available: \[2, 4, 6\]'),
+      ([f'--workdir={run}', f'--out={tmp_path}/o', '--step=best'],
+       r"no checkpoint step='best'"),
+  ]
+  for args, pattern in cases:
+    _assert_one_line_error(_generate(args, ROOT), pattern)
+  assert _tree(tmp_path) == before
+
+
+def test_generate_on_a_run_without_checkpoints(tmp_path):
+  run = tmp_path / 'run'
+  run.mkdir()
+  config_lib.save_config(_config(), str(run))
+  before = _tree(tmp_path)
+  proc = _generate([f'--workdir={run}', f'--out={tmp_path}/o'], ROOT)
+  _assert_one_line_error(proc, r'no checkpoint.*available: none')
+  assert _tree(tmp_path) == before
+  assert sorted(os.listdir(run)) == [config_lib.CONFIG_FILE]
+
+
+@pytest.mark.parametrize('program,pattern', [
+    ('evaluate', r'config\.json is missing'),
+    ('plots', r'no metrics\.jsonl'),
+])
+def test_evaluate_and_plots_on_an_empty_folder(program, pattern, tmp_path):
+  proc = _run(['-m', f'catgan_jax.{program}', f'--workdir={tmp_path}'], ROOT)
+  _assert_one_line_error(proc, pattern)
+  assert not os.listdir(tmp_path)
+
+
+def test_prepare_cat_with_only_malformed_landmarks_names_a_file(tmp_path):
+  photos = tmp_path / 'CAT_00'
+  photos.mkdir()
+  Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(photos / 'a.jpg')
+  (photos / 'a.jpg.cat').write_text('9 1 2 oops\n')
+  proc = _run(['-m', 'catgan_jax.data.prepare_cat', str(tmp_path),
+               str(tmp_path / 'out')], ROOT)
+  _assert_one_line_error(proc, r'a\.jpg\.cat')
+  assert not (tmp_path / 'out').exists()
+
+
+def test_scan_of_a_missing_folder(tmp_path):
+  proc = _run(['-m', 'catgan_jax.data.scan', str(tmp_path / 'absent')], ROOT)
+  _assert_one_line_error(proc, r'absent.*does not exist')
+
+
+def test_evaluate_takes_the_feature_network_as_flags(trained, tmp_path):
+  run = _copy(trained, tmp_path)
+  garbage = tmp_path / 'w.tflite'
+  garbage.write_bytes(b'junk' * 8)
+  before = _tree(run)
+  proc = _run(['-m', 'catgan_jax.evaluate', f'--workdir={run}',
+               '--features=mobilenet_v2', f'--features_path={garbage}'], ROOT)
+  _assert_one_line_error(proc, r'w\.tflite.*not a mobilenet_v2 weights')
+  assert _tree(run) == before
+  assert json.loads(open(os.path.join(run, 'config.json')).read())
