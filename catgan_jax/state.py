@@ -43,10 +43,18 @@ def _adam(lr: float, b1: float, b2: float) -> optax.GradientTransformation:
 
 
 def _rmsprop(lr: float, b1: float, b2: float) -> optax.GradientTransformation:
+  """torch.optim.RMSprop with its defaults, as the WGAN references use it.
+
+  v = alpha * v + (1 - alpha) * g^2 (v starts at 0, alpha = 0.99) and
+  p -= lr * g / (sqrt(v) + eps), eps = 1e-8. torch adds eps *after* the
+  square root; optax's default puts it inside (sqrt(v + eps)), which, with v
+  starting at 0, bounds the first steps' size very differently for small
+  gradients (eps_in_sqrt=False is torch's placement).
+  """
   del b1, b2  # RMSProp has no momentum terms here (as in the WGAN paper).
-  # decay=0.99 matches torch.optim.RMSprop's alpha, used by the WGAN reference.
-  return optax.inject_hyperparams(optax.rmsprop)(learning_rate=lr, decay=0.99,
-                                                  eps=1e-8)
+  return optax.inject_hyperparams(optax.rmsprop, static_args=('eps_in_sqrt',))(
+      learning_rate=lr, decay=0.99, eps=1e-8, initial_scale=0.0,
+      eps_in_sqrt=False)
 
 
 # Optimisers by name; the learning rate is an injected hyperparameter so it
