@@ -7,8 +7,10 @@ import os
 import numpy as np
 import pytest
 
+from catgan_jax import config_lib
 from catgan_jax import metrics_log
 from catgan_jax import train
+from configs import test as test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.basename(p)[:-3]
@@ -39,6 +41,35 @@ def test_every_experiment_has_a_config():
               'ralsgan64', 'rahinge64', 'ralsgan128', 'keras_cats64',
               'petgen64', 'dcgan128_tf', 'default', 'test', 'quickstart'}
   assert expected <= set(CONFIGS)
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_shipped_config_validates(name, tmp_path):
+  config = importlib.import_module(f'configs.{name}').get_config()
+  config.data.dir = str(tmp_path)  # Given on the command line.
+  config_lib.validate(config)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'loss.name': 'wgan_gp', 'loss.gp_weight': 0.0}, 'loss.gp_weight=0.0'),
+    ({'loss.name': 'wgan', 'loss.clip': 0.0}, 'loss.clip=0.0'),
+])
+def test_unconstrained_wgan_is_a_config_error(overrides, message):
+  config = test_config.get_config()
+  for field, value in overrides.items():
+    group, leaf = field.split('.')
+    config[group][leaf] = value
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(config)
+
+
+def test_constrained_wgans_validate():
+  config = test_config.get_config()
+  config.loss.name = 'wgan'
+  for field in ('clip', 'gp_weight', 'r1_weight'):
+    config.loss.clip = config.loss.gp_weight = config.loss.r1_weight = 0.0
+    config.loss[field] = 0.01
+    config_lib.validate(config)
 
 
 @pytest.mark.parametrize('name', CONFIGS)
