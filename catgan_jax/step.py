@@ -237,12 +237,14 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
       new_g, new_ema, g_loss, g_gnorm = g_skip(
           state.g, state.ema_params, real_logits, fake_logits, g_mut)
 
-    aug_p = state.aug_p
+    aug_p, ada_stats = state.aug_p, state.ada_stats
     if config.data.ada_target > 0:
-      # ADA: raise p while D is too sure of the reals, lower it otherwise.
-      overfit = jnp.mean(jnp.sign(real_logits))
-      aug_p = jnp.clip(aug_p + config.data.ada_speed * jnp.sign(
-          overfit - config.data.ada_target), 0.0, 1.0)
+      # ADA: raise p while D is too sure of the reals, lower it otherwise,
+      # every data.ada_interval iterations (stylegan2-ada's rule).
+      from catgan_jax.data import diffaugment  # pylint: disable=g-import-not-at-top
+      aug_p, ada_stats = diffaugment.ada_update(
+          aug_p, ada_stats, state.step, real_logits, config.data.ada_target,
+          config.data.ada_interval, config.data.ada_kimg)
 
     real_acc, fake_acc = losses_lib.d_accuracy(real_logits, fake_logits)
     metrics = {
@@ -266,7 +268,8 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     if config.data.diffaugment:
       metrics['aug_p'] = aug_p
     new_state = state.replace(step=state.step + 1, g=new_g, d=new_d,
-                              ema_params=new_ema, aug_p=aug_p)
+                              ema_params=new_ema, aug_p=aug_p,
+                              ada_stats=ada_stats)
     return new_state, metrics
 
   return train_step

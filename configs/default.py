@@ -71,10 +71,15 @@ def get_config() -> ml_collections.ConfigDict:
   # 'color,translation,cutout' ('' = off), and its probability / strength.
   data.diffaugment = ''
   data.diffaugment_p = 1.0
-  # Adaptive augmentation (ADA-style): adjust the probability towards
-  # keeping E[sign(D(real))] at ada_target; 0 = off.
+  # Adaptive augmentation (ADA, Karras et al. 2020; stylegan2-ada-pytorch's
+  # rule): p starts at 0 and, every ada_interval iterations, moves by
+  # sign(r_t - ada_target) * batch_size * ada_interval / (ada_kimg * 1000),
+  # clamped to [0, 1], where r_t is the mean of sign(D(real)) over those
+  # iterations; p changes by 1 in ada_kimg thousand real images.
+  # ada_target = 0 turns it off (stylegan2-ada uses 0.6).
   data.ada_target = 0.0
-  data.ada_speed = 0.01
+  data.ada_interval = 4
+  data.ada_kimg = 500
 
   # --- Model ----------------------------------------------------------------
   config.model = model = ml_collections.ConfigDict()

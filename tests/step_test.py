@@ -155,3 +155,25 @@ def test_rollback_lr_scaling():
   states, _ = _run(_config(), 0)
   scaled = state_lib.scale_learning_rate(states[0].g, 0.5)
   assert float(state_lib.learning_rate(scaled)) == pytest.approx(1e-4)
+
+
+def test_ada_adjusts_p_every_interval_by_batch_times_interval_over_kimg():
+  """stylegan2-ada's step size: p moves only after steps 3 and 7, by 8*4/1000."""
+  config = _config(**{'data.diffaugment': 'translation',
+                      'data.ada_target': 0.6, 'data.ada_interval': 4,
+                      'data.ada_kimg': 1})
+  g, d = models.create_models(config)
+  state = jax.jit(lambda: state_lib.create_state(config, g, d))()
+  assert float(state.aug_p) == 0.0
+  state = state.replace(aug_p=jnp.float32(0.5))
+  step_fn = jax.jit(step_lib.make_train_step(config, g, d))
+  batch = jax.random.randint(jax.random.PRNGKey(0), (8, 16, 16, 3), 0, 256
+                             ).astype(jnp.uint8)
+  ps = []
+  for _ in range(8):
+    state, _ = step_fn(state, batch)
+    ps.append(float(state.aug_p))
+  delta = 8 * 4 / 1000
+  assert ps[:3] == [0.5] * 3 and ps[4:7] == [ps[3]] * 3
+  for before, after in ((0.5, ps[3]), (ps[3], ps[7])):
+    assert abs(abs(after - before) - delta) < 1e-6, ps
