@@ -143,13 +143,32 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     return generator.apply({'params': params, 'batch_stats': batch_stats},
                            z, train=True, mutable=_MUTABLE)
 
+  def noisy(x, keys, name):
+    if keys['noise_std'] is None:
+      return x  # No normal draws for a zero std (3 image-sized ones a step).
+    return x + keys['noise_std'] * jax.random.normal(keys[name], x.shape)
+
+  def d_real_input(x, keys):
+    """What D sees of real images `x`: instance noise, then augmentation."""
+    return augment(noisy(x, keys, 'noise_r'), keys['aug_r'], keys['aug_p'])
+
   def d_objective(d_params, d: TrainState, real, fake, keys):
-    """D loss with penalties; also returns its logits and new batch stats."""
-    real_logits, mut = d_logits(d_params, d.batch_stats, real)
-    fake_logits, mut = d_logits(d_params, mut['batch_stats'], fake)
+    """D loss with penalties; also returns its logits and new batch stats.
+
+    `real` and `fake` are D's inputs before noise and augmentation. The
+    penalties are taken with respect to these un-augmented images, through
+    the augmentation (and noise) of the reals, with the draw the loss uses,
+    as stylegan2-ada-pytorch's R1 is (its augment_pipe runs inside D).
+    """
+    real_logits, mut = d_logits(d_params, d.batch_stats,
+                                d_real_input(real, keys))
+    fake_in = augment(noisy(fake, keys, 'noise_f'), keys['aug_f'],
+                      keys['aug_p'])
+    fake_logits, mut = d_logits(d_params, mut['batch_stats'], fake_in)
     loss = gan_loss.d_loss(real_logits, fake_logits, loss_cfg)
     aux = {}
-    critic = lambda x: d_logits(d_params, mut['batch_stats'], x)[0]
+    critic = lambda x: d_logits(d_params, mut['batch_stats'],
+                                d_real_input(x, keys))[0]
     if loss_cfg.gp_weight > 0:
       aux['gp'] = losses_lib.gradient_penalty(critic, real, fake, keys['gp'])
       loss = loss + loss_cfg.gp_weight * aux['gp']
@@ -171,11 +190,6 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     loss, (real_logits, fake_logits, _, aux) = d_objective(
         d.params, d, real, fake, keys)
     return d, loss, real_logits, fake_logits, jnp.zeros(()), aux
-
-  def noisy(x, keys, name):
-    if keys['noise_std'] is None:
-      return x  # No normal draws for a zero std (3 image-sized ones a step).
-    return x + keys['noise_std'] * jax.random.normal(keys[name], x.shape)
 
   def g_update(g: TrainState, d: TrainState, fake, g_vjp, g_mut, real, keys,
                ema):
@@ -220,13 +234,10 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
         lambda p: generate(p, state.g.batch_stats, z), state.g.params,
         has_aux=True)
     fake_const = jax.lax.stop_gradient(fake)
-    real_in = augment(noisy(real, keys, 'noise_r'), keys['aug_r'],
-                      state.aug_p)
-    fake_in = augment(noisy(fake_const, keys, 'noise_f'), keys['aug_f'],
-                      state.aug_p)
     update_d, update_g = phase
     new_d, d_loss, real_logits, fake_logits, d_gnorm, aux = (
-        d_update if update_d else d_skip)(state.d, real_in, fake_in, keys)
+        d_update if update_d else d_skip)(state.d, real, fake_const, keys)
+    real_in = d_real_input(real, keys)
 
     # Generator: against the new D.
     if update_g:

@@ -8,6 +8,7 @@ import pytest
 from catgan_jax import models
 from catgan_jax import state as state_lib
 from catgan_jax import step as step_lib
+from catgan_jax.data import diffaugment
 from configs import test as test_config
 
 
@@ -177,3 +178,65 @@ def test_ada_adjusts_p_every_interval_by_batch_times_interval_over_kimg():
   assert ps[:3] == [0.5] * 3 and ps[4:7] == [ps[3]] * 3
   for before, after in ((0.5, ps[3]), (ps[3], ps[7])):
     assert abs(abs(after - before) - delta) < 1e-6, ps
+
+
+def _untranslate(grad_y, shift_y, shift_x):
+  """The transpose of `diffaugment.translation` (zero fill), by hand."""
+  grad_x = np.zeros_like(grad_y)
+  _, h, w, _ = grad_y.shape
+  for i, (dy, dx) in enumerate(zip(shift_y, shift_x)):
+    for r in range(h):
+      for c in range(w):
+        if 0 <= r + dy < h and 0 <= c + dx < w:
+          grad_x[i, r + dy, c + dx] = grad_y[i, r, c]
+  return grad_x
+
+
+def test_penalties_differentiate_through_the_augmentation():
+  """R1 and GP are taken w.r.t. the un-augmented images (stylegan2-ada)."""
+  config = _config(**{'loss.name': 'wgan_gp', 'loss.gp_weight': 10.0,
+                      'loss.r1_weight': 1.0, 'model.d_norm': 'none',
+                      'data.diffaugment': 'translation',
+                      'data.diffaugment_p': 1.0})
+  g, d = models.create_models(config)
+  state = jax.jit(lambda: state_lib.create_state(config, g, d))()
+  batch = jax.random.randint(jax.random.PRNGKey(0), (8, 16, 16, 3), 0, 256
+                             ).astype(jnp.uint8)
+  _, metrics = jax.jit(step_lib.make_train_step(config, g, d))(state, batch)
+
+  # The draw the step made: translation's shifts from the reals' key.
+  keys = step_lib.iteration_keys(state.rng, 0)
+  op_key = jax.random.split(keys['aug_r'], 2)[0]
+  key_y, key_x = jax.random.split(op_key)
+  shift_y = np.asarray(jax.random.randint(key_y, (8,), -2, 3))
+  shift_x = np.asarray(jax.random.randint(key_x, (8,), -2, 3))
+  assert np.any(shift_y != 0) or np.any(shift_x != 0)
+  translate = lambda x: diffaugment.translation(x, op_key)
+
+  def d_grad(y):
+    """Gradient of D (no augmentation) at the images it saw."""
+    apply = lambda v: jnp.sum(d.apply(
+        {'params': state.d.params, 'batch_stats': state.d.batch_stats}, v,
+        train=True, mutable=['batch_stats'])[0])
+    return np.asarray(jax.grad(apply)(y))
+
+  def norms(grad):
+    return np.sqrt(np.sum(np.square(grad), axis=(1, 2, 3)))
+
+  real = step_lib.to_float_images(batch)
+  r1_grad = _untranslate(d_grad(translate(real)), shift_y, shift_x)
+  np.testing.assert_allclose(metrics['r1'], np.mean(norms(r1_grad) ** 2),
+                             rtol=1e-4)
+  # Not the penalty on the augmented images (the old behaviour).
+  on_augmented = np.mean(norms(d_grad(translate(real))) ** 2)
+  assert abs(float(metrics['r1']) - on_augmented) > 1e-3 * on_augmented
+
+  z = step_lib.latents(keys['z'], 8, config.model.z_dim)
+  fake = g.apply({'params': state.g.params,
+                  'batch_stats': state.g.batch_stats}, z, train=True,
+                 mutable=['batch_stats'])[0]
+  eps = jax.random.uniform(keys['gp'], (8, 1, 1, 1))
+  x_hat = eps * real + (1 - eps) * fake
+  gp_grad = _untranslate(d_grad(translate(x_hat)), shift_y, shift_x)
+  np.testing.assert_allclose(metrics['gp'],
+                             np.mean((norms(gp_grad) - 1.0) ** 2), rtol=1e-4)
