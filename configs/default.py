@@ -96,7 +96,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Normalisation of the discriminator; '' = same as model.norm. WGAN-GP
   # wants 'none' or 'layer' because its penalty is per sample.
   model.d_norm = ''
-  # Spectral normalisation of every discriminator layer.
+  # Spectral normalisation of every discriminator layer (PyTorch's
+  # spectral_norm: the raw weight is the parameter, one power iteration per
+  # training call). A BatchNorm discriminator then drops its BatchNorm, which
+  # would undo SN, as the relativistic-GAN code's --spectral does;
+  # d_norm='layer' with SN is refused for the same reason.
   model.spectral_norm = False
   # Compute dtype of both networks ('float32' or 'bfloat16'); params stay f32.
   model.dtype = 'float32'

@@ -357,3 +357,26 @@ def test_unsupported_image_size_is_a_clear_error(name, size, supported):
 def test_unknown_model_option_is_a_clear_error(field, value):
   with pytest.raises(ValueError, match=rf"^model\.{field}={value!r} is not"):
     models.create_models(_config('dcgan', **{field: value}))
+
+
+@pytest.mark.parametrize('name', list(models.MODELS))
+def test_spectral_norm_drops_the_discriminators_batch_norm(name):
+  """BN after an SN layer would undo it: D has no BN (relativistic code)."""
+  _, with_bn = _abstract_variables(_config(name, norm='batch'))
+  _, d_vars = _abstract_variables(
+      _config(name, norm='batch', spectral_norm=True))
+  assert any(layer.startswith('BatchNorm') for layer in with_bn['params'])
+  assert not any(layer.startswith('BatchNorm') for layer in d_vars['params'])
+  assert all(layer.startswith('SpectralNorm')
+             for layer in d_vars['batch_stats'])
+  # The weight layers are those of the BatchNorm discriminator (no biases
+  # added where BN had made them redundant).
+  weights = lambda v: {layer: jax.tree.map(jnp.shape, p)
+                       for layer, p in v['params'].items()
+                       if not layer.startswith('BatchNorm')}
+  assert weights(d_vars) == weights(with_bn)
+
+
+def test_spectral_norm_with_layer_norm_is_refused():
+  with pytest.raises(ValueError, match='model.spectral_norm=True'):
+    models.create_models(_config('dcgan', d_norm='layer', spectral_norm=True))

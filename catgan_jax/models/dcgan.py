@@ -20,7 +20,9 @@ norm='batch' follows PyTorch DCGAN exactly (no biases anywhere, N(0, 0.02)
 weights, BN scale N(1, 0.02)). norm='selu' is the 128 px recipe that
 converged where BN + ReLU did not: SELU activations, LeCun-normal weights,
 no normalisation. norm='none' keeps ReLU / LeakyReLU without normalisation.
-Without BatchNorm every layer has a bias. Stride-2 layers use 'SAME'
+Without BatchNorm every layer has a bias. spectral_norm=True normalises
+every D layer and, with norm='batch', removes D's BatchNorm (keeping the
+bias-free layers), as the relativistic-GAN code's ``--spectral`` does. Stride-2 layers use 'SAME'
 padding (PyTorch's padding=1 for kernel 4; the TF convention for kernel 5).
 """
 
@@ -92,7 +94,9 @@ class Discriminator(nn.Module):
     width: channels of the first layer (ndf).
     kernel_size: kernel size of the stride-2 convolutions.
     norm: 'batch', 'layer', 'none' or 'selu'.
-    spectral_norm: spectrally normalise every layer.
+    spectral_norm: spectrally normalise every layer (PyTorch's
+      spectral_norm: raw weights stored); a 'batch' discriminator then has
+      no BatchNorm (`layers.sn_feature_norm`).
     dtype: compute dtype; parameters stay float32, logits are float32.
   """
   image_size: int = 64
@@ -105,6 +109,8 @@ class Discriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     """Scores images; larger logits mean 'real'."""
+    # With spectral norm, no BatchNorm (it would undo SN; see layers).
+    feature_norm = layers.sn_feature_norm(self.norm, self.spectral_norm)
     num_down = layers.num_doublings(self.image_size, 4)
     widths = [self.width * 2**i for i in range(num_down)]
     use_bias = self.norm != 'batch'
@@ -118,7 +124,7 @@ class Discriminator(nn.Module):
                      conv_general_dilated=layers.conv_general_dilated)
       x = layers.apply_layer(conv, x, self.spectral_norm, train)
       if i > 0:  # DCGAN does not normalise the first layer.
-        x = layers.normalize(x, self.norm, train, self.dtype,
+        x = layers.normalize(x, feature_norm, train, self.dtype,
                              layers.dcgan_scale_init)
       x = layers.activate(x, self.norm, LEAK)
     # 4x4 valid convolution to one logit (a dense layer over the 4x4 map).
@@ -131,7 +137,8 @@ class Discriminator(nn.Module):
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for config.data.image_size."""
   layers.check_image_size(NAME, config.data.image_size, SUPPORTED_SIZES)
-  d_norm = layers.resolve_d_norm(config.model.norm, config.model.d_norm)
+  d_norm = layers.resolve_d_norm(config.model.norm, config.model.d_norm,
+                                 config.model.spectral_norm)
   dtype = layers.parse_dtype(config.model.dtype)
   generator = Generator(image_size=config.data.image_size,
                         width=config.model.g_width,
