@@ -173,8 +173,11 @@ def get_config() -> ml_collections.ConfigDict:
   ev.cache_dir = ''
   # Number of real images for the reference statistics (0 = all).
   ev.num_reference = 0
-  # KID subsets.
-  ev.kid_subsets = 10
+  # KID: number of random subsets and rows per subset (clean-fid's
+  # defaults, 100 x 1000); a subset holds all of the smaller feature set
+  # when it has fewer rows than kid_subset_size. FID and KID score the
+  # samples quantised to uint8, as saved images are.
+  ev.kid_subsets = 100
   ev.kid_subset_size = 1000
 
   # --- Multi-host runtime ---------------------------------------------------

@@ -431,6 +431,10 @@ class SpectralNorm(nn.Module):
   Adam's step sizes are relative to, a rescaled kernel; here the kernel
   keeps its initialiser's scale, as in PyTorch.
 
+  Outside training (``update_stats=False``) the power iteration is still run
+  from the stored ``u`` but not kept (as flax's); torch's eval mode reuses
+  its stored ``v`` instead, a difference of one power iteration.
+
   Variables: ``<layer>/kernel/u`` [1, out] (initialised as a normalised
   normal draw, as torch's) and ``<layer>/kernel/sigma`` (the last estimate,
   for inspection) for every weight of 2 or more dimensions; biases are not
