@@ -14,6 +14,7 @@ import ml_collections
 from catgan_jax import losses
 from catgan_jax import models
 from catgan_jax import state as state_lib
+from catgan_jax import step as step_lib
 
 CONFIG_FILE = 'config.json'
 
@@ -78,6 +79,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   try:
     losses.get_loss(config.loss.name)
     models.create_models(config)
+    step_lib.check_g_samples(config)
     from catgan_jax import data  # pylint: disable=g-import-not-at-top
     data.validate_data_config(config)
   except ConfigError:

@@ -55,6 +55,39 @@ def update_phase(config: ml_collections.ConfigDict, step: int) -> Phase:
 # The named keys of one iteration (see `iteration_keys`).
 _KEY_NAMES = ('z', 'gp', 'noise_r', 'noise_f', 'noise_g', 'aug_r', 'aug_f',
               'aug_g')
+# Keys of the generator step's own samples (train.g_samples != 'reuse'),
+# folded in rather than split off so that the keys above, and with them
+# every 'reuse' run, stay what they were.
+_G_KEY_NAMES = ('z_g', 'noise_rg', 'aug_rg')
+_G_KEY_SALT = 1 << 20
+
+# train.g_samples: what the generator step is computed on.
+G_SAMPLES = ('reuse', 'fresh_z', 'fresh_z_and_reals')
+
+
+def check_g_samples(config: ml_collections.ConfigDict) -> None:
+  """Raises a one-line ValueError for an unusable train.g_samples."""
+  value = config.train.get('g_samples', 'reuse')
+  if value not in G_SAMPLES:
+    raise ValueError(f'train.g_samples={value!r} is unknown; valid: '
+                     f'{", ".join(G_SAMPLES)}')
+  if (value == 'fresh_z_and_reals'
+      and not losses_lib.get_loss(config.loss.name).g_uses_real):
+    raise ValueError(
+        "train.g_samples='fresh_z_and_reals' draws real images the "
+        f'generator loss of loss.name={config.loss.name!r} does not use; '
+        "use 'fresh_z'")
+
+
+def input_batch_size(config: ml_collections.ConfigDict) -> int:
+  """Images the train step reads per iteration (global).
+
+  config.batch_size, or twice that with train.g_samples='fresh_z_and_reals':
+  the D and G updates then get disjoint real batches (see
+  `make_train_step`).
+  """
+  fresh_reals = config.train.get('g_samples', 'reuse') == 'fresh_z_and_reals'
+  return config.batch_size * (2 if fresh_reals else 1)
 
 
 def iteration_keys(rng: jax.Array, step: jax.Array | int) -> dict[str,
@@ -66,8 +99,11 @@ def iteration_keys(rng: jax.Array, step: jax.Array | int) -> dict[str,
   another framework (`benchmarks/peer_equivalence.py`) can feed it the same
   latents.
   """
-  keys = jax.random.split(jax.random.fold_in(rng, step), len(_KEY_NAMES))
-  return dict(zip(_KEY_NAMES, keys))
+  step_key = jax.random.fold_in(rng, step)
+  keys = dict(zip(_KEY_NAMES, jax.random.split(step_key, len(_KEY_NAMES))))
+  for i, name in enumerate(_G_KEY_NAMES):
+    keys[name] = jax.random.fold_in(step_key, _G_KEY_SALT + i)
+  return keys
 
 
 def latents(key: jax.Array, batch_size: int, z_dim: int) -> jax.Array:
@@ -126,11 +162,25 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
       (see `update_phase`); a network that is not updated keeps its
       parameters and optimiser state.
 
+  The generator step is computed on (train.g_samples):
+    'reuse': D's z, D's forward pass of G and D's (augmented) real batch: one
+      forward pass of G serves both updates (the fast path; the DCGAN
+      references do this, reusing D's fake batch for G).
+    'fresh_z': a fresh z and a new forward pass of G (starting from the
+      batch statistics D's pass left, as two train-mode passes of a torch G
+      would), D's real batch for relativistic losses (the WGAN references).
+    'fresh_z_and_reals': also a fresh real batch for the relativistic G
+      losses (the RelativisticGAN code draws one). The step then reads
+      2 * batch_size images: D gets the even rows, G the odd ones, so the
+      split stays within each device's shard of the batch.
+
   Returns:
     `train_step(state, batch) -> (state, metrics)` where `batch` is the global
-    uint8 image batch [B, S, S, 3] and metrics are scalars.
+    uint8 image batch [`input_batch_size(config)`, S, S, 3] and metrics are
+    scalars.
   """
   loss_cfg, train_cfg = config.loss, config.train
+  g_samples = train_cfg.get('g_samples', 'reuse')
   gan_loss = losses_lib.get_loss(loss_cfg.name)
   augment = _make_augment(config)
   z_dim = config.model.z_dim
@@ -212,6 +262,27 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     new_ema = _ema(ema, new_g.params, train_cfg.ema_decay)
     return new_g, new_ema, loss, optax.global_norm(grads)
 
+  def g_update_fresh(g: TrainState, d: TrainState, z, g_mut, real, keys,
+                     ema):
+    """Updates G on its own forward pass of `z`, with its own real inputs."""
+
+    def g_objective(g_params):
+      fake, mut = generate(g_params, g_mut['batch_stats'], z)
+      fake = augment(noisy(fake, keys, 'noise_g'), keys['aug_g'],
+                     keys['aug_p'])
+      fake_logits, _ = d_logits(d.params, d.batch_stats, fake)
+      real_logits = None
+      if gan_loss.g_uses_real:
+        real_logits = jax.lax.stop_gradient(
+            d_logits(d.params, d.batch_stats, real)[0])
+      return gan_loss.g_loss(real_logits, fake_logits, loss_cfg), mut
+
+    (loss, mut), grads = jax.value_and_grad(g_objective, has_aux=True)(
+        g.params)
+    new_g = g.apply_gradients(grads=grads, batch_stats=mut['batch_stats'])
+    new_ema = _ema(ema, new_g.params, train_cfg.ema_decay)
+    return new_g, new_ema, loss, optax.global_norm(grads)
+
   def g_skip(g: TrainState, ema, real_logits, fake_logits, g_mut):
     # Keep the BatchNorm statistics of the D step's generator forward pass,
     # so G's running statistics advance once per iteration either way; the
@@ -225,6 +296,10 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     keys['noise_std'] = _noise_std(config, state.step)
     keys['aug_p'] = state.aug_p
     real = to_float_images(batch)
+    real_g = None
+    if g_samples == 'fresh_z_and_reals':
+      pairs = real.reshape((real.shape[0] // 2, 2) + real.shape[1:])
+      real, real_g = pairs[:, 0], pairs[:, 1]
     z = latents(keys['z'], real.shape[0], z_dim)
 
     # One forward pass of G serves both updates: D sees its images as
@@ -240,10 +315,17 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     real_in = d_real_input(real, keys)
 
     # Generator: against the new D.
-    if update_g:
+    if update_g and g_samples == 'reuse':
       new_g, new_ema, g_loss, g_gnorm = g_update(
           state.g, new_d, fake, g_vjp, g_mut, real_in, keys,
           state.ema_params)
+    elif update_g:
+      z_g = latents(keys['z_g'], real.shape[0], z_dim)
+      if real_g is not None:
+        real_in = augment(noisy(real_g, keys, 'noise_rg'), keys['aug_rg'],
+                          state.aug_p)
+      new_g, new_ema, g_loss, g_gnorm = g_update_fresh(
+          state.g, new_d, z_g, g_mut, real_in, keys, state.ema_params)
     else:
       new_g, new_ema, g_loss, g_gnorm = g_skip(
           state.g, state.ema_params, real_logits, fake_logits, g_mut)

@@ -93,7 +93,8 @@ def _compile_step(config, generator, discriminator, mesh, state,
   """
   rep, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   size = config.data.image_size
-  batch_spec = jax.ShapeDtypeStruct((config.batch_size, size, size, 3),
+  batch_spec = jax.ShapeDtypeStruct((step_lib.input_batch_size(config), size,
+                                     size, 3),
                                     jnp.uint8, sharding=batch)
   state_spec = checkpoint_lib.abstract_like(state)
 
@@ -114,7 +115,8 @@ def _compile_step(config, generator, discriminator, mesh, state,
 
 def _input_iter(config, start_step: int, mesh) -> Iterator[jax.Array]:
   batches = data_lib.create_input_iter(
-      config, local_batch_size=parallel.local_batch_size(config.batch_size),
+      config, local_batch_size=parallel.local_batch_size(
+          step_lib.input_batch_size(config)),
       start_step=start_step, process_index=jax.process_index(),
       process_count=jax.process_count())
   return parallel.prefetch_to_mesh(batches, parallel.batch_sharded(mesh))

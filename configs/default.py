@@ -147,6 +147,13 @@ def get_config() -> ml_collections.ConfigDict:
   train.d_steps_per_g_step = 1
   # The discriminator is updated only on every k-th iteration.
   train.d_every_k_steps = 1
+  # Samples of the generator update: 'reuse' (D's z, fake batch and reals:
+  # one forward pass of G per iteration, as the DCGAN references), 'fresh_z'
+  # (a new z and forward pass of G, as the WGAN references) or
+  # 'fresh_z_and_reals' (also new reals for relativistic G losses, as the
+  # RelativisticGAN code; the input pipeline then reads 2 * batch_size
+  # images per iteration, half for D, half for G).
+  train.g_samples = 'reuse'
   # EMA of generator parameters (0 = off); used for samples and FID when on.
   train.ema_decay = 0.0
   # A loss above this bound counts as divergence (0 = no bound).
@@ -214,4 +221,6 @@ def relativistic_config(loss_name: str,
   config.batch_size = 32
   config.num_train_steps = 100_000
   config.loss.name = loss_name
+  # The reference draws a new z and a new real batch for the G update.
+  config.train.g_samples = 'fresh_z_and_reals'
   return config

@@ -28,4 +28,6 @@ def get_config():
   config.optim.g_lr = 5e-5
   config.optim.d_lr = 5e-5
   config.train.d_steps_per_g_step = 5
+  # The reference's G update draws its own z (and G forward pass).
+  config.train.g_samples = 'fresh_z'
   return config

@@ -240,3 +240,83 @@ def test_penalties_differentiate_through_the_augmentation():
   gp_grad = _untranslate(d_grad(translate(x_hat)), shift_y, shift_x)
   np.testing.assert_allclose(metrics['gp'],
                              np.mean((norms(gp_grad) - 1.0) ** 2), rtol=1e-4)
+
+
+def test_iteration_keys_of_reuse_runs_are_unchanged():
+  """The keys every 'reuse' run draws are split(fold_in(rng, step), 8)."""
+  rng = jax.random.PRNGKey(3)
+  keys = step_lib.iteration_keys(rng, 5)
+  old = jax.random.split(jax.random.fold_in(rng, 5), 8)
+  for i, name in enumerate(('z', 'gp', 'noise_r', 'noise_f', 'noise_g',
+                            'aug_r', 'aug_f', 'aug_g')):
+    np.testing.assert_array_equal(keys[name], old[i])
+  fresh = [keys[name] for name in ('z_g', 'noise_rg', 'aug_rg')]
+  assert len({tuple(np.asarray(k).ravel()) for k in list(old) + fresh}) == 11
+
+
+@pytest.fixture(scope='module')
+def g_samples_runs():
+  """One rsgan step from one state in each train.g_samples mode."""
+  runs = {}
+  batch = jax.random.randint(jax.random.PRNGKey(0), (16, 16, 16, 3), 0, 256
+                             ).astype(jnp.uint8)
+  for mode in ('reuse', 'fresh_z', 'fresh_z_and_reals'):
+    config = _config(**{'loss.name': 'rsgan', 'train.g_samples': mode})
+    g, d = models.create_models(config)
+    state = jax.jit(lambda: state_lib.create_state(config, g, d))()
+    # 'fresh_z_and_reals' reads 16 images: D the even rows, G the odd ones.
+    step_batch = batch if mode == 'fresh_z_and_reals' else batch[0::2]
+    assert step_batch.shape[0] == step_lib.input_batch_size(config)
+    new_state, metrics = jax.jit(step_lib.make_train_step(config, g, d))(
+        state, step_batch)
+    runs[mode] = (g, d, state, new_state, jax.device_get(metrics))
+  return batch, runs
+
+
+def _g_grad_norm(g, d, state, new_state, z, real):
+  """|grad| of rsgan's G loss at G(z) and `real` against the updated D."""
+  def apply_d(x):
+    return d.apply({'params': new_state.d.params,
+                    'batch_stats': new_state.d.batch_stats}, x, train=True,
+                   mutable=['batch_stats'])[0]
+
+  def loss(params):
+    fake = g.apply({'params': params, 'batch_stats': state.g.batch_stats}, z,
+                   train=True, mutable=['batch_stats'])[0]
+    return jnp.mean(jax.nn.softplus(-(apply_d(fake) - apply_d(real))))
+  grads = jax.grad(loss)(state.g.params)
+  return float(jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(grads))))
+
+
+def test_g_samples_choose_the_generator_steps_z_and_reals(g_samples_runs):
+  batch, runs = g_samples_runs
+  real = step_lib.to_float_images(batch)
+  d_real, g_real = real[0::2], real[1::2]
+  keys = step_lib.iteration_keys(runs['reuse'][2].rng, 0)
+  z_d = step_lib.latents(keys['z'], 8, 8)
+  z_g = step_lib.latents(keys['z_g'], 8, 8)
+  assert not np.allclose(z_d, z_g)
+  # D's update is the same in every mode (same z, same D batch).
+  for mode in ('fresh_z', 'fresh_z_and_reals'):
+    assert _same(runs[mode][3].d.params, runs['reuse'][3].d.params), mode
+  expected = {'reuse': (z_d, d_real), 'fresh_z': (z_g, d_real),
+              'fresh_z_and_reals': (z_g, g_real)}
+  for mode, (z, r) in expected.items():
+    g, d, state, new_state, metrics = runs[mode]
+    np.testing.assert_allclose(
+        metrics['g_grad_norm'], _g_grad_norm(g, d, state, new_state, z, r),
+        rtol=2e-4, err_msg=mode)
+  # ... and not the other modes' samples.
+  g, d, state, new_state, metrics = runs['fresh_z']
+  other = _g_grad_norm(g, d, state, new_state, z_d, d_real)
+  assert abs(metrics['g_grad_norm'] - other) > 1e-3 * other
+
+
+def test_fresh_reals_need_a_loss_that_uses_them():
+  with pytest.raises(ValueError, match="train.g_samples='fresh_z_and_reals'"):
+    step_lib.check_g_samples(_config(**{'train.g_samples':
+                                        'fresh_z_and_reals'}))
+  with pytest.raises(ValueError, match="train.g_samples='new'"):
+    step_lib.check_g_samples(_config(**{'train.g_samples': 'new'}))
+  step_lib.check_g_samples(_config(**{'loss.name': 'ralsgan',
+                                      'train.g_samples': 'fresh_z_and_reals'}))
