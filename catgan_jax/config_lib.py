@@ -79,7 +79,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   try:
     losses.get_loss(config.loss.name)
     models.create_models(config)
-    step_lib.check_g_samples(config)
+    step_lib.check_config(config)
     from catgan_jax import data  # pylint: disable=g-import-not-at-top
     data.validate_data_config(config)
   except ConfigError:

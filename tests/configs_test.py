@@ -83,3 +83,55 @@ def test_config_trains_two_steps(name, tmp_path):
   assert [r['step'] for r in records] == [1, 2]
   for r in records:
     assert np.isfinite(r['d_loss']) and np.isfinite(r['g_loss']), r
+
+
+# The argparse defaults (and, where the reference's README or run scripts
+# override them for cats, those values) of each recipe's reference code.
+RECIPES = {
+    # Deep-learning-with-cats Generating cats/WGAN.py.
+    'wgan64': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 64,
+               'model.d_width': 64, 'optim.g_name': 'rmsprop',
+               'optim.d_name': 'rmsprop', 'optim.g_lr': 5e-5,
+               'optim.d_lr': 5e-5, 'train.d_steps_per_g_step': 5,
+               'loss.clip': 0.01, 'loss.clip_mode': 'before_update',
+               'train.warmup_d_steps_per_g_step': 100,
+               'train.warmup_g_steps': 25, 'train.warmup_every_g_steps': 500,
+               'train.g_samples': 'fresh_z', 'model.norm': 'batch'},
+    # Generating cats/WGAN-GP.py.
+    'wgan_gp64': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 128,
+                  'model.d_width': 128, 'optim.g_lr': 1e-4,
+                  'optim.d_lr': 1e-4, 'optim.b1': 0.0, 'optim.b2': 0.9,
+                  'train.d_steps_per_g_step': 5, 'loss.gp_weight': 10.0,
+                  'model.d_norm': 'none', 'model.use_bias': False,
+                  'train.g_samples': 'fresh_z'},
+    # Generating cats/DCGAN.py with the README's 128px SELU command.
+    'selu128': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 64,
+                'model.d_width': 64, 'data.image_size': 128,
+                'optim.g_lr': 2e-4, 'optim.d_lr': 5e-5, 'optim.b1': 0.5,
+                'model.norm': 'selu', 'model.kernel_init': 'dcgan_normal',
+                'model.use_bias': False, 'train.g_samples': 'reuse'},
+    # Generating cats/LSGAN.py.
+    'lsgan64': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 128,
+                'model.d_width': 128, 'optim.g_lr': 1e-4, 'optim.d_lr': 1e-4,
+                'optim.b1': 0.5, 'loss.a': 0.0, 'loss.b': 1.0, 'loss.c': 1.0},
+    'lsgan_boundary64': {'model.g_width': 128, 'optim.g_lr': 1e-4,
+                         'loss.c': 0.5},
+    # RelativisticGAN code/GAN_losses_iter.py as code/unstable.sh runs it.
+    **{name: {'batch_size': 32, 'model.z_dim': 128, 'model.g_width': 64,
+              'model.d_width': 64, 'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4,
+              'optim.b1': 0.5, 'optim.b2': 0.999,
+              'train.d_steps_per_g_step': 1, 'num_train_steps': 100_000,
+              'train.g_samples': 'fresh_z_and_reals'}
+       for name in ('rsgan64', 'rasgan64', 'ralsgan64', 'rahinge64',
+                    'ralsgan128')},
+}
+
+
+@pytest.mark.parametrize('name', sorted(RECIPES))
+def test_recipe_follows_its_reference_code(name):
+  config = importlib.import_module(f'configs.{name}').get_config()
+  for field, expected in RECIPES[name].items():
+    value = config
+    for part in field.split('.'):
+      value = value[part]
+    assert value == expected, f'{name}: {field}={value!r}, not {expected!r}'

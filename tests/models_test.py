@@ -380,3 +380,26 @@ def test_spectral_norm_drops_the_discriminators_batch_norm(name):
 def test_spectral_norm_with_layer_norm_is_refused():
   with pytest.raises(ValueError, match='model.spectral_norm=True'):
     models.create_models(_config('dcgan', d_norm='layer', spectral_norm=True))
+
+
+def test_selu_recipe_is_bias_free_with_dcgan_init():
+  """Deep-learning-with-cats DCGAN.py --SELU: bias=False, N(0, 0.02)."""
+  config = _config('dcgan', image_size=32, width=16, norm='selu',
+                   kernel_init='dcgan_normal', use_bias=False)
+  generator, discriminator = models.create_models(config)
+  z, x = _inputs(config)
+  for module, inputs in ((generator, z), (discriminator, x)):
+    params = jax.jit(functools.partial(module.init, train=False))(KEY,
+                                                                  inputs)
+    assert set(params) == {'params'}  # No BatchNorm statistics.
+    names = [jax.tree_util.keystr(path) for path, _ in
+             jax.tree_util.tree_leaves_with_path(params['params'])]
+    assert names and not any('bias' in n for n in names), names
+    big = [np.asarray(k) for k in jax.tree.leaves(params['params'])
+           if k.size >= 2000]
+    for kernel in big:
+      assert abs(kernel.std() - 0.02) < 0.002, kernel.shape
+  with pytest.raises(ValueError, match="model.kernel_init='nope'"):
+    models.create_models(_config('dcgan', kernel_init='nope'))
+  with pytest.raises(ValueError, match='only supported by'):
+    models.create_models(_config('keras_dcgan', use_bias=False))

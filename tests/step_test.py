@@ -314,9 +314,50 @@ def test_g_samples_choose_the_generator_steps_z_and_reals(g_samples_runs):
 
 def test_fresh_reals_need_a_loss_that_uses_them():
   with pytest.raises(ValueError, match="train.g_samples='fresh_z_and_reals'"):
-    step_lib.check_g_samples(_config(**{'train.g_samples':
+    step_lib.check_config(_config(**{'train.g_samples':
                                         'fresh_z_and_reals'}))
   with pytest.raises(ValueError, match="train.g_samples='new'"):
-    step_lib.check_g_samples(_config(**{'train.g_samples': 'new'}))
-  step_lib.check_g_samples(_config(**{'loss.name': 'ralsgan',
+    step_lib.check_config(_config(**{'train.g_samples': 'new'}))
+  step_lib.check_config(_config(**{'loss.name': 'ralsgan',
                                       'train.g_samples': 'fresh_z_and_reals'}))
+
+
+def test_critic_warmup_follows_the_wgan_code():
+  """WGAN.py: N_critic = 100 if gen_iterations < 25 or % 500 == 0 else 5."""
+  from configs import wgan64  # pylint: disable=g-import-not-at-top
+  config = wgan64.get_config()
+  g_steps = []
+  gen_iterations, step = 0, 0
+  while step < 20_000:  # The reference's loop, counting iterations.
+    n = 100 if gen_iterations < 25 or gen_iterations % 500 == 0 else 5
+    step += n
+    g_steps.append(step - 1)
+    gen_iterations += 1
+  got = [s for s in range(20_000) if step_lib.update_phase(config, s)[1]]
+  assert got == [s for s in g_steps if s < 20_000]
+  assert got[:2] == [99, 199] and got[25] == 2500 + 4
+  assert all(step_lib.update_phase(config, s)[0] for s in range(50))
+
+
+def test_clip_before_update_computes_with_clipped_weights():
+  """'before_update': clamp, then the update (left unclipped for G)."""
+  overrides = {'loss.name': 'wgan', 'loss.clip': 0.01, 'optim.d_lr': 0.5}
+  before = _config(**overrides, **{'loss.clip_mode': 'before_update'})
+  after = _config(**overrides)
+  g, d = models.create_models(before)
+  state = jax.jit(lambda: state_lib.create_state(before, g, d))()
+  assert max(float(jnp.max(jnp.abs(p)))
+             for p in jax.tree.leaves(state.d.params)) > 0.01
+  clipped = state.replace(d=state.d.replace(params=jax.tree.map(
+      lambda p: jnp.clip(p, -0.01, 0.01), state.d.params)))
+  batch = jax.random.randint(jax.random.PRNGKey(0), (8, 16, 16, 3), 0, 256
+                             ).astype(jnp.uint8)
+  new_b, m_b = jax.jit(step_lib.make_train_step(before, g, d))(state, batch)
+  new_a, m_a = jax.jit(step_lib.make_train_step(after, g, d))(clipped, batch)
+  # Same loss: both critics computed with the clipped weights.
+  np.testing.assert_allclose(m_b['d_loss'], m_a['d_loss'], rtol=1e-6)
+  # The update is not clipped afterwards; clipping it gives 'after_update'.
+  assert max(float(jnp.max(jnp.abs(p)))
+             for p in jax.tree.leaves(new_b.d.params)) > 0.01
+  jax.tree.map(lambda b, a: np.testing.assert_allclose(
+      np.clip(b, -0.01, 0.01), a, rtol=1e-6), new_b.d.params, new_a.d.params)
