@@ -135,3 +135,18 @@ def test_recipe_follows_its_reference_code(name):
     for part in field.split('.'):
       value = value[part]
     assert value == expected, f'{name}: {field}={value!r}, not {expected!r}'
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'data.ada_target': 0.6}, "data.diffaugment=''"),
+    ({'data.ada_target': 0.6, 'data.diffaugment': 'translation',
+      'data.ada_interval': 0}, 'data.ada_interval=0'),
+])
+def test_ada_without_augmentation_or_interval_is_a_config_error(overrides,
+                                                                message):
+  config = test_config.get_config()
+  for field, value in overrides.items():
+    group, leaf = field.split('.')
+    config[group][leaf] = value
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(config)
