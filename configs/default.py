@@ -79,7 +79,7 @@ def get_config() -> ml_collections.ConfigDict:
   # ada_target = 0 turns it off (stylegan2-ada uses 0.6).
   data.ada_target = 0.0
   data.ada_interval = 4
-  data.ada_kimg = 500
+  data.ada_kimg = 500.0
 
   # --- Model ----------------------------------------------------------------
   config.model = model = ml_collections.ConfigDict()

@@ -150,3 +150,34 @@ def test_ada_without_augmentation_or_interval_is_a_config_error(overrides,
     config[group][leaf] = value
   with pytest.raises(config_lib.ConfigError, match=message):
     config_lib.validate(config)
+
+
+def test_fresh_samples_and_ada_resume_exactly(tmp_path):
+  """A run with fresh G samples (2x input batch) and ADA resumes bit-exactly:
+  its extra keys are folded in from (seed, step) and its ADA statistics are
+  checkpointed."""
+  from tests import run_steps  # pylint: disable=g-import-not-at-top
+
+  def config(steps):
+    c = _tiny(test_config.get_config())
+    c.num_train_steps = steps
+    c.checkpoint_every_steps = 3
+    c.loss.name = 'rsgan'
+    c.optim.d_lr = 0.01  # D separates fast: r_t > 0, p grows.
+    c.train.g_samples = 'fresh_z_and_reals'
+    c.data.diffaugment = 'translation'
+    # p moves by +-8 * 2 / 10 = 1.6 every 2 steps: it is 0 or 1 after each
+    # adjustment, whichever way this tiny D leans.
+    c.data.ada_target = 1e-3
+    c.data.ada_interval = 2
+    c.data.ada_kimg = 0.01
+    return c
+
+  straight = train.train_and_evaluate(config(5), str(tmp_path / 'a'))
+  train.train_and_evaluate(config(3), str(tmp_path / 'b'))
+  resumed = train.train_and_evaluate(config(5), str(tmp_path / 'b'))
+  a, b = run_steps.flat_params(straight), run_steps.flat_params(resumed)
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+  assert float(straight.aug_p) == float(resumed.aug_p) == 1.0
+  np.testing.assert_array_equal(straight.ada_stats, resumed.ada_stats)
