@@ -159,7 +159,7 @@ def test_rollback_lr_scaling():
 
 
 def test_ada_adjusts_p_every_interval_by_batch_times_interval_over_kimg():
-  """stylegan2-ada's step size: p moves only after steps 3 and 7, by 8*4/1000."""
+  """stylegan2-ada's step: p moves only after steps 3 and 7, by 8 * 4 / 1000."""
   config = _config(**{'data.diffaugment': 'translation',
                       'data.ada_target': 0.6, 'data.ada_interval': 4,
                       'data.ada_kimg': 1})

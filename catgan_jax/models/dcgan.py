@@ -23,9 +23,10 @@ by default, no normalisation. norm='none' keeps ReLU / LeakyReLU without
 normalisation. Without BatchNorm every layer has a bias unless
 model.use_bias=False; model.kernel_init='dcgan_normal' keeps N(0, 0.02)
 weights with any norm (the cat-experiment code's SELU networks use both:
-bias-free layers and N(0, 0.02), Deep-learning-with-cats DCGAN.py). spectral_norm=True normalises
-every D layer and, with norm='batch', removes D's BatchNorm (keeping the
-bias-free layers), as the relativistic-GAN code's ``--spectral`` does. Stride-2 layers use 'SAME'
+bias-free layers and N(0, 0.02), Deep-learning-with-cats DCGAN.py).
+spectral_norm=True normalises every D layer and, with norm='batch',
+removes D's BatchNorm (keeping the bias-free layers), as the
+relativistic-GAN code's ``--spectral`` does. Stride-2 layers use 'SAME'
 padding (PyTorch's padding=1 for kernel 4; the TF convention for kernel 5).
 """
 
