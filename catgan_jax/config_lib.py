@@ -15,6 +15,7 @@ from catgan_jax import cli
 from catgan_jax import losses
 from catgan_jax import models
 from catgan_jax import state as state_lib
+from catgan_jax import step as step_lib
 
 CONFIG_FILE = 'config.json'
 
@@ -52,6 +53,20 @@ def _get(config: ml_collections.ConfigDict, field: str):
   return config
 
 
+def _check_lipschitz(loss: ml_collections.ConfigDict) -> None:
+  """A WGAN critic without its Lipschitz constraint trains without error and
+  without meaning (the critic's output grows without bound), so refuse it."""
+  if loss.name == 'wgan_gp':
+    _require(loss.gp_weight > 0, f'loss.gp_weight={loss.gp_weight!r} must be '
+             "positive for loss.name='wgan_gp' (its gradient penalty)")
+  if loss.name == 'wgan':
+    _require(loss.clip > 0 or loss.gp_weight > 0 or loss.r1_weight > 0,
+             f"loss.name='wgan' needs a Lipschitz constraint: loss.clip="
+             f'{loss.clip!r} (weight clipping), loss.gp_weight='
+             f'{loss.gp_weight!r} or loss.r1_weight={loss.r1_weight!r} must '
+             'be positive')
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks a config before any work is done.
 
@@ -65,6 +80,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   try:
     losses.get_loss(config.loss.name)
     models.create_models(config)
+    step_lib.check_config(config)
     from catgan_jax import data  # pylint: disable=g-import-not-at-top
     data.validate_data_config(config)
   except ConfigError:
@@ -76,6 +92,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(name in state_lib.OPTIMIZERS,
              f'optim.{net}_name={name!r} is unknown; valid: '
              f'{", ".join(sorted(state_lib.OPTIMIZERS))}')
+  _check_lipschitz(config.loss)
   _require(0.0 <= config.train.ema_decay < 1.0,
            f'train.ema_decay={config.train.ema_decay!r} must be in [0, 1)')
   n = jax.device_count()

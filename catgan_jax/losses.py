@@ -256,6 +256,18 @@ def get_loss(name: str) -> GANLoss:
 
 
 # --- Penalties ----------------------------------------------------------------
+#
+# With augmentation (data.diffaugment), the step takes both penalties with
+# respect to the images *before* augmentation, and `critic_fn` contains the
+# augmentation: critic_fn(x) = D(augment(x)), with the random draw the loss
+# used for the real batch. This is stylegan2-ada-pytorch's R1
+# (training/loss.py: the gradient is taken w.r.t. real_img while
+# augment_pipe runs inside run_D), so the penalty constrains D's gradient on
+# the data distribution rather than on the augmented one. The WGAN-GP
+# interpolates are likewise formed from un-augmented reals and fakes and
+# passed through the reals' augmentation draw (the WGAN-GP references have
+# no augmentation; this keeps an interpolate at eps=1 exactly the augmented
+# real the loss saw).
 
 
 def _per_sample_input_grads(critic_fn: CriticFn, x: jax.Array) -> jax.Array:
@@ -278,9 +290,10 @@ def gradient_penalty(critic_fn: CriticFn,
 
   Args:
     critic_fn: images ``[B, ...]`` -> logits ``[B]``, with the critic's
-      parameters closed over (differentiate through it for the D update).
-    real: real images ``[B, H, W, C]``.
-    fake: generated images, same shape.
+      parameters (and any augmentation, see the note above) closed over;
+      differentiate through it for the D update.
+    real: real images ``[B, H, W, C]``, before augmentation.
+    fake: generated images, same shape, before augmentation.
     key: PRNG key for the interpolation weights.
     target: the gradient norm the critic is pushed to.
 
@@ -302,8 +315,9 @@ def r1_penalty(critic_fn: CriticFn, real: jax.Array) -> jax.Array:
   """R1 penalty (Mescheder et al. 2018), without its ``gamma / 2`` weight.
 
   Args:
-    critic_fn: images ``[B, ...]`` -> logits ``[B]``.
-    real: real images ``[B, H, W, C]``.
+    critic_fn: images ``[B, ...]`` -> logits ``[B]``, including any
+      augmentation (see the note above).
+    real: real images ``[B, H, W, C]``, before augmentation.
 
   Returns:
     ``mean_i ||grad_x D(real_i)||_2^2``; the caller multiplies it by

@@ -36,6 +36,10 @@ class GANState:
   rng: jax.Array
   # Probability of the differentiable augmentation (adapted when ADA is on).
   aug_p: jax.Array
+  # ADA only: (sum of sign(D(real)), count) since the last adjustment of
+  # aug_p. None (no leaves) otherwise, so runs without ADA keep the
+  # checkpoint layout they had before this field existed.
+  ada_stats: Any = None
 
 
 def _adam(lr: float, b1: float, b2: float) -> optax.GradientTransformation:
@@ -43,10 +47,18 @@ def _adam(lr: float, b1: float, b2: float) -> optax.GradientTransformation:
 
 
 def _rmsprop(lr: float, b1: float, b2: float) -> optax.GradientTransformation:
+  """torch.optim.RMSprop with its defaults, as the WGAN references use it.
+
+  v = alpha * v + (1 - alpha) * g^2 (v starts at 0, alpha = 0.99) and
+  p -= lr * g / (sqrt(v) + eps), eps = 1e-8. torch adds eps *after* the
+  square root; optax's default puts it inside (sqrt(v + eps)), which, with v
+  starting at 0, bounds the first steps' size very differently for small
+  gradients (eps_in_sqrt=False is torch's placement).
+  """
   del b1, b2  # RMSProp has no momentum terms here (as in the WGAN paper).
-  # decay=0.99 matches torch.optim.RMSprop's alpha, used by the WGAN reference.
-  return optax.inject_hyperparams(optax.rmsprop)(learning_rate=lr, decay=0.99,
-                                                  eps=1e-8)
+  return optax.inject_hyperparams(optax.rmsprop, static_args=('eps_in_sqrt',))(
+      learning_rate=lr, decay=0.99, eps=1e-8, initial_scale=0.0,
+      eps_in_sqrt=False)
 
 
 # Optimisers by name; the learning rate is an injected hyperparameter so it
@@ -97,10 +109,13 @@ def create_state(config: ml_collections.ConfigDict, generator: nn.Module,
                         jnp.zeros((1, config.model.z_dim), jnp.float32))
   d = _init_train_state(discriminator, make_optimizer(config.optim, 'd'),
                         d_key, jnp.zeros((1, size, size, 3), jnp.float32))
-  aug_p = 0.0 if config.data.ada_target > 0 else config.data.diffaugment_p
+  ada = config.data.ada_target > 0
+  # ADA starts from p = 0, as stylegan2-ada-pytorch does (augment_p=0).
+  aug_p = 0.0 if ada else config.data.diffaugment_p
   return GANState(step=jnp.zeros((), jnp.int32), g=g, d=d,
                   ema_params=g.params, rng=rng,
-                  aug_p=jnp.asarray(aug_p, jnp.float32))
+                  aug_p=jnp.asarray(aug_p, jnp.float32),
+                  ada_stats=jnp.zeros((2,), jnp.float32) if ada else None)
 
 
 def scale_learning_rate(ts: TrainState, factor: float) -> TrainState:

@@ -65,7 +65,11 @@ class _StopRequest:
       signal.signal(sig, handler)
 
   def agreed(self) -> bool:
-    """True when any process was asked to stop (all processes agree)."""
+    """True when any process was asked to stop (all processes agree).
+
+    With several processes this is a collective: every process must call it
+    at the same steps.
+    """
     if jax.process_count() == 1:
       return self.requested
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
@@ -93,7 +97,8 @@ def _compile_step(config, generator, discriminator, mesh, state,
   """
   rep, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   size = config.data.image_size
-  batch_spec = jax.ShapeDtypeStruct((config.batch_size, size, size, 3),
+  batch_spec = jax.ShapeDtypeStruct((step_lib.input_batch_size(config), size,
+                                     size, 3),
                                     jnp.uint8, sharding=batch)
   state_spec = checkpoint_lib.abstract_like(state)
 
@@ -114,7 +119,8 @@ def _compile_step(config, generator, discriminator, mesh, state,
 
 def _input_iter(config, start_step: int, mesh) -> Iterator[jax.Array]:
   batches = data_lib.create_input_iter(
-      config, local_batch_size=parallel.local_batch_size(config.batch_size),
+      config, local_batch_size=parallel.local_batch_size(
+          step_lib.input_batch_size(config)),
       start_step=start_step, process_index=jax.process_index(),
       process_count=jax.process_count())
   return parallel.prefetch_to_mesh(batches, parallel.batch_sharded(mesh))
@@ -398,7 +404,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if step == config.train.inject_nan_step and not injected:
         state, injected = _poison(state), True
         metrics = dict(metrics, finite=jnp.zeros((), bool))
-      stopping = stop.agreed()
+      # With several processes, agreeing on a stop is an all-gather; it is
+      # done only at logged or checkpoint steps (the same steps on every
+      # process), so there a requested stop waits for the next of those.
+      stopping = (jax.process_count() == 1
+                  or _is_due(step, config.log_every_steps, total)
+                  or _is_due(step, config.checkpoint_every_steps, total)
+                  ) and stop.agreed()
       last = total if not stopping else step
       log_due = _is_due(step, config.log_every_steps, last)
       ckpt_due = _is_due(step, config.checkpoint_every_steps, last)

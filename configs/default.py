@@ -71,10 +71,15 @@ def get_config() -> ml_collections.ConfigDict:
   # 'color,translation,cutout' ('' = off), and its probability / strength.
   data.diffaugment = ''
   data.diffaugment_p = 1.0
-  # Adaptive augmentation (ADA-style): adjust the probability towards
-  # keeping E[sign(D(real))] at ada_target; 0 = off.
+  # Adaptive augmentation (ADA, Karras et al. 2020; stylegan2-ada-pytorch's
+  # rule): p starts at 0 and, every ada_interval iterations, moves by
+  # sign(r_t - ada_target) * batch_size * ada_interval / (ada_kimg * 1000),
+  # clamped to [0, 1], where r_t is the mean of sign(D(real)) over those
+  # iterations; p changes by 1 in ada_kimg thousand real images.
+  # ada_target = 0 turns it off (stylegan2-ada uses 0.6).
   data.ada_target = 0.0
-  data.ada_speed = 0.01
+  data.ada_interval = 4
+  data.ada_kimg = 500.0
 
   # --- Model ----------------------------------------------------------------
   config.model = model = ml_collections.ConfigDict()
@@ -86,12 +91,23 @@ def get_config() -> ml_collections.ConfigDict:
   model.g_width = 64
   model.d_width = 64
   model.kernel_size = 4
-  # 'batch' | 'none' | 'selu' (SELU activations, LeCun-normal init, no BN).
+  # 'batch' | 'none' | 'selu' (SELU activations, no BN; LeCun-normal init
+  # unless model.kernel_init says otherwise).
   model.norm = 'batch'
   # Normalisation of the discriminator; '' = same as model.norm. WGAN-GP
   # wants 'none' or 'layer' because its penalty is per sample.
   model.d_norm = ''
-  # Spectral normalisation of every discriminator layer.
+  # Weight initialiser of model.name='dcgan': '' = LeCun-normal for SELU,
+  # N(0, 0.02) otherwise; 'dcgan_normal' (N(0, 0.02)) or 'lecun_normal'.
+  model.kernel_init = ''
+  # Biases in every layer of model.name='dcgan' (True/False); unset = only
+  # where no BatchNorm follows.
+  model.use_bias = config_dict.placeholder(bool)
+  # Spectral normalisation of every discriminator layer (PyTorch's
+  # spectral_norm: the raw weight is the parameter, one power iteration per
+  # training call). A BatchNorm discriminator then drops its BatchNorm, which
+  # would undo SN, as the relativistic-GAN code's --spectral does;
+  # d_norm='layer' with SN is refused for the same reason.
   model.spectral_norm = False
   # Compute dtype of both networks ('float32' or 'bfloat16'); params stay f32.
   model.dtype = 'float32'
@@ -107,8 +123,12 @@ def get_config() -> ml_collections.ConfigDict:
   loss.a = 0.0
   loss.b = 1.0
   loss.c = 1.0
-  # WGAN weight clipping of every critic parameter (0 = off).
+  # WGAN weight clipping of every critic parameter (0 = off), applied after
+  # each critic update ('after_update') or, as the WGAN reference code does,
+  # at the start of each critic update ('before_update': the critic computes
+  # with clipped weights; G sees the critic's last update unclipped).
   loss.clip = 0.0
+  loss.clip_mode = 'after_update'
   # Gradient penalty on random interpolates (WGAN-GP); 0 = off.
   loss.gp_weight = 0.0
   # R1 penalty on real images; 0 = off.
@@ -138,6 +158,20 @@ def get_config() -> ml_collections.ConfigDict:
   train.d_steps_per_g_step = 1
   # The discriminator is updated only on every k-th iteration.
   train.d_every_k_steps = 1
+  # Critic warm-up (the WGAN code's trick): G updates number < warmup_g_steps
+  # and every warmup_every_g_steps-th get warmup_d_steps_per_g_step
+  # iterations instead of d_steps_per_g_step (WGAN.py: 100, 25, 500);
+  # warmup_d_steps_per_g_step = 0 is off.
+  train.warmup_d_steps_per_g_step = 0
+  train.warmup_g_steps = 0
+  train.warmup_every_g_steps = 0
+  # Samples of the generator update: 'reuse' (D's z, fake batch and reals:
+  # one forward pass of G per iteration, as the DCGAN references), 'fresh_z'
+  # (a new z and forward pass of G, as the WGAN references) or
+  # 'fresh_z_and_reals' (also new reals for relativistic G losses, as the
+  # RelativisticGAN code; the input pipeline then reads 2 * batch_size
+  # images per iteration, half for D, half for G).
+  train.g_samples = 'reuse'
   # EMA of generator parameters (0 = off); used for samples and FID when on.
   train.ema_decay = 0.0
   # A loss above this bound counts as divergence (0 = no bound).
@@ -167,8 +201,11 @@ def get_config() -> ml_collections.ConfigDict:
   ev.cache_dir = ''
   # Number of real images for the reference statistics (0 = all).
   ev.num_reference = 0
-  # KID subsets.
-  ev.kid_subsets = 10
+  # KID: number of random subsets and rows per subset (clean-fid's
+  # defaults, 100 x 1000); a subset holds all of the smaller feature set
+  # when it has fewer rows than kid_subset_size. FID and KID score the
+  # samples quantised to uint8, as saved images are.
+  ev.kid_subsets = 100
   ev.kid_subset_size = 1000
 
   # --- Multi-host runtime ---------------------------------------------------
@@ -188,9 +225,16 @@ def relativistic_config(loss_name: str,
                         image_size: int = 64) -> ml_collections.ConfigDict:
   """The CAT setting of the relativistic-GAN paper (Jolicoeur-Martineau 2018).
 
-  DCGAN at `image_size`, Adam lr 2e-4 with betas (0.5, 0.999) for both
-  networks (the defaults), batch 32, one D update per G update, 100k
-  iterations, on a folder of cat faces.
+  Follows RelativisticGAN `code/GAN_losses_iter.py` as its `code/unstable.sh`
+  runs it on the 64 and 128 px cats ("Meow tests": `--lr_D .0002 --lr_G
+  .0002 --batch_size 32 --Diters 1 --arch 0 --beta1 .50 --beta2 .999
+  --n_iter 100000 --G_h_size 64 --D_h_size 64`, z_size left at its default
+  128): DCGAN (arch 0) with BatchNorm, ngf = ndf = 64, z = 128, Adam lr 2e-4
+  with betas (0.5, 0.999) for both networks, batch 32, one D update per G
+  update, 100k iterations; the G update draws a new z and a new real batch
+  (`train.g_samples='fresh_z_and_reals'`). Differences: the reference draws
+  every real batch independently at random, here the 2 x 32 images of an
+  iteration come from per-epoch permutations.
 
   Args:
     loss_name: 'rsgan', 'rasgan', 'ralsgan' or 'rahinge'.
@@ -204,5 +248,10 @@ def relativistic_config(loss_name: str,
   config.data.image_size = image_size
   config.batch_size = 32
   config.num_train_steps = 100_000
+  config.model.z_dim = 128
+  config.model.g_width = 64
+  config.model.d_width = 64
   config.loss.name = loss_name
+  # The reference draws a new z and a new real batch for the G update.
+  config.train.g_samples = 'fresh_z_and_reals'
   return config

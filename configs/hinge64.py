@@ -4,7 +4,10 @@
         --config.data.dir=../shared/data/cat_faces_64
 
 D: E[relu(1 - D(real))] + E[relu(1 + D(fake))]; G: -E[D(fake)]. DCGAN-64
-with spectral normalisation on D, Adam 2e-4, beta1 0.5.
+with spectral normalisation on every D layer and therefore no BatchNorm in
+D (BN would undo SN; the relativistic code's `--spectral` removes it the
+same way, RelativisticGAN code/GAN_losses_iter.py, loss_D 4 = HingeGAN),
+Adam 2e-4, beta1 0.5.
 
 Hardware: 1 GPU. Expected: stable, cat faces after ~10k steps.
 """

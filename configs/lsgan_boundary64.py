@@ -3,9 +3,11 @@
     python main.py --config=configs/lsgan_boundary64.py --workdir=runs/lsgan_boundary64 \\
         --config.data.dir=../shared/data/cat_faces_64
 
-Same as lsgan64 but the generator pushes D(fake) to the decision boundary
-(c=0.5) instead of to the real target, one of the LSGAN variants of the cat
-experiments (set from the command line with --config.loss.c=0.5 too).
+Same as lsgan64 (Deep-learning-with-cats `Generating cats/LSGAN.py`
+argparse defaults: ngf = ndf = 128, z = 100, batch 64, Adam 1e-4, beta1
+0.5) but the generator pushes D(fake) to the decision boundary (c=0.5)
+instead of to the real target: LSGAN.py's `--c 0.5` (differs from its
+default c=1 only there).
 
 Hardware: 1 GPU. Expected: similar quality to lsgan64, more stable.
 """
@@ -18,8 +20,13 @@ def get_config():
   config = default.get_config()
   config.data.source = 'folder'
   config.num_train_steps = 50_000
+  config.batch_size = 64
+  config.model.z_dim = 100
+  config.model.g_width = 128
+  config.model.d_width = 128
   config.loss.name = 'lsgan'
   config.loss.c = 0.5
   config.optim.g_lr = 1e-4
   config.optim.d_lr = 1e-4
+  config.optim.b1 = 0.5
   return config

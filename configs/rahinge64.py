@@ -3,9 +3,15 @@
     python main.py --config=configs/rahinge64.py --workdir=runs/rahinge64 \\
         --config.data.dir=../shared/data/cat_faces_64
 
-Reproduces the paper's CAT 64x64 setting: DCGAN-64, Adam lr 2e-4, betas
-(0.5, 0.999), batch 32, one D update per G update, 100k iterations; the
-paper reports FID on 64x64 cats after 100k iterations.
+Follows RelativisticGAN `code/GAN_losses_iter.py --loss_D 8` as
+`code/unstable.sh` runs it on the 64x64 cats (see
+`default.relativistic_config`): DCGAN-64 with BatchNorm, ngf = ndf = 64,
+z = 128, Adam lr 2e-4, betas (0.5, 0.999), batch 32, one D update per G
+update, 100k iterations, and a new z and new real batch for each G update
+(`train.g_samples='fresh_z_and_reals'`: 64 images read per iteration); the
+paper reports FID on 64x64 cats after 100k iterations. Differs only in
+drawing real batches from per-epoch permutations (the reference draws each
+batch at random).
 
 Hardware: 1 GPU (~2-3 h). Expected: relativistic losses reach a lower FID
 than the standard GAN (nsgan) with this architecture; on CPU use it only to

@@ -3,9 +3,19 @@
     python main.py --config=configs/selu128.py --workdir=runs/selu128 \\
         --config.data.dir=DIR_OF_CAT_FACES_128
 
-DCGAN-128 with SELU activations and LeCun-normal init instead of BatchNorm
-in both networks (Jolicoeur-Martineau's 128px 'meow generator' cats), Adam
-lr 2e-4, beta1 0.5, batch 64, non-saturating loss.
+Follows Deep-learning-with-cats `Generating cats/DCGAN.py` run as its
+README does for 128x128 cats (`--image_size 128 --G_h_size 64 --D_h_size 64
+--SELU True`, the rest argparse defaults): DCGAN-128 with SELU activations
+and no normalisation in either network, every layer bias-free and
+initialised N(0, 0.02) (the code's weights_init, not the LeCun-normal init
+SELU networks usually get), ngf = ndf = 64, z = 100, batch 64, Adam with
+betas (0.5, 0.999) at D 5e-5 / G 2e-4, non-saturating BCE loss; G's update
+reuses D's fake batch (`train.g_samples='reuse'`, as the code does).
+
+Differences from DCGAN.py: the argparse default width is 128 (for its 64px
+runs); the README's 128px command sets 64, which is used here. The
+reference trains for epochs (n_epoch=1000, the pictured run at epoch 605);
+num_train_steps counts iterations (50k), whatever the data set size.
 
 Hardware: 1 GPU (several hours). Expected: 128px cat faces that keep
 improving where the BatchNorm version collapsed.
@@ -19,6 +29,16 @@ def get_config():
   config = default.get_config()
   config.data.source = 'folder'
   config.num_train_steps = 50_000
+  config.batch_size = 64
   config.data.image_size = 128
+  config.model.z_dim = 100
+  config.model.g_width = 64
+  config.model.d_width = 64
   config.model.norm = 'selu'
+  config.model.kernel_init = 'dcgan_normal'
+  config.model.use_bias = False
+  config.optim.g_lr = 2e-4
+  config.optim.d_lr = 5e-5
+  config.optim.b1 = 0.5
+  config.optim.b2 = 0.999
   return config

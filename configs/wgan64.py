@@ -3,10 +3,22 @@
     python main.py --config=configs/wgan64.py --workdir=runs/wgan64 \\
         --config.data.dir=../shared/data/cat_faces_64
 
-Reproduces the paper's recipe: critic loss E[D(fake)] - E[D(real)], every
-critic parameter clipped to +-0.01 after each update, RMSProp lr 5e-5, five
-critic updates per generator update (train.d_steps_per_g_step counts
-iterations: the generator takes num_train_steps / 5 updates).
+Follows Deep-learning-with-cats `Generating cats/WGAN.py` (argparse
+defaults, after Arjovsky's WassersteinGAN code): DCGAN-64 with BatchNorm in
+both networks, ngf = ndf = 64, z = 100, batch 64; critic loss
+E[D(fake)] - E[D(real)]; RMSProp (torch's: alpha 0.99, eps 1e-8 after the
+square root) at lr 5e-5 for both networks; every critic parameter clamped
+to +-0.01 at the start of each critic update (`loss.clip_mode=
+'before_update'`, as that code does, so G meets the last update unclipped);
+5 critic updates per generator update, and 100 before each of the first 25
+and every 500th generator update (the "trick" of the WGAN paper's code);
+the generator update draws its own z (`train.g_samples='fresh_z'`).
+
+Differences from WGAN.py: train.d_steps_per_g_step counts iterations, so
+num_train_steps = 100k iterations are about 17k generator updates (the
+reference runs n_epoch=500000 epochs); the reference cuts a critic group
+short at the end of each epoch, here groups ignore epochs; real batches
+come from per-epoch permutations either way.
 
 Hardware: 1 GPU. Expected: slow but stable progress; blurry cat faces after
 ~20k generator updates; d_loss (the negative critic estimate of the
@@ -21,11 +33,21 @@ def get_config():
   config = default.get_config()
   config.data.source = 'folder'
   config.num_train_steps = 100_000
+  config.batch_size = 64
+  config.model.z_dim = 100
+  config.model.g_width = 64
+  config.model.d_width = 64
   config.loss.name = 'wgan'
   config.loss.clip = 0.01
+  config.loss.clip_mode = 'before_update'
   config.optim.g_name = 'rmsprop'
   config.optim.d_name = 'rmsprop'
   config.optim.g_lr = 5e-5
   config.optim.d_lr = 5e-5
   config.train.d_steps_per_g_step = 5
+  config.train.warmup_d_steps_per_g_step = 100
+  config.train.warmup_g_steps = 25
+  config.train.warmup_every_g_steps = 500
+  # The reference's G update draws its own z (and G forward pass).
+  config.train.g_samples = 'fresh_z'
   return config

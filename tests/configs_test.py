@@ -7,8 +7,10 @@ import os
 import numpy as np
 import pytest
 
+from catgan_jax import config_lib
 from catgan_jax import metrics_log
 from catgan_jax import train
+from configs import test as test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.basename(p)[:-3]
@@ -42,6 +44,35 @@ def test_every_experiment_has_a_config():
 
 
 @pytest.mark.parametrize('name', CONFIGS)
+def test_shipped_config_validates(name, tmp_path):
+  config = importlib.import_module(f'configs.{name}').get_config()
+  config.data.dir = str(tmp_path)  # Given on the command line.
+  config_lib.validate(config)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'loss.name': 'wgan_gp', 'loss.gp_weight': 0.0}, 'loss.gp_weight=0.0'),
+    ({'loss.name': 'wgan', 'loss.clip': 0.0}, 'loss.clip=0.0'),
+])
+def test_unconstrained_wgan_is_a_config_error(overrides, message):
+  config = test_config.get_config()
+  for field, value in overrides.items():
+    group, leaf = field.split('.')
+    config[group][leaf] = value
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(config)
+
+
+def test_constrained_wgans_validate():
+  config = test_config.get_config()
+  config.loss.name = 'wgan'
+  for field in ('clip', 'gp_weight', 'r1_weight'):
+    config.loss.clip = config.loss.gp_weight = config.loss.r1_weight = 0.0
+    config.loss[field] = 0.01
+    config_lib.validate(config)
+
+
+@pytest.mark.parametrize('name', CONFIGS)
 def test_config_trains_two_steps(name, tmp_path):
   module = importlib.import_module(f'configs.{name}')
   assert module.__doc__ and 'python main.py' in module.__doc__ or name in (
@@ -52,3 +83,101 @@ def test_config_trains_two_steps(name, tmp_path):
   assert [r['step'] for r in records] == [1, 2]
   for r in records:
     assert np.isfinite(r['d_loss']) and np.isfinite(r['g_loss']), r
+
+
+# The argparse defaults (and, where the reference's README or run scripts
+# override them for cats, those values) of each recipe's reference code.
+RECIPES = {
+    # Deep-learning-with-cats Generating cats/WGAN.py.
+    'wgan64': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 64,
+               'model.d_width': 64, 'optim.g_name': 'rmsprop',
+               'optim.d_name': 'rmsprop', 'optim.g_lr': 5e-5,
+               'optim.d_lr': 5e-5, 'train.d_steps_per_g_step': 5,
+               'loss.clip': 0.01, 'loss.clip_mode': 'before_update',
+               'train.warmup_d_steps_per_g_step': 100,
+               'train.warmup_g_steps': 25, 'train.warmup_every_g_steps': 500,
+               'train.g_samples': 'fresh_z', 'model.norm': 'batch'},
+    # Generating cats/WGAN-GP.py.
+    'wgan_gp64': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 128,
+                  'model.d_width': 128, 'optim.g_lr': 1e-4,
+                  'optim.d_lr': 1e-4, 'optim.b1': 0.0, 'optim.b2': 0.9,
+                  'train.d_steps_per_g_step': 5, 'loss.gp_weight': 10.0,
+                  'model.d_norm': 'none', 'model.use_bias': False,
+                  'train.g_samples': 'fresh_z'},
+    # Generating cats/DCGAN.py with the README's 128px SELU command.
+    'selu128': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 64,
+                'model.d_width': 64, 'data.image_size': 128,
+                'optim.g_lr': 2e-4, 'optim.d_lr': 5e-5, 'optim.b1': 0.5,
+                'model.norm': 'selu', 'model.kernel_init': 'dcgan_normal',
+                'model.use_bias': False, 'train.g_samples': 'reuse'},
+    # Generating cats/LSGAN.py.
+    'lsgan64': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 128,
+                'model.d_width': 128, 'optim.g_lr': 1e-4, 'optim.d_lr': 1e-4,
+                'optim.b1': 0.5, 'loss.a': 0.0, 'loss.b': 1.0, 'loss.c': 1.0},
+    'lsgan_boundary64': {'model.g_width': 128, 'optim.g_lr': 1e-4,
+                         'loss.c': 0.5},
+    # RelativisticGAN code/GAN_losses_iter.py as code/unstable.sh runs it.
+    **{name: {'batch_size': 32, 'model.z_dim': 128, 'model.g_width': 64,
+              'model.d_width': 64, 'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4,
+              'optim.b1': 0.5, 'optim.b2': 0.999,
+              'train.d_steps_per_g_step': 1, 'num_train_steps': 100_000,
+              'train.g_samples': 'fresh_z_and_reals'}
+       for name in ('rsgan64', 'rasgan64', 'ralsgan64', 'rahinge64',
+                    'ralsgan128')},
+}
+
+
+@pytest.mark.parametrize('name', sorted(RECIPES))
+def test_recipe_follows_its_reference_code(name):
+  config = importlib.import_module(f'configs.{name}').get_config()
+  for field, expected in RECIPES[name].items():
+    value = config
+    for part in field.split('.'):
+      value = value[part]
+    assert value == expected, f'{name}: {field}={value!r}, not {expected!r}'
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'data.ada_target': 0.6}, "data.diffaugment=''"),
+    ({'data.ada_target': 0.6, 'data.diffaugment': 'translation',
+      'data.ada_interval': 0}, 'data.ada_interval=0'),
+])
+def test_ada_without_augmentation_or_interval_is_a_config_error(overrides,
+                                                                message):
+  config = test_config.get_config()
+  for field, value in overrides.items():
+    group, leaf = field.split('.')
+    config[group][leaf] = value
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(config)
+
+
+def test_fresh_samples_and_ada_resume_exactly(tmp_path):
+  """A run with fresh G samples (2x input batch) and ADA resumes bit-exactly:
+  its extra keys are folded in from (seed, step) and its ADA statistics are
+  checkpointed."""
+  from tests import run_steps  # pylint: disable=g-import-not-at-top
+
+  def config(steps):
+    c = _tiny(test_config.get_config())
+    c.num_train_steps = steps
+    c.checkpoint_every_steps = 3
+    c.loss.name = 'rsgan'
+    c.optim.d_lr = 0.01  # D separates fast: r_t > 0, p grows.
+    c.train.g_samples = 'fresh_z_and_reals'
+    c.data.diffaugment = 'translation'
+    # p moves by +-8 * 2 / 10 = 1.6 every 2 steps: it is 0 or 1 after each
+    # adjustment, whichever way this tiny D leans.
+    c.data.ada_target = 1e-3
+    c.data.ada_interval = 2
+    c.data.ada_kimg = 0.01
+    return c
+
+  straight = train.train_and_evaluate(config(5), str(tmp_path / 'a'))
+  train.train_and_evaluate(config(3), str(tmp_path / 'b'))
+  resumed = train.train_and_evaluate(config(5), str(tmp_path / 'b'))
+  a, b = run_steps.flat_params(straight), run_steps.flat_params(resumed)
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+  assert float(straight.aug_p) == float(resumed.aug_p) == 1.0
+  np.testing.assert_array_equal(straight.ada_stats, resumed.ada_stats)

@@ -92,3 +92,42 @@ def test_color_changes_brightness_within_range():
 def test_unknown_policy_is_an_error():
   with pytest.raises(ValueError, match="unknown policy 'colour'"):
     diffaugment.diff_augment(_images(), jax.random.key(0), 'colour,cutout', 1.0)
+
+
+@pytest.mark.parametrize('sign, start, expected', [
+    # r_t = 1 > target: +64 * 4 / 500k per interval; 10 steps -> 2 intervals.
+    (1.0, 0.0, 2 * 64 * 4 / 500_000),
+    # r_t = -1 < target: clamped at 0 from the first adjustment on.
+    (-1.0, 0.0, 0.0),
+    (-1.0, 0.5, 0.5 - 2 * 64 * 4 / 500_000),
+    # Clamped at 1 too.
+    (1.0, 0.9999, 1.0),
+])
+def test_ada_matches_stylegan2_ada_closed_form(sign, start, expected):
+  """With a constant r_t, p after N steps is p0 + (N // 4) * sign * B*4/500k."""
+  update = jax.jit(lambda p, stats, step, logits: diffaugment.ada_update(
+      p, stats, step, logits, target=0.6, interval=4, kimg=500))
+  p, stats = jnp.float32(start), jnp.zeros((2,), jnp.float32)
+  logits = jnp.full((64,), sign * 3.0)
+  history = []
+  for step in range(10):
+    p, stats = update(p, stats, jnp.int32(step), logits)
+    history.append(float(p))
+  np.testing.assert_allclose(history[-1], expected, rtol=1e-6, atol=1e-9)
+  # p only moves after iterations 3 and 7 (every 4th, as batch_idx % 4 == 0
+  # after the increment in stylegan2-ada's loop).
+  before = [float(jnp.float32(start))] + history[:-1]
+  changes = [i for i in range(10) if history[i] != before[i]]
+  assert set(changes) <= {3, 7}
+  # Stats hold the two iterations since the last adjustment.
+  np.testing.assert_allclose(stats, [2 * 64 * sign, 2 * 64])
+
+
+def test_ada_uses_the_mean_sign_over_the_interval():
+  """r_t averages all logits of the interval, not only the last batch."""
+  p, stats = jnp.float32(0.5), jnp.zeros((2,), jnp.float32)
+  # Three batches all positive, the last one all negative: r_t = 0.5 < 0.6.
+  for step, s in enumerate([1.0, 1.0, 1.0, -1.0]):
+    p, stats = diffaugment.ada_update(p, stats, jnp.int32(step),
+                                      jnp.full((8,), s), 0.6, 4, 500)
+  np.testing.assert_allclose(float(p), 0.5 - 8 * 4 / 500_000, rtol=1e-6)

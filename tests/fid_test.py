@@ -169,3 +169,42 @@ def test_evaluate_rejects_a_different_feature_network():
   with pytest.raises(ValueError, match='different feature networks'):
     evaluation.evaluate(lambda n: np.zeros((n, 2, 2, 3)), ref, _flat_features,
                         num_samples=4, batch_size=2)
+
+
+def test_generated_images_are_scored_as_saved_uint8_images():
+  """Features of G's output are those of its 8-bit quantisation."""
+  rng = np.random.default_rng(8)
+  images = rng.uniform(-1.2, 1.2, (10, 4, 4, 3)).astype(np.float32)
+  seen = []
+
+  def feature_fn(x):
+    seen.append(np.array(x))
+    return _flat_features(x)
+
+  got = evaluation.generated_features(lambda n: images[:n], feature_fn, 10,
+                                      batch_size=10)
+  saved = np.clip(np.round((images + 1) * 127.5), 0, 255).astype(np.uint8)
+  as_read = saved.astype(np.float32) / 127.5 - 1
+  np.testing.assert_array_equal(seen[0], as_read)
+  np.testing.assert_array_equal(got, _flat_features(as_read))
+  assert not np.allclose(got, _flat_features(images))
+
+
+def test_kid_subsets_smaller_than_the_subset_size_are_the_whole_sets():
+  """With fewer rows than kid_subset_size every subset is all of both sets
+  (clean-fid's min(N1, N2, max_subset_size)): one value, std 0."""
+  rng = np.random.default_rng(9)
+  x, y = rng.standard_normal((30, 4)), rng.standard_normal((30, 4)) + 0.3
+  mean, std = fid.kernel_inception_distance(x, y, num_subsets=100,
+                                            subset_size=1000)
+  k = lambda a, b: (a @ b.T / 4 + 1) ** 3
+  m = 30
+  within = ((k(x, x).sum() - np.trace(k(x, x)) + k(y, y).sum()
+             - np.trace(k(y, y))) / (m * (m - 1)))
+  assert mean == pytest.approx(within - 2 * k(x, y).sum() / m**2, rel=1e-9)
+  assert std == pytest.approx(0.0, abs=1e-12)
+
+
+def test_default_kid_uses_100_subsets():
+  from configs import default  # pylint: disable=g-import-not-at-top
+  assert default.get_config().eval.kid_subsets == 100

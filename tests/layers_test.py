@@ -180,3 +180,51 @@ def test_config_checks_give_one_line_errors():
   assert layers.resolve_d_norm('batch', 'layer') == 'layer'
   assert layers.scale_width(512, 8) == 64
   assert layers.scale_width(32, 1) == 1
+
+
+class _SNDense(nn.Module):
+  """A Dense layer with or without `layers.SpectralNorm`."""
+  spectral_norm: bool
+
+  @nn.compact
+  def __call__(self, x, train):
+    dense = nn.Dense(5, kernel_init=nn.initializers.normal(0.02),
+                     bias_init=nn.initializers.normal(0.1))
+    return layers.apply_layer(dense, x, self.spectral_norm, train)
+
+
+def test_spectral_norm_stores_the_raw_weight_and_computes_with_w_over_sigma():
+  """As torch's spectral_norm: param = weight_orig, forward = W / (u^T W v)."""
+  x = jnp.asarray(RNG.normal(size=(3, 7)), jnp.float32)
+  key = jax.random.PRNGKey(0)
+  variables = _SNDense(True).init(key, x, train=False)
+  plain = _SNDense(False).init(key, x, train=False)
+  # The stored kernel is the initialiser's draw, not W / sigma (flax's
+  # nn.SpectralNorm rescales it at init).
+  np.testing.assert_array_equal(variables['params']['Dense_0']['kernel'],
+                                plain['params']['Dense_0']['kernel'])
+  stats = variables['batch_stats']['SpectralNorm_0']
+  u0 = np.asarray(stats['Dense_0/kernel/u'], np.float64)
+  np.testing.assert_allclose(np.linalg.norm(u0), 1.0, rtol=1e-6)
+
+  y, updates = jax.jit(lambda v: _SNDense(True).apply(
+      v, x, train=True, mutable=['batch_stats']))(variables)
+  # One power iteration by hand (torch: v = W^T u / |.|, u = W v / |.|, with
+  # torch's W the transpose of this (in, out) kernel).
+  w = np.asarray(variables['params']['Dense_0']['kernel'], np.float64)
+  b = np.asarray(variables['params']['Dense_0']['bias'], np.float64)
+  v = u0 @ w.T
+  v /= np.linalg.norm(v)
+  u = v @ w
+  u /= np.linalg.norm(u)
+  sigma = float((v @ w @ u.T)[0, 0])
+  np.testing.assert_allclose(y, np.asarray(x) @ (w / sigma) + b, rtol=1e-4,
+                             atol=1e-6)
+  new = updates['batch_stats']['SpectralNorm_0']
+  np.testing.assert_allclose(new['Dense_0/kernel/u'], u, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(new['Dense_0/kernel/sigma'], sigma, rtol=1e-5)
+  # The gradient reaches the raw kernel (through W / sigma, u and v fixed).
+  grads = jax.grad(lambda p: jnp.sum(_SNDense(True).apply(
+      {'params': p, 'batch_stats': variables['batch_stats']}, x,
+      train=False)))(variables['params'])
+  assert float(jnp.max(jnp.abs(grads['Dense_0']['kernel']))) > 0

@@ -357,3 +357,49 @@ def test_unsupported_image_size_is_a_clear_error(name, size, supported):
 def test_unknown_model_option_is_a_clear_error(field, value):
   with pytest.raises(ValueError, match=rf"^model\.{field}={value!r} is not"):
     models.create_models(_config('dcgan', **{field: value}))
+
+
+@pytest.mark.parametrize('name', list(models.MODELS))
+def test_spectral_norm_drops_the_discriminators_batch_norm(name):
+  """BN after an SN layer would undo it: D has no BN (relativistic code)."""
+  _, with_bn = _abstract_variables(_config(name, norm='batch'))
+  _, d_vars = _abstract_variables(
+      _config(name, norm='batch', spectral_norm=True))
+  assert any(layer.startswith('BatchNorm') for layer in with_bn['params'])
+  assert not any(layer.startswith('BatchNorm') for layer in d_vars['params'])
+  assert all(layer.startswith('SpectralNorm')
+             for layer in d_vars['batch_stats'])
+  # The weight layers are those of the BatchNorm discriminator (no biases
+  # added where BN had made them redundant).
+  weights = lambda v: {layer: jax.tree.map(jnp.shape, p)
+                       for layer, p in v['params'].items()
+                       if not layer.startswith('BatchNorm')}
+  assert weights(d_vars) == weights(with_bn)
+
+
+def test_spectral_norm_with_layer_norm_is_refused():
+  with pytest.raises(ValueError, match='model.spectral_norm=True'):
+    models.create_models(_config('dcgan', d_norm='layer', spectral_norm=True))
+
+
+def test_selu_recipe_is_bias_free_with_dcgan_init():
+  """Deep-learning-with-cats DCGAN.py --SELU: bias=False, N(0, 0.02)."""
+  config = _config('dcgan', image_size=32, width=16, norm='selu',
+                   kernel_init='dcgan_normal', use_bias=False)
+  generator, discriminator = models.create_models(config)
+  z, x = _inputs(config)
+  for module, inputs in ((generator, z), (discriminator, x)):
+    params = jax.jit(functools.partial(module.init, train=False))(KEY,
+                                                                  inputs)
+    assert set(params) == {'params'}  # No BatchNorm statistics.
+    names = [jax.tree_util.keystr(path) for path, _ in
+             jax.tree_util.tree_leaves_with_path(params['params'])]
+    assert names and not any('bias' in n for n in names), names
+    big = [np.asarray(k) for k in jax.tree.leaves(params['params'])
+           if k.size >= 2000]
+    for kernel in big:
+      assert abs(kernel.std() - 0.02) < 0.002, kernel.shape
+  with pytest.raises(ValueError, match="model.kernel_init='nope'"):
+    models.create_models(_config('dcgan', kernel_init='nope'))
+  with pytest.raises(ValueError, match='only supported by'):
+    models.create_models(_config('keras_dcgan', use_bias=False))

@@ -202,3 +202,63 @@ def test_checkpoint_from_four_devices_resumes_on_one(two_processes,
   assert int(jax.device_get(state.step)) == 6
   _assert_params_close(run_steps.flat_params(state), one_device[6],
                        rtol=RTOL, atol=ATOL)
+
+
+def _pid_of_process(process_id: int, workdir: str) -> int | None:
+  """The pid of process `process_id` of the launched run in `workdir`."""
+  for entry in os.listdir('/proc'):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f'/proc/{entry}/cmdline', 'rb') as f:
+        args = f.read().decode(errors='replace').split('\0')
+    except OSError:
+      continue
+    if (workdir in args and 'python' in os.path.basename(args[0])
+        and f'--config.distributed.process_id={process_id}' in args):
+      return int(entry)
+  return None
+
+
+def test_two_processes_stop_together_at_a_logged_step(compilation_cache,
+                                                      tmp_path):
+  """SIGTERM to one process: both stop at the next logged/checkpoint step.
+
+  The processes agree on stopping (an all-gather) only at those steps, so
+  the stop comes at a multiple of 5 here, with its checkpoint, on both.
+  """
+  workdir = str(tmp_path / 'run')
+  env = dict(compilation_cache, PYTHON=sys.executable,
+             DEVICES_PER_PROCESS='2',
+             SCRIPT=os.path.join('tests', 'run_steps.py'))
+  flags = _flags(num_train_steps=500, log_every_steps=5,
+                 checkpoint_every_steps=5, sample_every_steps=1000)
+  proc = subprocess.Popen(
+      [LAUNCHER, '2', workdir, str(tmp_path / 'out.npz'), *flags], cwd=ROOT,
+      env=dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2',
+               **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True, start_new_session=True)
+  try:
+    # Wait for the first logged step, then stop process 1 only.
+    deadline = TIMEOUT_S
+    while deadline > 0 and proc.poll() is None and not (
+        os.path.exists(os.path.join(workdir, 'metrics.jsonl'))
+        and metrics_log.MetricsLog(workdir).read()):
+      subprocess.run(['sleep', '0.5'], check=True)
+      deadline -= 0.5
+    pid = _pid_of_process(1, workdir)
+    assert proc.poll() is None and pid, 'the run did not start'
+    os.kill(pid, signal.SIGTERM)
+    output, _ = proc.communicate(timeout=TIMEOUT_S)
+  except BaseException:
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise
+  assert proc.returncode == 0, output[-3000:]
+  stopped = {}
+  for line in output.splitlines():
+    if 'Stopped at step' in line and line[:1] == '[':
+      stopped[line[1]] = int(line.split('Stopped at step')[1].split()[0])
+  assert set(stopped) == {'0', '1'}, output[-3000:]
+  assert stopped['0'] == stopped['1'] < 500
+  assert stopped['0'] % 5 == 0, stopped
+  assert _checkpoint_steps(workdir)[-1] == stopped['0']

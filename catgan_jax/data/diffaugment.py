@@ -9,7 +9,9 @@ through the same augmentations the discriminator sees.
 
 Each op is applied to each image independently with probability ``p`` (as in
 ADA, Karras et al., 2020), so ``p`` can be adapted during training; ``p = 0``
-is the identity and ``p = 1`` is the original DiffAugment.
+is the identity and ``p = 1`` is the original DiffAugment. `ada_update` is
+ADA's rule for adapting it, as stylegan2-ada-pytorch's
+``training/training_loop.py`` applies it.
 """
 
 from typing import Callable
@@ -118,3 +120,51 @@ def diff_augment(x: Array, key: Array, policy: str, p: float | Array = 1.0) -> A
       apply = jax.random.uniform(keys[2 * i + 1], (x.shape[0], 1, 1, 1)) < p
       x = jnp.where(apply, augmented, x)
   return x
+
+
+def ada_adjustment(r_t: Array, target: float, batch_size: int, interval: int,
+                   kimg: float) -> Array:
+  """ADA's change of ``p`` after one interval (stylegan2-ada-pytorch).
+
+  ``sign(r_t - target) * (batch_size * interval) / (kimg * 1000)``: ``p``
+  moves by one unit in ``kimg`` thousand real images, up while the
+  discriminator is too sure of the reals (``r_t = E[sign(D(real))]`` above
+  the target), down otherwise.
+  """
+  return jnp.sign(r_t - target) * (batch_size * interval) / (kimg * 1000.0)
+
+
+def ada_update(p: Array, stats: Array, step: Array, real_logits: Array,
+               target: float, interval: int,
+               kimg: float) -> tuple[Array, Array]:
+  """Accumulates ``sign(D(real))`` and adjusts ``p`` every ``interval`` steps.
+
+  As in stylegan2-ada-pytorch's training loop: the signs of the real logits
+  are averaged over the ``interval`` iterations since the last adjustment
+  (``r_t``), and after every ``interval``-th iteration ``p`` moves by
+  `ada_adjustment` and is clamped at 0 (and here also at 1, since it is a
+  probability; stylegan2-ada only clamps at 0).
+
+  Args:
+    p: the augmentation probability before iteration ``step``.
+    stats: [2] float32, (sum of the signs, number of logits) accumulated
+      since the last adjustment.
+    step: the iteration number (0-based) being completed.
+    real_logits: D(real) of this iteration, [B].
+    target: ``data.ada_target``.
+    interval: ``data.ada_interval``, iterations between adjustments.
+    kimg: ``data.ada_kimg``, thousands of real images per unit of ``p``.
+
+  Returns:
+    (new p, new stats); stats are reset after an adjustment.
+  """
+  signs = jnp.sign(real_logits.astype(jnp.float32))
+  stats = stats + jnp.stack([jnp.sum(signs),
+                             jnp.asarray(signs.size, jnp.float32)])
+  due = (step + 1) % interval == 0
+  r_t = stats[0] / jnp.maximum(stats[1], 1.0)
+  adjusted = jnp.clip(
+      p + ada_adjustment(r_t, target, real_logits.shape[0], interval, kimg),
+      0.0, 1.0)
+  return (jnp.where(due, adjusted, p).astype(p.dtype),
+          jnp.where(due, jnp.zeros_like(stats), stats))

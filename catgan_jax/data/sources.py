@@ -229,6 +229,14 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f'data.dir={data.dir!r} does not exist or is not a directory')
   if data.source == 'tfds' and not data.get('tfds_name', ''):
     raise ValueError("data.tfds_name='' must name a TFDS data set for data.source='tfds'")
+  if data.get('ada_target', 0.0) > 0:
+    if not data.get('diffaugment', ''):
+      raise ValueError(f'data.ada_target={data.ada_target!r} adapts the '
+                       "probability of data.diffaugment='', which is off; "
+                       'name a policy (e.g. data.diffaugment=translation)')
+    for field in ('ada_interval', 'ada_kimg'):
+      if not data[field] > 0:
+        raise ValueError(f'data.{field}={data[field]!r} must be positive')
   manifest = data.get('manifest', '')
   if manifest and not os.path.isfile(manifest):
     raise ValueError(f'data.manifest={manifest!r} does not exist')

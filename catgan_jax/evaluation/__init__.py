@@ -6,7 +6,15 @@ Typical use (the trainer does this every `eval.every_steps`):
                                        config.eval.features_path)
   ref = reference.reference_features(real_batches, feature_fn, path)
   scores = evaluate(sample_fn, ref, feature_fn, num_samples=10_000,
-                    batch_size=100, kid_subsets=10, kid_subset_size=1000)
+                    batch_size=100, kid_subsets=100, kid_subset_size=1000)
+
+Generated images are scored as a user would save them: quantised to uint8,
+round((x + 1) * 127.5) clipped to [0, 255] (`sampling.to_uint8`), and mapped
+back to [-1, 1] exactly as the real images are, before the feature network.
+pytorch-fid scores saved image files, and the real images are uint8 too, so
+without this the generator alone would be scored on continuous values.
+KID uses 100 subsets of up to 1000 rows, clean-fid's ``kernel_distance``
+defaults; with fewer samples than that, a subset is all of the smaller set.
 """
 
 from collections.abc import Callable
@@ -14,7 +22,21 @@ from collections.abc import Callable
 from absl import logging
 import numpy as np
 
+from catgan_jax import sampling
 from catgan_jax.evaluation import fid
+
+
+def quantize(images: np.ndarray) -> np.ndarray:
+  """Float images in [-1, 1] as saved to 8-bit files and read back.
+
+  Args:
+    images: float NHWC in [-1, 1] (values outside are clipped).
+
+  Returns:
+    float32 images on the 256 levels k / 127.5 - 1 that uint8 real images
+    are mapped to.
+  """
+  return sampling.to_uint8(np.asarray(images)).astype(np.float32) / 127.5 - 1.0
 
 
 def generated_features(
@@ -32,7 +54,7 @@ def generated_features(
     batch_size: images per call of sample_fn.
 
   Returns:
-    Features [num_samples, D].
+    Features [num_samples, D] of the images quantised to 8 bits (`quantize`).
   """
   if num_samples < 2 or batch_size < 1:
     raise ValueError(
@@ -44,7 +66,7 @@ def generated_features(
     images = np.asarray(sample_fn(n))
     if images.shape[0] != n:
       raise ValueError(f'sample_fn({n}) returned {images.shape[0]} images.')
-    chunks.append(feature_fn(images))
+    chunks.append(feature_fn(quantize(images)))
     done += n
   return np.concatenate(chunks)
 
@@ -55,7 +77,7 @@ def evaluate(
     feature_fn: Callable[[np.ndarray], np.ndarray],
     num_samples: int,
     batch_size: int,
-    kid_subsets: int = 10,
+    kid_subsets: int = 100,
     kid_subset_size: int = 1000,
 ) -> dict[str, float]:
   """Scores a generator against the reference features.
@@ -66,8 +88,9 @@ def evaluate(
     feature_fn: the feature function `ref_features` was computed with.
     num_samples: number of generated images.
     batch_size: images per call of sample_fn.
-    kid_subsets: number of KID subsets.
-    kid_subset_size: rows per KID subset (clipped to the smaller set).
+    kid_subsets: number of KID subsets (clean-fid: 100).
+    kid_subset_size: rows per KID subset (clipped to the smaller set, as
+      clean-fid's max_subset_size).
 
   Returns:
     {'fid': ..., 'kid': ..., 'kid_std': ...}.

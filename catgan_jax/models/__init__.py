@@ -49,4 +49,11 @@ def create_models(
   if name not in MODELS:
     raise ValueError(f'model.name={name!r} is not supported '
                      f'(valid: {", ".join(map(repr, MODELS))}).')
+  # Only the DCGAN family builds these choices; elsewhere they would be
+  # silently ignored.
+  for field, unset in (('kernel_init', ''), ('use_bias', None)):
+    value = config.model.get(field, unset)
+    if value != unset and name != dcgan.NAME:
+      raise ValueError(f'model.{field}={value!r} is only supported by '
+                       f"model.name='{dcgan.NAME}', not {name!r}")
   return MODELS[name](config)

@@ -18,9 +18,15 @@ lower g_width/d_width when that is too large.
 
 norm='batch' follows PyTorch DCGAN exactly (no biases anywhere, N(0, 0.02)
 weights, BN scale N(1, 0.02)). norm='selu' is the 128 px recipe that
-converged where BN + ReLU did not: SELU activations, LeCun-normal weights,
-no normalisation. norm='none' keeps ReLU / LeakyReLU without normalisation.
-Without BatchNorm every layer has a bias. Stride-2 layers use 'SAME'
+converged where BN + ReLU did not: SELU activations, LeCun-normal weights
+by default, no normalisation. norm='none' keeps ReLU / LeakyReLU without
+normalisation. Without BatchNorm every layer has a bias unless
+model.use_bias=False; model.kernel_init='dcgan_normal' keeps N(0, 0.02)
+weights with any norm (the cat-experiment code's SELU networks use both:
+bias-free layers and N(0, 0.02), Deep-learning-with-cats DCGAN.py).
+spectral_norm=True normalises every D layer and, with norm='batch',
+removes D's BatchNorm (keeping the bias-free layers), as the
+relativistic-GAN code's ``--spectral`` does. Stride-2 layers use 'SAME'
 padding (PyTorch's padding=1 for kernel 4; the TF convention for kernel 5).
 """
 
@@ -36,9 +42,21 @@ SUPPORTED_SIZES = (16, 32, 64, 128, 256)
 LEAK = 0.2
 
 
-def _kernel_init(norm: str) -> layers.Initializer:
+# model.kernel_init names; '' picks LeCun-normal for SELU, else N(0, 0.02).
+KERNEL_INITS = {'dcgan_normal': layers.dcgan_kernel_init,
+                'lecun_normal': layers.selu_kernel_init}
+
+
+def _kernel_init(norm: str, name: str = '') -> layers.Initializer:
+  if name:
+    return KERNEL_INITS[name]
   return (layers.selu_kernel_init if norm == 'selu'
           else layers.dcgan_kernel_init)
+
+
+def _use_bias(norm: str, use_bias: bool | None) -> bool:
+  # Default: a bias wherever no BatchNorm follows (BN's offset replaces it).
+  return norm != 'batch' if use_bias is None else use_bias
 
 
 class Generator(nn.Module):
@@ -50,12 +68,16 @@ class Generator(nn.Module):
     kernel_size: kernel size of the transposed convolutions.
     norm: 'batch', 'none' or 'selu'.
     dtype: compute dtype; parameters stay float32, outputs are float32.
+    kernel_init: a key of KERNEL_INITS, or '' for the norm's default.
+    use_bias: biases in every layer; None = wherever no BatchNorm follows.
   """
   image_size: int = 64
   width: int = 64
   kernel_size: int = 4
   norm: str = 'batch'
   dtype: layers.Dtype = jnp.float32
+  kernel_init: str = ''
+  use_bias: bool | None = None
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool) -> jax.Array:
@@ -63,8 +85,8 @@ class Generator(nn.Module):
     num_up = layers.num_doublings(self.image_size, 4)
     # Channels halve at each doubling of the resolution, ending at width.
     widths = [self.width * 2**(num_up - 1 - i) for i in range(num_up)]
-    use_bias = self.norm != 'batch'
-    kernel_init = _kernel_init(self.norm)
+    use_bias = _use_bias(self.norm, self.use_bias)
+    kernel_init = _kernel_init(self.norm, self.kernel_init)
 
     x = nn.Dense(4 * 4 * widths[0], use_bias=use_bias,
                  kernel_init=kernel_init, dtype=self.dtype)(z)
@@ -92,8 +114,12 @@ class Discriminator(nn.Module):
     width: channels of the first layer (ndf).
     kernel_size: kernel size of the stride-2 convolutions.
     norm: 'batch', 'layer', 'none' or 'selu'.
-    spectral_norm: spectrally normalise every layer.
+    spectral_norm: spectrally normalise every layer (PyTorch's
+      spectral_norm: raw weights stored); a 'batch' discriminator then has
+      no BatchNorm (`layers.sn_feature_norm`).
     dtype: compute dtype; parameters stay float32, logits are float32.
+    kernel_init: a key of KERNEL_INITS, or '' for the norm's default.
+    use_bias: biases in every layer; None = wherever no BatchNorm follows.
   """
   image_size: int = 64
   width: int = 64
@@ -101,14 +127,18 @@ class Discriminator(nn.Module):
   norm: str = 'batch'
   spectral_norm: bool = False
   dtype: layers.Dtype = jnp.float32
+  kernel_init: str = ''
+  use_bias: bool | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     """Scores images; larger logits mean 'real'."""
+    # With spectral norm, no BatchNorm (it would undo SN; see layers).
+    feature_norm = layers.sn_feature_norm(self.norm, self.spectral_norm)
     num_down = layers.num_doublings(self.image_size, 4)
     widths = [self.width * 2**i for i in range(num_down)]
-    use_bias = self.norm != 'batch'
-    kernel_init = _kernel_init(self.norm)
+    use_bias = _use_bias(self.norm, self.use_bias)
+    kernel_init = _kernel_init(self.norm, self.kernel_init)
     k = self.kernel_size
 
     for i, features in enumerate(widths):
@@ -118,7 +148,7 @@ class Discriminator(nn.Module):
                      conv_general_dilated=layers.conv_general_dilated)
       x = layers.apply_layer(conv, x, self.spectral_norm, train)
       if i > 0:  # DCGAN does not normalise the first layer.
-        x = layers.normalize(x, self.norm, train, self.dtype,
+        x = layers.normalize(x, feature_norm, train, self.dtype,
                              layers.dcgan_scale_init)
       x = layers.activate(x, self.norm, LEAK)
     # 4x4 valid convolution to one logit (a dense layer over the 4x4 map).
@@ -131,16 +161,22 @@ class Discriminator(nn.Module):
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for config.data.image_size."""
   layers.check_image_size(NAME, config.data.image_size, SUPPORTED_SIZES)
-  d_norm = layers.resolve_d_norm(config.model.norm, config.model.d_norm)
+  d_norm = layers.resolve_d_norm(config.model.norm, config.model.d_norm,
+                                 config.model.spectral_norm)
   dtype = layers.parse_dtype(config.model.dtype)
+  init = config.model.get('kernel_init', '')
+  layers.check_choice('model.kernel_init', init, ('',) + tuple(KERNEL_INITS))
+  use_bias = config.model.get('use_bias', None)
   generator = Generator(image_size=config.data.image_size,
                         width=config.model.g_width,
                         kernel_size=config.model.kernel_size,
-                        norm=config.model.norm, dtype=dtype)
+                        norm=config.model.norm, dtype=dtype,
+                        kernel_init=init, use_bias=use_bias)
   discriminator = Discriminator(image_size=config.data.image_size,
                                 width=config.model.d_width,
                                 kernel_size=config.model.kernel_size,
                                 norm=d_norm,
                                 spectral_norm=config.model.spectral_norm,
-                                dtype=dtype)
+                                dtype=dtype, kernel_init=init,
+                                use_bias=use_bias)
   return generator, discriminator

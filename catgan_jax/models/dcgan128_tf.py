@@ -92,7 +92,9 @@ class Discriminator(nn.Module):
     image_size: side S of the input images (16, 32, 64 or 128).
     width: 64 gives the source's channel counts; others scale them.
     norm: 'batch', 'layer', 'none' or 'selu'.
-    spectral_norm: spectrally normalise every layer.
+    spectral_norm: spectrally normalise every layer (PyTorch's
+      spectral_norm: raw weights stored); a 'batch' discriminator then has
+      no BatchNorm (`layers.sn_feature_norm`).
     dtype: compute dtype; parameters stay float32, logits are float32.
   """
   image_size: int = 128
@@ -104,6 +106,8 @@ class Discriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     """Scores images; larger logits mean 'real'."""
+    # With spectral norm, no BatchNorm (it would undo SN; see layers).
+    feature_norm = layers.sn_feature_norm(self.norm, self.spectral_norm)
     conv_init, dense_init = _inits(self.norm)
     for i, (features, stride) in enumerate(_d_layers(self.image_size)):
       conv = nn.Conv(layers.scale_width(features, self.width),
@@ -112,7 +116,7 @@ class Discriminator(nn.Module):
                      conv_general_dilated=layers.conv_general_dilated)
       x = layers.apply_layer(conv, x, self.spectral_norm, train)
       if i > 0:
-        x = layers.normalize(x, self.norm, train, self.dtype)
+        x = layers.normalize(x, feature_norm, train, self.dtype)
       x = layers.activate(x, self.norm, LEAK)
     x = x.reshape(x.shape[0], -1)
     head = nn.Dense(1, kernel_init=dense_init, dtype=self.dtype)
@@ -123,7 +127,8 @@ class Discriminator(nn.Module):
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for config.data.image_size."""
   layers.check_image_size(NAME, config.data.image_size, SUPPORTED_SIZES)
-  d_norm = layers.resolve_d_norm(config.model.norm, config.model.d_norm)
+  d_norm = layers.resolve_d_norm(config.model.norm, config.model.d_norm,
+                                 config.model.spectral_norm)
   dtype = layers.parse_dtype(config.model.dtype)
   generator = Generator(image_size=config.data.image_size,
                         width=config.model.g_width, norm=config.model.norm,

@@ -356,12 +356,33 @@ def num_doublings(image_size: int, base: int) -> int:
   return int(round(math.log2(image_size / base)))
 
 
-def resolve_d_norm(norm: str, d_norm: str) -> str:
-  """The discriminator's normalisation: d_norm, or norm when d_norm is ''."""
+def resolve_d_norm(norm: str, d_norm: str, spectral_norm: bool = False) -> str:
+  """The discriminator's normalisation: d_norm, or norm when d_norm is ''.
+
+  Raises a ValueError for spectral normalisation followed by LayerNorm: a
+  per-sample normalisation undoes any rescaling of the layer before it, so
+  SN would silently do nothing (for BatchNorm see `sn_feature_norm`).
+  """
   check_choice('model.norm', norm, G_NORMS)
   resolved = d_norm or norm
   check_choice('model.d_norm', resolved, D_NORMS)
+  if spectral_norm and resolved == 'layer':
+    raise ValueError("model.spectral_norm=True has no effect with "
+                     "model.d_norm='layer' (LayerNorm undoes the layer's "
+                     "scale); use d_norm='none' or 'batch'")
   return resolved
+
+
+def sn_feature_norm(norm: str, spectral_norm: bool) -> str:
+  """The normalisation a discriminator applies after its weight layers.
+
+  BatchNorm after a spectrally normalised layer undoes the normalisation
+  (BN(x / sigma) = BN(x)), so with spectral_norm=True a 'batch'
+  discriminator drops its BatchNorm and keeps its bias-free layers, as the
+  relativistic-GAN code does (RelativisticGAN ``code/GAN_losses_iter.py``:
+  ``--spectral`` "will also remove batch norm in the discriminator").
+  """
+  return 'none' if spectral_norm and norm == 'batch' else norm
 
 
 def normalize(x: Array, kind: str, train: bool, dtype: Dtype,
@@ -392,16 +413,94 @@ def activate(x: Array, kind: str, negative_slope: float | None = None) -> Array:
   return nn.leaky_relu(x, negative_slope)
 
 
+def _l2_normalize(x: Array, eps: float) -> Array:
+  # torch.nn.functional.normalize: x / max(||x||, eps).
+  return x / jnp.maximum(jnp.linalg.norm(x), eps)
+
+
+class SpectralNorm(nn.Module):
+  """Spectral normalisation as PyTorch's ``torch.nn.utils.spectral_norm``.
+
+  The stored parameter is the raw weight W (PyTorch's ``weight_orig``); the
+  wrapped layer computes with W / sigma, sigma = u^T W v estimated by
+  ``n_steps`` power iterations from the ``u`` kept in ``collection_name``
+  (updated only when ``update_stats``; gradients do not flow through u, v).
+  Weights are reshaped to (-1, out) (flax's layout; torch's (out, -1) is its
+  transpose, the same sigma). flax's ``nn.SpectralNorm`` instead writes
+  W / sigma into the parameter at init, so the optimiser starts from, and
+  Adam's step sizes are relative to, a rescaled kernel; here the kernel
+  keeps its initialiser's scale, as in PyTorch.
+
+  Outside training (``update_stats=False``) the power iteration is still run
+  from the stored ``u`` but not kept (as flax's); torch's eval mode reuses
+  its stored ``v`` instead, a difference of one power iteration.
+
+  Variables: ``<layer>/kernel/u`` [1, out] (initialised as a normalised
+  normal draw, as torch's) and ``<layer>/kernel/sigma`` (the last estimate,
+  for inspection) for every weight of 2 or more dimensions; biases are not
+  normalised.
+
+  Attributes:
+    layer_instance: the layer to normalise (a Conv or Dense).
+    n_steps: power iterations per call (torch's n_power_iterations=1).
+    epsilon: torch's eps of the normalisations.
+    collection_name: collection of ``u`` and ``sigma``.
+  """
+  layer_instance: nn.Module
+  n_steps: int = 1
+  epsilon: float = 1e-12
+  collection_name: str = 'batch_stats'
+
+  @nn.compact
+  def __call__(self, *args, update_stats: bool, **kwargs) -> Array:
+    """Calls the layer with its weights divided by their spectral norm."""
+    initializing = self.is_initializing()
+
+    def normalize(path, w):
+      if w.ndim <= 1:
+        return w
+      matrix = jnp.reshape(w, (-1, w.shape[-1]))
+      name = '/'.join([self.layer_instance.name]
+                      + [str(k.key) for k in path[1:]])
+      u_var = self.variable(
+          self.collection_name, name + '/u',
+          lambda: _l2_normalize(jax.random.normal(
+              self.make_rng('params'), (1, matrix.shape[-1]), jnp.float32),
+                                self.epsilon))
+      sigma_var = self.variable(self.collection_name, name + '/sigma',
+                                jnp.ones, (), jnp.float32)
+      if initializing:
+        # The parameter must be stored as initialised (see the docstring);
+        # whatever is returned here at init is what flax stores.
+        return w
+      u = u_var.value
+      for _ in range(self.n_steps):
+        v = _l2_normalize(u @ matrix.T, self.epsilon)
+        u = _l2_normalize(v @ matrix, self.epsilon)
+      u, v = jax.lax.stop_gradient(u), jax.lax.stop_gradient(v)
+      sigma = (v @ matrix @ u.T)[0, 0]
+      if update_stats:
+        u_var.value = u
+        sigma_var.value = sigma
+      return w / sigma
+
+    return nn.map_variables(
+        lambda layer: layer(*args, **kwargs), 'params',
+        trans_in_fn=lambda vs: jax.tree_util.tree_map_with_path(normalize,
+                                                                vs),
+        init=initializing)(self.layer_instance)
+
+
 def apply_layer(layer: nn.Module, x: Array, spectral_norm: bool,
                 train: bool) -> Array:
-  """Calls `layer`, spectrally normalised when asked.
+  """Calls `layer`, spectrally normalised when asked (`SpectralNorm`).
 
   Spectral normalisation keeps its power-iteration state (``u``, ``sigma``)
   in ``batch_stats`` and updates it only when training. Must be called from
   inside a compact method, like any submodule construction.
   """
   if spectral_norm:
-    return nn.SpectralNorm(layer)(x, update_stats=train)
+    return SpectralNorm(layer)(x, update_stats=train)
   return layer(x)
 
 
