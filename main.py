@@ -37,6 +37,8 @@ def main(argv):
   # without starting TensorFlow.
   from catgan_jax import parallel  # pylint: disable=g-import-not-at-top
   from catgan_jax import train  # pylint: disable=g-import-not-at-top
+  if not FLAGS.workdir.strip():
+    raise cli.UserError("--workdir='' must name the run directory")
   config = FLAGS.config
   if FLAGS.distributed:
     with config.unlocked():

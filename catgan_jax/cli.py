@@ -13,6 +13,7 @@ before importing JAX-using modules. Importing the package changes nothing.
 """
 
 from collections.abc import Callable, Sequence
+import argparse
 import contextlib
 import importlib
 import importlib.util
@@ -43,11 +44,16 @@ def program_name() -> str:
   return name
 
 
-def fail(message: str) -> NoReturn:
-  """Prints `<program>: error: <message>` (one line) and exits with 2."""
+def report(message: str) -> int:
+  """Prints `<program>: error: <message>` (one line); returns exit code 2."""
   line = ' '.join(str(message).split())
   print(f'{program_name()}: error: {line}', file=sys.stderr, flush=True)
-  sys.exit(EXIT_USER_ERROR)
+  return EXIT_USER_ERROR
+
+
+def fail(message: str) -> NoReturn:
+  """`report(message)`, then exit with 2."""
+  sys.exit(report(message))
 
 
 def configure() -> None:
@@ -163,6 +169,13 @@ def _describe_flag_error(e: Exception) -> str:
     return (f'unknown config field {field!r} (every field is listed in '
             'configs/default.py)')
   return f'bad flag value: {type(e).__name__}: {text}'
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse for the data tools: a usage mistake is the one line, exit 2."""
+
+  def error(self, message: str) -> NoReturn:
+    fail(f'{message} (see --help)')
 
 
 @contextlib.contextmanager

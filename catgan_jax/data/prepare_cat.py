@@ -18,7 +18,6 @@ with ``--config.data.source=cat_dataset --config.data.dir=OUTPUT`` (the bucket
 matching ``data.image_size`` is picked) or ``source=folder`` on ``OUTPUT/N``.
 """
 
-import argparse
 import collections
 import concurrent.futures
 import dataclasses
@@ -31,7 +30,9 @@ import zipfile
 from typing import Callable, Sequence
 
 from PIL import Image
+import tqdm
 
+from catgan_jax import cli
 from catgan_jax.data import preprocess
 
 # The Internet Archive's copy of the data set, and the one annotation file that
@@ -141,6 +142,9 @@ def process(example: Example, output_dir: str, *, sizes: Sequence[int], margin: 
   written = []
   for size in sizes:
     if face.size[0] >= size:
+      # Buckets are created by their first face: a run that finds none
+      # leaves the output folder as it was.
+      os.makedirs(os.path.join(output_dir, str(size)), exist_ok=True)
       resized = face.resize((size, size), Image.Resampling.LANCZOS)
       resized.save(os.path.join(output_dir, str(size), _output_name(example.name)),
                    quality=_JPEG_QUALITY)
@@ -156,8 +160,8 @@ def prepare(input_dir: str, output_dir: str, *, sizes: Sequence[int] = (64, 128,
   if not examples:
     raise ValueError(f'{input_dir!r}: no .cat landmark files (in folders or .zip archives)')
   sizes = sorted(sizes)
-  for size in sizes:
-    os.makedirs(os.path.join(output_dir, str(size)), exist_ok=True)
+  if not sizes or min(sizes) < 1:
+    raise ValueError(f'--sizes={sizes} must be positive integers')
   workers = workers or (os.cpu_count() or 1) + 2
 
   def run(example):
@@ -165,9 +169,18 @@ def prepare(input_dir: str, output_dir: str, *, sizes: Sequence[int] = (64, 128,
                    eye_height=eye_height, outside=outside)
 
   with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-    results = list(pool.map(run, examples))
+    results = list(tqdm.tqdm(pool.map(run, examples), total=len(examples),
+                             unit='photo', desc='prepare_cat', disable=None))
   buckets = collections.Counter(size for _, written in results for size in written)
   status = collections.Counter(status for status, _ in results)
+  if not buckets:
+    bad = [f'{example.name}.cat' for example, (s, _) in zip(examples, results)
+           if s == 'bad_landmarks'][:3]
+    named = f'; malformed landmark files include {", ".join(bad)}' if bad else ''
+    raise ValueError(f'{input_dir!r}: no face could be prepared from '
+                     f'{len(examples)} annotated photos '
+                     f'({", ".join(f"{n} {k}" for k, n in sorted(status.items()))})'
+                     f'{named}')
   summary = {'photos': len(examples),
              'buckets': {str(size): buckets[size] for size in sizes},
              'status': dict(sorted(status.items()))}
@@ -177,7 +190,7 @@ def prepare(input_dir: str, output_dir: str, *, sizes: Sequence[int] = (64, 128,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='python -m catgan_jax.data.prepare_cat',
       description='Align and crop the CAT data set faces into size buckets.')
   parser.add_argument('input', help='folder with the extracted CAT_0* folders or zips')
@@ -195,15 +208,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     sizes = [int(size) for size in args.sizes.split(',') if size]
   except ValueError:
-    parser.error(f'--sizes={args.sizes!r} must be comma-separated integers')
+    cli.fail(f'--sizes={args.sizes!r} must be comma-separated integers')
   if args.download:
     download(args.input)
   try:
     summary = prepare(args.input, args.output, sizes=sizes, margin=args.margin,
                       eye_height=args.eye_height, outside=args.outside)
   except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    return cli.report(str(e))
   print(f'{summary["photos"]} annotated photos: ' + ', '.join(
       f'{count} {status}' for status, count in summary['status'].items()))
   for size, count in summary['buckets'].items():

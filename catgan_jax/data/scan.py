@@ -16,7 +16,6 @@ kept. The manifest lists the good files (relative to FOLDER), one a line; train
 on it with ``--config.data.manifest=OUT``.
 """
 
-import argparse
 import collections
 import concurrent.futures
 import dataclasses
@@ -30,7 +29,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 import scipy.fft
+import tqdm
 
+from catgan_jax import cli
 from catgan_jax.data import preprocess
 from catgan_jax.data import sources
 
@@ -215,7 +216,8 @@ def scan_folder(folder: str, *, min_size: int = 32, near_threshold: int = 4,
     ignored += [os.path.relpath(os.path.join(root, name), folder) for name in files
                 if not name.lower().endswith(preprocess.IMAGE_EXTENSIONS)]
   with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-    reports = list(pool.map(lambda p: _inspect(folder, p, min_size), paths))
+    reports = list(tqdm.tqdm(pool.map(lambda p: _inspect(folder, p, min_size), paths),
+                             total=len(paths), unit='img', desc='scan', disable=None))
   _mark_duplicates(reports, near_threshold)
   if cat_faces:
     _mark_no_cat_face(folder, reports, workers)
@@ -252,7 +254,7 @@ def format_report(report: ScanReport, max_listed: int = 10) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='python -m catgan_jax.data.scan',
       description='Report broken, small, duplicate and non-cat images; write a manifest.')
   parser.add_argument('folder')
@@ -268,8 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = scan_folder(args.folder, min_size=args.min_size,
                          near_threshold=args.near_threshold, cat_faces=args.cat_faces)
   except (ValueError, ImportError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    return cli.report(str(e))
   print(format_report(report))
   if args.manifest:
     write_manifest(report, args.manifest)
