@@ -217,6 +217,20 @@ class _Evaluator:
         self._sample(state, jax.device_put(z, self._rep))))
 
 
+def _load_feature_network(config) -> None:
+  """Finds (or downloads) the FID network's weights first of all.
+
+  A missing weights file is the most likely start-up failure on a new
+  machine; it is answered before the models are built. The network stays
+  loaded for the scorer.
+  """
+  if config.eval.every_steps < 0:
+    return
+  from catgan_jax.evaluation import features  # pylint: disable=g-import-not-at-top
+  features.get_feature_fn(config.eval.features, config.eval.features_path,
+                          batch_size=config.eval.batch_size)
+
+
 def _make_evaluator(config, generator, mesh):
   """The FID/KID evaluator, or None when evaluation is off (every_steps<0).
 
@@ -350,6 +364,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   config_lib.validate(config)
   if not start_over:
     config_lib.check_workdir(config, workdir)
+  _load_feature_network(config)
   parallel.log_topology()
   mesh = parallel.create_mesh()
   generator, discriminator = models.create_models(config)

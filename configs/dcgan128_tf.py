@@ -1,7 +1,12 @@
 """The TF1 DCGAN at 128x128 with label smoothing.
 
     python main.py --config=configs/dcgan128_tf.py --workdir=runs/dcgan128_tf \\
-        --config.data.dir=DIR_OF_CAT_FACES_128
+        --config.data.dir=/path/to/cat_faces
+
+`/path/to/cat_faces` is any folder of cat images; make one from the CAT
+dataset with `python -m catgan_jax.data.prepare_cat CAT_DIR OUT` (then
+use `OUT/64`, or `OUT/128` for 128 px) and check it with
+`python -m catgan_jax.data.scan DIR`.
 
 G: Dense -> 8x8x1024, LeakyReLU, four 5x5 stride-2 transposed convs
 (512, 256, 128, 64) with BN+LeakyReLU, a 5x5 conv to RGB, tanh; D: 5x5 convs
@@ -20,6 +25,9 @@ def get_config():
   config.data.source = 'folder'
   config.num_train_steps = 30_000
   config.data.image_size = 128
+  # The seed recipes trained only on faces of at least 128 px; smaller ones
+  # are skipped, not upscaled.
+  config.data.min_size = 128
   config.model.name = 'dcgan128_tf'
   config.model.kernel_size = 5
   config.loss.real_label = 0.9

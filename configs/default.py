@@ -246,6 +246,8 @@ def relativistic_config(loss_name: str,
   config = get_config()
   config.data.source = 'folder'
   config.data.image_size = image_size
+  # At 128 px the paper trained on the faces of at least 128 px only.
+  config.data.min_size = image_size if image_size >= 128 else 32
   config.batch_size = 32
   config.num_train_steps = 100_000
   config.model.z_dim = 128

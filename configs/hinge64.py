@@ -1,7 +1,12 @@
 """Hinge-loss GAN (Lim & Ye 2017; Miyato et al. 2018) on 64x64 cats.
 
     python main.py --config=configs/hinge64.py --workdir=runs/hinge64 \\
-        --config.data.dir=../shared/data/cat_faces_64
+        --config.data.dir=/path/to/cat_faces
+
+`/path/to/cat_faces` is any folder of cat images; make one from the CAT
+dataset with `python -m catgan_jax.data.prepare_cat CAT_DIR OUT` (then
+use `OUT/64`, or `OUT/128` for 128 px) and check it with
+`python -m catgan_jax.data.scan DIR`.
 
 D: E[relu(1 - D(real))] + E[relu(1 + D(fake))]; G: -E[D(fake)]. DCGAN-64
 with spectral normalisation on every D layer and therefore no BatchNorm in

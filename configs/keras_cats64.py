@@ -1,7 +1,12 @@
 """The Keras cat-faces DCGAN (its architecture and settings) at 64x64.
 
     python main.py --config=configs/keras_cats64.py --workdir=runs/keras_cats64 \\
-        --config.data.dir=../shared/data/cat_faces_64
+        --config.data.dir=/path/to/cat_faces
+
+`/path/to/cat_faces` is any folder of cat images; make one from the CAT
+dataset with `python -m catgan_jax.data.prepare_cat CAT_DIR OUT` (then
+use `OUT/64`, or `OUT/128` for 128 px) and check it with
+`python -m catgan_jax.data.scan DIR`.
 
 z=128 -> Dense 2048 -> 4x4x128 -> five 5x5 bias-free transposed convs with
 BN+ReLU -> per-pixel Dense(3)+tanh; D four 4x4 stride-2 convs + Dense(1);

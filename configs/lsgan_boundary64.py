@@ -1,7 +1,12 @@
 """Boundary-seeking LSGAN on 64x64 cats: LSGAN with G's target c=0.5.
 
     python main.py --config=configs/lsgan_boundary64.py --workdir=runs/lsgan_boundary64 \\
-        --config.data.dir=../shared/data/cat_faces_64
+        --config.data.dir=/path/to/cat_faces
+
+`/path/to/cat_faces` is any folder of cat images; make one from the CAT
+dataset with `python -m catgan_jax.data.prepare_cat CAT_DIR OUT` (then
+use `OUT/64`, or `OUT/128` for 128 px) and check it with
+`python -m catgan_jax.data.scan DIR`.
 
 Same as lsgan64 (Deep-learning-with-cats `Generating cats/LSGAN.py`
 argparse defaults: ngf = ndf = 128, z = 100, batch 64, Adam 1e-4, beta1

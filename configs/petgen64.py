@@ -1,7 +1,12 @@
 """The pet-generator DCGAN on 64x64 cats: fighting an over-fitting D.
 
     python main.py --config=configs/petgen64.py --workdir=runs/petgen64 \\
-        --config.data.dir=../shared/data/cat_faces_64
+        --config.data.dir=/path/to/cat_faces
+
+`/path/to/cat_faces` is any folder of cat images; make one from the CAT
+dataset with `python -m catgan_jax.data.prepare_cat CAT_DIR OUT` (then
+use `OUT/64`, or `OUT/128` for 128 px) and check it with
+`python -m catgan_jax.data.scan DIR`.
 
 DCGAN-64, batch 32, random crops + flips, the discriminator updated only on
 every 2nd step, and one-sided label smoothing (real label 0.9), as the

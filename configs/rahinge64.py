@@ -1,7 +1,12 @@
 """RaHinge (Jolicoeur-Martineau 2018, 'The relativistic discriminator') on 64x64 cats.
 
     python main.py --config=configs/rahinge64.py --workdir=runs/rahinge64 \\
-        --config.data.dir=../shared/data/cat_faces_64
+        --config.data.dir=/path/to/cat_faces
+
+`/path/to/cat_faces` is any folder of cat images; make one from the CAT
+dataset with `python -m catgan_jax.data.prepare_cat CAT_DIR OUT` (then
+use `OUT/64`, or `OUT/128` for 128 px) and check it with
+`python -m catgan_jax.data.scan DIR`.
 
 Follows RelativisticGAN `code/GAN_losses_iter.py --loss_D 8` as
 `code/unstable.sh` runs it on the 64x64 cats (see

@@ -1,7 +1,12 @@
 """RaLSGAN at 128x128 (Jolicoeur-Martineau 2018), the paper's 128px cats.
 
     python main.py --config=configs/ralsgan128.py --workdir=runs/ralsgan128 \\
-        --config.data.dir=DIR_OF_CAT_FACES_128
+        --config.data.dir=/path/to/cat_faces
+
+`/path/to/cat_faces` is any folder of cat images; make one from the CAT
+dataset with `python -m catgan_jax.data.prepare_cat CAT_DIR OUT` (then
+use `OUT/64`, or `OUT/128` for 128 px) and check it with
+`python -m catgan_jax.data.scan DIR`.
 
 Needs >=128px cat faces (e.g. the >=128 bucket of
 `python -m catgan_jax.data.prepare_cat`). Follows RelativisticGAN

@@ -1,7 +1,12 @@
 """The SELU DCGAN at 128x128: the recipe that converged when BN+ReLU did not.
 
     python main.py --config=configs/selu128.py --workdir=runs/selu128 \\
-        --config.data.dir=DIR_OF_CAT_FACES_128
+        --config.data.dir=/path/to/cat_faces
+
+`/path/to/cat_faces` is any folder of cat images; make one from the CAT
+dataset with `python -m catgan_jax.data.prepare_cat CAT_DIR OUT` (then
+use `OUT/64`, or `OUT/128` for 128 px) and check it with
+`python -m catgan_jax.data.scan DIR`.
 
 Follows Deep-learning-with-cats `Generating cats/DCGAN.py` run as its
 README does for 128x128 cats (`--image_size 128 --G_h_size 64 --D_h_size 64
@@ -31,6 +36,9 @@ def get_config():
   config.num_train_steps = 50_000
   config.batch_size = 64
   config.data.image_size = 128
+  # The seed recipes trained only on faces of at least 128 px; smaller ones
+  # are skipped, not upscaled.
+  config.data.min_size = 128
   config.model.z_dim = 100
   config.model.g_width = 64
   config.model.d_width = 64

@@ -1,7 +1,12 @@
 """WGAN-GP (Gulrajani et al. 2017) on 64x64 cats.
 
     python main.py --config=configs/wgan_gp64.py --workdir=runs/wgan_gp64 \\
-        --config.data.dir=../shared/data/cat_faces_64
+        --config.data.dir=/path/to/cat_faces
+
+`/path/to/cat_faces` is any folder of cat images; make one from the CAT
+dataset with `python -m catgan_jax.data.prepare_cat CAT_DIR OUT` (then
+use `OUT/64`, or `OUT/128` for 128 px) and check it with
+`python -m catgan_jax.data.scan DIR`.
 
 Follows Deep-learning-with-cats `Generating cats/WGAN-GP.py` (argparse
 defaults): DCGAN-64 with ngf = ndf = 128, z = 100, batch 64; the critic has
