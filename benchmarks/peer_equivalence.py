@@ -188,9 +188,9 @@ def run_catgan_jax(config, batches: list[np.ndarray]):
   """
   mesh = parallel.create_mesh()
   generator, discriminator = models.create_models(config)
-  state = train._create_state(config, generator, discriminator, mesh)  # pylint: disable=protected-access
+  state = train.create_state(config, generator, discriminator, mesh)
   initial = _state_in_torch_layout(state)
-  step_fn = train._compile_step(config, generator, discriminator, mesh, state)  # pylint: disable=protected-access
+  step_fn = train.compile_step(config, generator, discriminator, mesh, state)
   z_dim = config.model.z_dim
   rng = jax.device_get(state.rng)
   latents = [np.asarray(step_lib.latents(

@@ -167,10 +167,10 @@ class StepBench:
     self.batch = config.batch_size
     mesh = parallel.create_mesh()
     generator, discriminator = models.create_models(config)
-    self.state = train._create_state(config, generator, discriminator, mesh)  # pylint: disable=protected-access
+    self.state = train.create_state(config, generator, discriminator, mesh)
     jax.block_until_ready(self.state)
     t0 = time.perf_counter()
-    self.step = train._compile_step(config, generator, discriminator, mesh,  # pylint: disable=protected-access
+    self.step = train.compile_step(config, generator, discriminator, mesh,
                                     self.state)
     self.compile_s = time.perf_counter() - t0
     size = config.data.image_size

@@ -81,14 +81,18 @@ def _is_due(step: int, every: int, last: int) -> bool:
   return step == last or (every > 0 and step % every == 0)
 
 
-def _create_state(config, generator, discriminator, mesh):
-  """Initialises the state directly into its replicated sharding."""
+def create_state(config, generator, discriminator, mesh):
+  """Initialises the state directly into its replicated sharding.
+
+  Public with `compile_step`: the benchmarks build the trainer's own state
+  and step with them.
+  """
   init = functools.partial(state_lib.create_state, config, generator,
                            discriminator)
   return jax.jit(init, out_shardings=parallel.replicated(mesh))()
 
 
-def _compile_step(config, generator, discriminator, mesh, state,
+def compile_step(config, generator, discriminator, mesh, state,
                   start_step: int = 0) -> step_lib.ScheduledStep:
   """The train step, jitted and compiled ahead of time per update phase.
 
@@ -368,7 +372,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   parallel.log_topology()
   mesh = parallel.create_mesh()
   generator, discriminator = models.create_models(config)
-  state = _create_state(config, generator, discriminator, mesh)
+  state = create_state(config, generator, discriminator, mesh)
   target = checkpoint_lib.abstract_like(state)
   ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints)
   restored = None if start_over else _restore(ckpt, state, config, workdir)
@@ -379,7 +383,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   except ValueError as e:  # No usable image, a missing folder, ...
     raise config_lib.ConfigError(str(e)) from None
   evaluator = _make_evaluator(config, generator, mesh)
-  train_step = _compile_step(config, generator, discriminator, mesh, state,
+  train_step = compile_step(config, generator, discriminator, mesh, state,
                              start)
 
   # Every check passed: from here on the run writes into its workdir.
