@@ -126,15 +126,5 @@ class Discriminator(nn.Module):
 
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for config.data.image_size."""
-  layers.check_image_size(NAME, config.data.image_size, SUPPORTED_SIZES)
-  d_norm = layers.resolve_d_norm(config.model.norm, config.model.d_norm,
-                                 config.model.spectral_norm)
-  dtype = layers.parse_dtype(config.model.dtype)
-  generator = Generator(image_size=config.data.image_size,
-                        width=config.model.g_width, norm=config.model.norm,
-                        dtype=dtype)
-  discriminator = Discriminator(image_size=config.data.image_size,
-                                width=config.model.d_width, norm=d_norm,
-                                spectral_norm=config.model.spectral_norm,
-                                dtype=dtype)
-  return generator, discriminator
+  return layers.build_pair(config, NAME, SUPPORTED_SIZES, Generator,
+                           Discriminator)

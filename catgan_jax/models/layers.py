@@ -507,3 +507,33 @@ def apply_layer(layer: nn.Module, x: Array, spectral_norm: bool,
 def scale_width(channels: int, width: int, native_width: int = 64) -> int:
   """Channel count of a fixed-width architecture scaled by width/native."""
   return max(1, channels * width // native_width)
+
+
+def build_pair(config, name: str, sizes, generator_cls, discriminator_cls):
+  """(generator, discriminator) of a fixed architecture from `config.model`.
+
+  The shared builder of the architectures whose only options are width,
+  normalisation, spectral norm and dtype (keras_dcgan, dcgan128_tf).
+
+  Args:
+    config: the run config (model.* and data.image_size).
+    name: the architecture's model.name, for error messages.
+    sizes: the image sizes it supports.
+    generator_cls: its Generator module class.
+    discriminator_cls: its Discriminator module class.
+
+  Returns:
+    The unbound generator and discriminator.
+  """
+  check_image_size(name, config.data.image_size, sizes)
+  d_norm = resolve_d_norm(config.model.norm, config.model.d_norm,
+                          config.model.spectral_norm)
+  dtype = parse_dtype(config.model.dtype)
+  generator = generator_cls(image_size=config.data.image_size,
+                            width=config.model.g_width,
+                            norm=config.model.norm, dtype=dtype)
+  discriminator = discriminator_cls(image_size=config.data.image_size,
+                                    width=config.model.d_width, norm=d_norm,
+                                    spectral_norm=config.model.spectral_norm,
+                                    dtype=dtype)
+  return generator, discriminator
