@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from catgan_jax import config_lib
-from catgan_jax import metrics_log
 from catgan_jax import train
 from configs import test as test_config
 

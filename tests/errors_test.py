@@ -17,25 +17,18 @@ import numpy as np
 from PIL import Image
 import pytest
 
+import helpers
 from catgan_jax import checkpoint as checkpoint_lib
 from catgan_jax import config_lib
 from catgan_jax import metrics_log
 from catgan_jax import train
-from configs import test as test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_CONFIG = os.path.join(ROOT, 'configs', 'test.py')
 
 
 def _config(**overrides):
-  config = test_config.get_config()
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split('.')
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
-  return config
+  return helpers.config_with(**overrides)
 
 
 def _tree(path) -> dict[str, tuple[int, float]]:

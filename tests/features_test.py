@@ -13,11 +13,11 @@ from catgan_jax.evaluation import features
 from catgan_jax.evaluation import inception_v3
 from catgan_jax.evaluation import mobilenet_v2
 from catgan_jax.evaluation import torch_weights
-import shared_paths
+import helpers
 
-_MOBILENET = shared_paths.MOBILENET
-_HAS_MOBILENET = shared_paths.HAS_MOBILENET
-_CATS = shared_paths.CAT_FACES
+_MOBILENET = helpers.MOBILENET
+_HAS_MOBILENET = helpers.HAS_MOBILENET
+_CATS = helpers.CAT_FACES
 
 # A state dict written by torch 2.13 with
 #   sd = OrderedDict(

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-import shared_paths
+import helpers
 from catgan_jax import checkpoint
 from catgan_jax import evaluate
 from catgan_jax import generate
@@ -18,7 +18,7 @@ from catgan_jax import train
 from configs import test as test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_HAS_MOBILENET = shared_paths.HAS_MOBILENET
+_HAS_MOBILENET = helpers.HAS_MOBILENET
 
 
 @pytest.fixture(scope='module')
@@ -29,7 +29,7 @@ def run(tmp_path_factory):
   if _HAS_MOBILENET:
     config.eval.every_steps = 4
     config.eval.features = 'mobilenet_v2'
-    config.eval.features_path = shared_paths.MOBILENET
+    config.eval.features_path = helpers.MOBILENET
     config.eval.num_samples = 16
     config.eval.batch_size = 8
     config.eval.num_reference = 32

@@ -11,11 +11,11 @@ import jax
 import numpy as np
 import pytest
 
+import helpers
 from catgan_jax import checkpoint as checkpoint_lib
 from catgan_jax import config_lib
 from catgan_jax import metrics_log
 from catgan_jax import train
-from configs import test as test_config
 from tests import run_steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,14 +23,7 @@ LONG_STEPS = 60
 
 
 def _config(**overrides):
-  config = test_config.get_config()
-  for field, value in overrides.items():
-    node = config
-    *parents, leaf = field.split('.')
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return helpers.config_with(**overrides)
 
 
 def _long_config():

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import helpers
 from catgan_jax import models
 from catgan_jax import state as state_lib
 from catgan_jax import step as step_lib
@@ -17,13 +18,7 @@ def _config(**overrides):
   config.model.g_width = 4
   config.model.d_width = 4
   config.model.z_dim = 8
-  for field, value in overrides.items():
-    node = config
-    *parents, leaf = field.split('.')
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return helpers.override(config, **overrides)
 
 
 def _run(config, num_steps):

@@ -1,34 +1,24 @@
 """End-to-end tests of the real training loop on configs/test.py."""
 
 import glob
-import json
 import os
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
-import shared_paths
+import helpers
 from catgan_jax import config_lib
 from catgan_jax import metrics_log
 from catgan_jax import train
-from configs import test as test_config
 from tests import run_steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(**overrides):
-  config = test_config.get_config()
-  for field, value in overrides.items():
-    node = config
-    *parents, leaf = field.split('.')
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return helpers.config_with(**overrides)
 
 
 def _records(workdir):
@@ -126,12 +116,12 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path):
   assert not workdir.exists()
 
 
-@pytest.mark.skipif(not shared_paths.HAS_MOBILENET,
+@pytest.mark.skipif(not helpers.HAS_MOBILENET,
                     reason='needs ../shared/models/mobilenet_v2')
 def test_eval_logs_fid_kid_and_keeps_best_checkpoint(tmp_path):
   config = _config(num_train_steps=2, **{
       'eval.every_steps': 1, 'eval.features': 'mobilenet_v2',
-      'eval.features_path': shared_paths.MOBILENET, 'eval.num_samples': 32, 'eval.batch_size': 16,
+      'eval.features_path': helpers.MOBILENET, 'eval.num_samples': 32, 'eval.batch_size': 16,
       'eval.num_reference': 32, 'eval.kid_subset_size': 16,
       'eval.cache_dir': str(tmp_path / 'cache')})
   train.train_and_evaluate(config, str(tmp_path / 'run'))

@@ -15,7 +15,6 @@ scale 1/128 and zero point 128, maps uint8 pixels to exactly that range).
 """
 
 import functools
-import os
 
 import flax.linen as nn
 import jax
