@@ -91,7 +91,8 @@ def test_config_runs_from_a_users_clone(clone, name, tmp_path):
   assert len(errors) == 1, proc.stderr[-3000:]
   # The default a user gets is the standard FID network, and the way out
   # is named: the weights path, the offline backend, or no evaluation.
-  assert 'inception_v3' in errors[0], errors[0]
+  assert re.search(r'the inception_v3 weights are not in .*downloading .* '
+                   r'failed', errors[0]), errors[0]
   for way_out in ('eval.features_path', 'mobilenet_v2',
                   'eval.every_steps=-1'):
     assert way_out in errors[0], errors[0]
