@@ -21,7 +21,7 @@ the first save.
 
 import errno
 import os
-from typing import Any, Callable
+from typing import Any
 
 from absl import logging
 import jax
@@ -295,47 +295,3 @@ def _unique(directory: epath.Path, name: str) -> epath.Path:
     n += 1
     candidate = directory / f'{name}.{n}'
   return candidate
-
-
-def load_generator(workdir: str, step: str | int = 'latest'
-                   ) -> tuple[Any, Callable[[jax.Array], np.ndarray], int]:
-  """Loads a run's generator for sampling, on whatever devices are present.
-
-  Args:
-    workdir: the run directory (holds config.json and checkpoints).
-    step: 'latest', 'best' (lowest FID) or a step number.
-
-  Returns:
-    (config, sample, step): `sample(z)` maps latents [N, z_dim] to images
-    in [-1, 1] with the EMA generator in inference mode.
-
-  Raises:
-    cli.UserError: no such checkpoint in `workdir`.
-  """
-  # Imported here: the trainer imports this module, these import the models.
-  from catgan_jax import config_lib, models, state as state_lib, step as step_lib  # pylint: disable=g-import-not-at-top,g-multiple-import
-  config = config_lib.load_config(workdir)
-  generator, discriminator = models.create_models(config)
-  # Shapes only: the restore needs no initialised parameters.
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  target = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-      jax.eval_shape(lambda: state_lib.create_state(config, generator,
-                                                    discriminator)))
-  ckpt = Checkpointer(workdir, keep=config.keep_checkpoints,
-                      best_by='fid' if step == 'best' else '')
-  steps = ckpt.all_steps()
-  if step in ('latest', 'best'):
-    chosen = ckpt.best_step() if step == 'best' else ckpt.latest_step()
-  elif str(step).isdigit():
-    chosen = int(step)
-  else:
-    raise cli.UserError(f"--step={step!r} must be 'latest', 'best' or a "
-                        'checkpoint step number')
-  if chosen is None or chosen not in steps:
-    raise cli.UserError(f'no checkpoint step={step!r} in {ckpt.directory} '
-                        f'(available: {steps or "none"})')
-  state = ckpt.restore(chosen, target)
-  ckpt.close()
-  sample = jax.jit(step_lib.make_sample_fn(generator))
-  return config, lambda z: np.asarray(sample(state, z)), chosen

@@ -21,6 +21,7 @@ from absl import logging
 from catgan_jax import checkpoint
 from catgan_jax import cli
 from catgan_jax import config_lib
+from catgan_jax import inference
 from catgan_jax.evaluation import scorer
 
 
@@ -89,7 +90,7 @@ def score_checkpoints(
   run_scorer = scorer.Scorer(config)
   rows = []
   for step in steps:
-    _, sample, chosen = checkpoint.load_generator(workdir, step)
+    _, sample, chosen = inference.load_generator(workdir, step)
     scores = run_scorer.score(sample)
     rows.append({'step': chosen, **scores})
     logging.info('Step %d: %s', chosen, scores)

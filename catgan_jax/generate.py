@@ -19,9 +19,9 @@ from absl import logging
 import jax
 import numpy as np
 
-from catgan_jax import checkpoint
 from catgan_jax import cli
 from catgan_jax import config_lib
+from catgan_jax import inference
 from catgan_jax import sampling
 
 SampleFn = Callable[[np.ndarray], np.ndarray]
@@ -167,7 +167,7 @@ def generate(
                             if k in ('num', 'interpolate', 'paths',
                                      'batch_size')})
   config_lib.load_config(workdir)  # No run here: one line, nothing built.
-  config, sample, chosen = checkpoint.load_generator(workdir, step)
+  config, sample, chosen = inference.load_generator(workdir, step)
   logging.info('Generator of %s at step %d.', workdir, chosen)
   return write_images(sample, config.model.z_dim, out_dir, **kwargs)
 

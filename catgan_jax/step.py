@@ -457,15 +457,3 @@ class ScheduledStep:
   def __call__(self, state: GANState, batch: jax.Array,
                step: int) -> tuple[GANState, Metrics]:
     return self.program(update_phase(self._config, step))(state, batch)
-
-
-def make_sample_fn(generator: nn.Module) -> Callable[[GANState, jax.Array],
-                                                      jax.Array]:
-  """Returns `(state, z) -> images` using the EMA generator in eval mode."""
-
-  def sample(state: GANState, z: jax.Array) -> jax.Array:
-    return generator.apply({'params': state.ema_params,
-                            'batch_stats': state.g.batch_stats}, z,
-                           train=False)
-
-  return sample

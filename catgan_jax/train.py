@@ -25,6 +25,7 @@ from PIL import Image
 from catgan_jax import checkpoint as checkpoint_lib
 from catgan_jax import config_lib
 from catgan_jax import data as data_lib
+from catgan_jax import inference
 from catgan_jax import metrics_log
 from catgan_jax import models
 from catgan_jax import parallel
@@ -152,7 +153,7 @@ def _restore(ckpt, state, config, workdir):
   except checkpoint_lib.NoRestorableCheckpoint as e:
     raise config_lib.ConfigError(str(e)) from None
   if restored is not None:
-    logging.info('Resuming from the checkpoint of step %d.',
+    logging.info('Resumed from checkpoint at step %d.',
                  int(restored.step))
   return restored
 
@@ -213,7 +214,7 @@ class _Evaluator:
     from catgan_jax.evaluation import scorer  # pylint: disable=g-import-not-at-top
     self._scorer = scorer.Scorer(config)
     self._rep = parallel.replicated(mesh)
-    self._sample = jax.jit(step_lib.make_sample_fn(generator),
+    self._sample = jax.jit(inference.make_sample_fn(generator),
                            out_shardings=self._rep)
 
   def __call__(self, state) -> dict[str, float]:
@@ -306,7 +307,7 @@ class _Samples:
     rng = jax.random.PRNGKey(config.seed + 1)
     z = jax.random.normal(rng, (NUM_FIXED_SAMPLES, config.model.z_dim))
     self._z = jax.device_put(z, parallel.replicated(mesh))
-    self._fn = jax.jit(step_lib.make_sample_fn(generator),
+    self._fn = jax.jit(inference.make_sample_fn(generator),
                        out_shardings=parallel.replicated(mesh))
     self._dir = os.path.join(workdir, SAMPLES_DIR)
     self._writer = writer

@@ -9,9 +9,9 @@ from PIL import Image
 import pytest
 
 import helpers
-from catgan_jax import checkpoint
 from catgan_jax import evaluate
 from catgan_jax import generate
+from catgan_jax import inference
 from catgan_jax import metrics_log
 from catgan_jax import sampling
 from catgan_jax import train
@@ -43,7 +43,7 @@ def run(tmp_path_factory):
 @pytest.fixture(scope='module')
 def generator(run):
   """(config, sample, step) of the run's step-2 checkpoint, loaded once."""
-  return checkpoint.load_generator(run, '2')
+  return inference.load_generator(run, '2')
 
 
 def test_write_png_files(generator, tmp_path):
