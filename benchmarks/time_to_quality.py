@@ -1,0 +1,152 @@
+"""Quality per training budget: FID/KID of a config after W minutes of training.
+
+    python benchmarks/time_to_quality.py --config=configs/dcgan64.py \\
+        --data_dir=/path/to/cat_faces_64 \\
+        --features_path=/path/to/mobilenet_v2_1.0_224_quant.tflite \\
+        --budget_min=40 --points=4 --out=benchmarks/results/ttq_dcgan64.json \\
+        [--override model.g_width=32 ...]
+
+Trains the config (the trainer itself, `train.train_and_evaluate`, resuming
+in one workdir) for `--budget_min` minutes of training wall time, and scores
+its EMA generator at `--points` evenly spaced points of the budget with the
+project's `Scorer` (MobileNetV2 by default: `--num_samples` samples against
+every image of the data folder). Evaluation time is not part of the budget;
+compilation and checkpointing are (a user pays for them). The step count of
+each point comes from the rate measured so far, so the points land near, not
+exactly at, their budget fractions: the JSON records the real times.
+
+The JSON holds, per point: training wall time, steps, images seen, training
+FLOPs (`flop_count.dense_flops` of one step x steps, the dense convention of
+torch's FlopCounterMode), FID, KID; and the machine, CPU count and the load
+average before and after, since the cores may be shared.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from catgan_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+cli.configure()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import importlib.util
+
+import jax
+import jax.numpy as jnp
+
+from benchmarks import flop_count
+from catgan_jax import inference
+from catgan_jax import models
+from catgan_jax import step as step_lib
+from catgan_jax import train
+from catgan_jax.evaluation import scorer
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+
+def _load_config(path: str, overrides: list[str]):
+  spec = importlib.util.spec_from_file_location('bench_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  for item in overrides:
+    field, _, text = item.partition('=')
+    node = config
+    *parents, leaf = field.split('.')
+    for part in parents:
+      node = node[part]
+    old = node[leaf]
+    node[leaf] = type(old)(json.loads(text)) if not isinstance(
+        old, str) else text
+  return config
+
+
+def _step_flops(config) -> float:
+  """Dense model FLOPs of one training iteration of `config`."""
+  generator, discriminator = models.create_models(config)
+  mesh = jax.sharding.Mesh(jax.devices()[:1], ('data',))
+  state = train.create_state(config, generator, discriminator, mesh)
+  size = config.data.image_size
+  batch = jnp.zeros((step_lib.input_batch_size(config), size, size, 3),
+                    jnp.uint8)
+  return flop_count.dense_flops(
+      step_lib.make_train_step(config, generator, discriminator), state,
+      batch)
+
+
+def main() -> None:
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--config', required=True)
+  parser.add_argument('--data_dir', required=True)
+  parser.add_argument('--features', default='mobilenet_v2')
+  parser.add_argument('--features_path', default='')
+  parser.add_argument('--budget_min', type=float, default=40.0)
+  parser.add_argument('--points', type=int, default=4)
+  parser.add_argument('--probe_steps', type=int, default=20,
+                      help='steps of the first chunk, which measures the rate')
+  parser.add_argument('--num_samples', type=int, default=2000)
+  parser.add_argument('--workdir', default='')
+  parser.add_argument('--out', required=True)
+  parser.add_argument('--override', action='append', default=[],
+                      help='field=value (JSON value), repeatable')
+  args = parser.parse_args()
+
+  config = _load_config(args.config, args.override)
+  with config.unlocked():
+    config.data.dir = args.data_dir
+    config.eval.every_steps = -1  # Scored here, outside the budget.
+    config.eval.features = args.features
+    config.eval.features_path = args.features_path
+    config.eval.num_samples = args.num_samples
+    config.sample_every_steps = 10**9
+    config.checkpoint_every_steps = 10**9
+  workdir = args.workdir or os.path.join(
+      '/tmp', 'ttq_' + os.path.basename(args.config)[:-3])
+  run_scorer = scorer.Scorer(config)
+  flops = _step_flops(config)
+  load_before = os.getloadavg()
+
+  budget_s = args.budget_min * 60
+  trained_s, steps, points = 0.0, 0, []
+  targets = [budget_s * (k + 1) / args.points for k in range(args.points)]
+  for target in targets:
+    while trained_s < target * 0.98:
+      rate = steps / trained_s if steps else 0.0
+      next_steps = (args.probe_steps if not steps else
+                    steps + max(1, int(rate * (target - trained_s))))
+      with config.unlocked():
+        config.num_train_steps = next_steps
+      t0 = time.perf_counter()
+      train.train_and_evaluate(config, workdir)
+      trained_s += time.perf_counter() - t0
+      steps = next_steps
+    _, sample, _ = inference.load_generator(workdir, 'latest')
+    scores = run_scorer.score(sample)
+    point = {'train_wall_s': round(trained_s, 1), 'steps': steps,
+             'images_seen': steps * config.batch_size,
+             'train_flops': flops * steps, **scores}
+    points.append(point)
+    print(json.dumps(point), flush=True)
+
+  record = {
+      'config': args.config, 'overrides': args.override,
+      'budget_min': args.budget_min, 'features': args.features,
+      'num_samples': args.num_samples, 'flops_per_step': flops,
+      'points': points, 'machine': platform.processor() or platform.machine(),
+      'cpu_count': os.cpu_count(), 'loadavg_before': load_before,
+      'loadavg_after': os.getloadavg(), 'jax': jax.__version__,
+  }
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, 'w') as f:
+    json.dump(record, f, indent=1)
+  print(f'Wrote {args.out}.')
+
+
+if __name__ == '__main__':
+  main()
