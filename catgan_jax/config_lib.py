@@ -13,6 +13,7 @@ import ml_collections
 
 from catgan_jax import losses
 from catgan_jax import models
+from catgan_jax import schedules
 from catgan_jax import state as state_lib
 
 CONFIG_FILE = 'config.json'
@@ -66,6 +67,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     models.create_models(config)
     from catgan_jax import data  # pylint: disable=g-import-not-at-top
     data.validate_data_config(config)
+    schedules.check_config(config)
   except ConfigError:
     raise
   except ValueError as e:

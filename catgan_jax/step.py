@@ -24,6 +24,8 @@ import ml_collections
 import optax
 
 from catgan_jax import losses as losses_lib
+from catgan_jax import schedules
+from catgan_jax import state as state_lib
 from catgan_jax.state import GANState, TrainState
 
 Metrics = dict[str, jax.Array]
@@ -107,8 +109,8 @@ def _clip_params(params: Any, bound: float) -> Any:
   return jax.tree.map(lambda p: jnp.clip(p, -bound, bound), params)
 
 
-def _ema(ema: Any, params: Any, decay: float) -> Any:
-  if decay == 0:
+def _ema(ema: Any, params: Any, decay: float | jax.Array) -> Any:
+  if isinstance(decay, (int, float)) and decay == 0:
     return params  # EMA off: no pass over the parameters every step.
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
@@ -153,9 +155,14 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     if loss_cfg.gp_weight > 0:
       aux['gp'] = losses_lib.gradient_penalty(critic, real, fake, keys['gp'])
       loss = loss + loss_cfg.gp_weight * aux['gp']
+    # 1.0 unless schedule.gamma_end_factor ramps the R1/R2 weights.
+    gamma = keys['gamma_factor']
     if loss_cfg.r1_weight > 0:
       aux['r1'] = losses_lib.r1_penalty(critic, real)
-      loss = loss + 0.5 * loss_cfg.r1_weight * aux['r1']
+      loss = loss + 0.5 * loss_cfg.r1_weight * gamma * aux['r1']
+    if loss_cfg.r2_weight > 0:
+      aux['r2'] = losses_lib.r2_penalty(critic, fake)
+      loss = loss + 0.5 * loss_cfg.r2_weight * gamma * aux['r2']
     return loss, (real_logits, fake_logits, mut['batch_stats'], aux)
 
   def d_update(d: TrainState, real, fake, keys):
@@ -195,7 +202,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     loss, grad_fake = jax.value_and_grad(g_objective)(fake)
     (grads,) = g_vjp(grad_fake)
     new_g = g.apply_gradients(grads=grads, batch_stats=g_mut['batch_stats'])
-    new_ema = _ema(ema, new_g.params, train_cfg.ema_decay)
+    new_ema = _ema(ema, new_g.params, keys['ema_decay'])
     return new_g, new_ema, loss, optax.global_norm(grads)
 
   def g_skip(g: TrainState, ema, real_logits, fake_logits, g_mut):
@@ -209,7 +216,15 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
   def train_step(state: GANState, batch: jax.Array) -> tuple[GANState, Metrics]:
     keys = iteration_keys(state.rng, state.step)
     keys['noise_std'] = _noise_std(config, state.step)
-    keys['aug_p'] = state.aug_p
+    # Scheduled values (see schedules.py); the plain config values when off.
+    aug_p = schedules.aug_p(config, state.step, state.aug_p)
+    keys['aug_p'] = aug_p
+    keys['gamma_factor'] = schedules.gamma_factor(config, state.step)
+    keys['ema_decay'] = schedules.ema_decay(config, state.step)
+    g_state = state_lib.set_hyperparams(
+        state.g, schedules.optimizer_hyperparams(config, 'g', state.step))
+    d_state = state_lib.set_hyperparams(
+        state.d, schedules.optimizer_hyperparams(config, 'd', state.step))
     real = to_float_images(batch)
     z = latents(keys['z'], real.shape[0], z_dim)
 
@@ -217,27 +232,25 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     # constants, and G's update pulls its gradient back through the VJP
     # (same z and parameters: the same images and batch statistics).
     fake, g_vjp, g_mut = jax.vjp(
-        lambda p: generate(p, state.g.batch_stats, z), state.g.params,
+        lambda p: generate(p, g_state.batch_stats, z), g_state.params,
         has_aux=True)
     fake_const = jax.lax.stop_gradient(fake)
-    real_in = augment(noisy(real, keys, 'noise_r'), keys['aug_r'],
-                      state.aug_p)
+    real_in = augment(noisy(real, keys, 'noise_r'), keys['aug_r'], aug_p)
     fake_in = augment(noisy(fake_const, keys, 'noise_f'), keys['aug_f'],
-                      state.aug_p)
+                      aug_p)
     update_d, update_g = phase
     new_d, d_loss, real_logits, fake_logits, d_gnorm, aux = (
-        d_update if update_d else d_skip)(state.d, real_in, fake_in, keys)
+        d_update if update_d else d_skip)(d_state, real_in, fake_in, keys)
 
     # Generator: against the new D.
     if update_g:
       new_g, new_ema, g_loss, g_gnorm = g_update(
-          state.g, new_d, fake, g_vjp, g_mut, real_in, keys,
+          g_state, new_d, fake, g_vjp, g_mut, real_in, keys,
           state.ema_params)
     else:
       new_g, new_ema, g_loss, g_gnorm = g_skip(
-          state.g, state.ema_params, real_logits, fake_logits, g_mut)
+          g_state, state.ema_params, real_logits, fake_logits, g_mut)
 
-    aug_p = state.aug_p
     if config.data.ada_target > 0:
       # ADA: raise p while D is too sure of the reals, lower it otherwise.
       overfit = jnp.mean(jnp.sign(real_logits))
@@ -262,6 +275,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
         'finite': (jnp.isfinite(d_loss) & jnp.isfinite(g_loss)
                    & jnp.isfinite(d_gnorm) & jnp.isfinite(g_gnorm)),
         **aux,
+        **schedules.logged_values(config, state.step),
     }
     if config.data.diffaugment:
       metrics['aug_p'] = aug_p
