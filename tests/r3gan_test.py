@@ -136,6 +136,8 @@ def test_width_scales_with_g_width_and_d_width():
     ({'model.r3gan_widths': (32, 32)}, 'needs 4'),
     ({'model.r3gan_group_channels': 24}, 'does not divide'),
     ({'model.r3gan_blocks': 0}, 'r3gan_blocks=0'),
+    ({'model.spectral_norm': True}, 'does not apply'),
+    ({'model.d_norm': 'layer'}, 'does not apply'),
 ])
 def test_bad_model_fields_are_config_errors(overrides, message):
   config = _tiny_config(**overrides)

@@ -268,6 +268,11 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   size = config.data.image_size
   layers.check_image_size(NAME, size, SUPPORTED_SIZES)
   model = config.model
+  # Refused rather than ignored: R3GAN has no normalisation to choose.
+  for field, off in (('spectral_norm', False), ('d_norm', '')):
+    if model[field] != off:
+      raise ValueError(f'model.{field}={model[field]!r} does not apply to '
+                       f'model.name={NAME!r} (it has no normalisation).')
   _stage_widths(model.r3gan_widths, size)  # A one-line error now.
   if model.r3gan_blocks < 1:
     raise ValueError(f'model.r3gan_blocks={model.r3gan_blocks} must be >= 1.')
