@@ -4,7 +4,9 @@
 Randomness comes from `fold_in(state.rng, state.step)`, so the step is a
 deterministic function of its inputs. Each loss holds the other network
 constant. Which loss, penalties, clipping and augmentation are used is read
-from the config once, when the step is built.
+from the config once, when the step is built. Scheduled hyperparameters
+(`schedules.py`: learning rate, Adam beta2, R1/R2 weight, augmentation
+probability, EMA decay) are computed inside the step from `state.step`.
 
 The update schedule (D every k-th iteration, G every n_critic-th) is static
 in each program: `make_train_step` builds the step of one `Phase`, and
@@ -132,7 +134,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     `train_step(state, batch) -> (state, metrics)` where `batch` is the global
     uint8 image batch [B, S, S, 3] and metrics are scalars.
   """
-  loss_cfg, train_cfg = config.loss, config.train
+  loss_cfg = config.loss
   gan_loss = losses_lib.get_loss(loss_cfg.name)
   augment = _make_augment(config)
   z_dim = config.model.z_dim

@@ -134,7 +134,9 @@ def _conv(features: int, kernel_size: int, gain: float, dtype: layers.Dtype,
   """A bias-free 'SAME' convolution with the reference's initialisation."""
   return nn.Conv(features, (kernel_size, kernel_size), padding='SAME',
                  feature_group_count=groups, use_bias=False,
-                 kernel_init=msr_init(gain), dtype=dtype, name=name)
+                 kernel_init=msr_init(gain), dtype=dtype, name=name,
+                 # Grouped convs with a kernel gradient that is fast on CPU.
+                 conv_general_dilated=layers.conv_general_dilated)
 
 
 class ResidualBlock(nn.Module):
@@ -254,12 +256,14 @@ class Discriminator(nn.Module):
           x = _conv(features, 1, 1.0, self.dtype)(x)
       for _ in range(self.blocks_per_stage):
         x = block()(x)
-    # DiscriminativeBasis: a depthwise 4x4 valid conv, then Linear to 1.
-    x = nn.Conv(x.shape[-1], (4, 4), padding='VALID',
-                feature_group_count=x.shape[-1], use_bias=False,
-                kernel_init=msr_init(), dtype=self.dtype)(x)
+    # DiscriminativeBasis: a depthwise 4x4 valid conv, then Linear to 1. On
+    # a 4x4 map the depthwise conv is a per-channel weighted sum, written as
+    # one (lax's depthwise kernel gradient is slow on XLA:CPU); the kernel
+    # has the depthwise conv's shape and fan-in (16).
+    basis = self.param('basis', msr_init(), (4, 4, 1, x.shape[-1]))
+    x = jnp.einsum('bhwc,hwc->bc', x, basis[:, :, 0].astype(self.dtype))
     x = nn.Dense(1, use_bias=False, kernel_init=msr_init(),
-                 dtype=self.dtype)(x.reshape(x.shape[0], -1))
+                 dtype=self.dtype)(x)
     return x.reshape(x.shape[0]).astype(jnp.float32)
 
 
