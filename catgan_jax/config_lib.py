@@ -14,6 +14,7 @@ import ml_collections
 from catgan_jax import cli
 from catgan_jax import losses
 from catgan_jax import models
+from catgan_jax import schedules
 from catgan_jax import state as state_lib
 from catgan_jax import step as step_lib
 
@@ -83,6 +84,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     step_lib.check_config(config)
     from catgan_jax import data  # pylint: disable=g-import-not-at-top
     data.validate_data_config(config)
+    schedules.check_config(config)
   except ConfigError:
     raise
   except ValueError as e:

@@ -311,6 +311,11 @@ def gradient_penalty(critic_fn: CriticFn,
   return jnp.mean(jnp.square(norms - target))
 
 
+def _zero_centered_penalty(critic_fn: CriticFn, x: jax.Array) -> jax.Array:
+  grads = _per_sample_input_grads(critic_fn, x)
+  return jnp.mean(_sum_sq_per_sample(grads))
+
+
 def r1_penalty(critic_fn: CriticFn, real: jax.Array) -> jax.Array:
   """R1 penalty (Mescheder et al. 2018), without its ``gamma / 2`` weight.
 
@@ -323,8 +328,25 @@ def r1_penalty(critic_fn: CriticFn, real: jax.Array) -> jax.Array:
     ``mean_i ||grad_x D(real_i)||_2^2``; the caller multiplies it by
     ``loss.r1_weight / 2``.
   """
-  grads = _per_sample_input_grads(critic_fn, real)
-  return jnp.mean(_sum_sq_per_sample(grads))
+  return _zero_centered_penalty(critic_fn, real)
+
+
+def r2_penalty(critic_fn: CriticFn, fake: jax.Array) -> jax.Array:
+  """R2 penalty: R1's zero-centred gradient penalty on generated images.
+
+  R3GAN (Huang et al. 2024, ``R3GAN/Trainer.py``) adds
+  ``gamma / 2 * (R1 + R2)`` to its relativistic (rsgan) D loss, i.e.
+  ``loss.r1_weight = loss.r2_weight = gamma``.
+
+  Args:
+    critic_fn: images ``[B, ...]`` -> logits ``[B]``.
+    fake: generated images ``[B, H, W, C]`` (constants for the D update).
+
+  Returns:
+    ``mean_i ||grad_x D(fake_i)||_2^2``; the caller multiplies it by
+    ``loss.r2_weight / 2``.
+  """
+  return _zero_centered_penalty(critic_fn, fake)
 
 
 # --- Metrics ------------------------------------------------------------------

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from catgan_jax import schedules
+
 
 class TrainState(train_state.TrainState):
   """A network's `TrainState` plus its non-trainable `batch_stats`."""
@@ -42,11 +44,25 @@ class GANState:
   ada_stats: Any = None
 
 
-def _adam(lr: float, b1: float, b2: float) -> optax.GradientTransformation:
+def _scaled_adam(learning_rate, lr_factor, b1, b2):
+  return optax.adam(learning_rate * lr_factor, b1=b1, b2=b2)
+
+
+def _scaled_rmsprop(learning_rate, lr_factor, decay, eps):
+  return optax.rmsprop(learning_rate * lr_factor, decay=decay, eps=eps,
+                       initial_scale=0.0, eps_in_sqrt=False)
+
+
+def _adam(lr: float, b1: float, b2: float,
+          lr_factor: bool = False) -> optax.GradientTransformation:
+  if lr_factor:
+    return optax.inject_hyperparams(_scaled_adam)(
+        learning_rate=lr, lr_factor=1.0, b1=b1, b2=b2)
   return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=b1, b2=b2)
 
 
-def _rmsprop(lr: float, b1: float, b2: float) -> optax.GradientTransformation:
+def _rmsprop(lr: float, b1: float, b2: float,
+             lr_factor: bool = False) -> optax.GradientTransformation:
   """torch.optim.RMSprop with its defaults, as the WGAN references use it.
 
   v = alpha * v + (1 - alpha) * g^2 (v starts at 0, alpha = 0.99) and
@@ -56,15 +72,20 @@ def _rmsprop(lr: float, b1: float, b2: float) -> optax.GradientTransformation:
   gradients (eps_in_sqrt=False is torch's placement).
   """
   del b1, b2  # RMSProp has no momentum terms here (as in the WGAN paper).
+  if lr_factor:
+    return optax.inject_hyperparams(_scaled_rmsprop)(
+        learning_rate=lr, lr_factor=1.0, decay=0.99, eps=1e-8)
   return optax.inject_hyperparams(optax.rmsprop, static_args=('eps_in_sqrt',))(
       learning_rate=lr, decay=0.99, eps=1e-8, initial_scale=0.0,
       eps_in_sqrt=False)
 
 
 # Optimisers by name; the learning rate is an injected hyperparameter so it
-# lives in the optimiser state (checkpointed, and lowered on rollback).
-OPTIMIZERS: dict[str, Callable[[float, float, float],
-                               optax.GradientTransformation]] = {
+# lives in the optimiser state (checkpointed, and lowered on rollback). With
+# lr_factor=True the rate is learning_rate * lr_factor, both injected: the
+# train step sets lr_factor from the learning-rate schedule, a rollback
+# scales learning_rate, and neither overwrites the other.
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     'adam': _adam,
     'rmsprop': _rmsprop,
 }
@@ -74,13 +95,24 @@ def _pick(value, default):
   return default if value is None else value
 
 
-def make_optimizer(optim: ml_collections.ConfigDict,
-                   net: str) -> optax.GradientTransformation:
-  """Builds the optimiser of network `net` ('g' or 'd') from `config.optim`."""
+def make_optimizer(optim: ml_collections.ConfigDict, net: str,
+                   lr_factor: bool = False) -> optax.GradientTransformation:
+  """Builds the optimiser of network `net` ('g' or 'd') from `config.optim`.
+
+  Args:
+    optim: `config.optim`.
+    net: 'g' or 'd'.
+    lr_factor: give the optimiser an `lr_factor` hyperparameter (for a
+      learning-rate schedule, see `set_hyperparams`).
+
+  Returns:
+    The optax optimiser, with injected hyperparameters.
+  """
   name = optim[f'{net}_name']
   return OPTIMIZERS[name](optim[f'{net}_lr'],
                           _pick(optim[f'{net}_b1'], optim.b1),
-                          _pick(optim[f'{net}_b2'], optim.b2))
+                          _pick(optim[f'{net}_b2'], optim.b2),
+                          lr_factor=lr_factor)
 
 
 def _init_train_state(module: nn.Module, tx: optax.GradientTransformation,
@@ -105,25 +137,44 @@ def create_state(config: ml_collections.ConfigDict, generator: nn.Module,
   rng = jax.random.PRNGKey(config.seed)
   g_key, d_key, rng = jax.random.split(rng, 3)
   size = config.data.image_size
-  g = _init_train_state(generator, make_optimizer(config.optim, 'g'), g_key,
+  lr_factor = schedules.lr_scheduled(config)
+  g = _init_train_state(generator,
+                        make_optimizer(config.optim, 'g', lr_factor), g_key,
                         jnp.zeros((1, config.model.z_dim), jnp.float32))
-  d = _init_train_state(discriminator, make_optimizer(config.optim, 'd'),
-                        d_key, jnp.zeros((1, size, size, 3), jnp.float32))
+  d = _init_train_state(discriminator,
+                        make_optimizer(config.optim, 'd', lr_factor), d_key,
+                        jnp.zeros((1, size, size, 3), jnp.float32))
   ada = config.data.ada_target > 0
   # ADA starts from p = 0, as stylegan2-ada-pytorch does (augment_p=0).
   aug_p = 0.0 if ada else config.data.diffaugment_p
+  aug_p = schedules.aug_p(config, 0, aug_p)
   return GANState(step=jnp.zeros((), jnp.int32), g=g, d=d,
                   ema_params=g.params, rng=rng,
                   aug_p=jnp.asarray(aug_p, jnp.float32),
                   ada_stats=jnp.zeros((2,), jnp.float32) if ada else None)
 
 
-def scale_learning_rate(ts: TrainState, factor: float) -> TrainState:
-  """Returns `ts` with the injected learning rate multiplied by `factor`."""
+def set_hyperparams(ts: TrainState, values: dict[str, Any]) -> TrainState:
+  """Returns `ts` with injected hyperparameters replaced by `values`.
+
+  Each value keeps the dtype of the hyperparameter it replaces, so the
+  state's structure (and the compiled step) is unchanged.
+  """
+  if not values:
+    return ts
   hp = dict(ts.opt_state.hyperparams)
-  hp['learning_rate'] = hp['learning_rate'] * factor
+  for name, value in values.items():
+    hp[name] = jnp.asarray(value, hp[name].dtype)
   return ts.replace(opt_state=ts.opt_state._replace(hyperparams=hp))
 
 
+def scale_learning_rate(ts: TrainState, factor: float) -> TrainState:
+  """Returns `ts` with the injected learning rate multiplied by `factor`."""
+  return set_hyperparams(
+      ts, {'learning_rate': ts.opt_state.hyperparams['learning_rate'] * factor})
+
+
 def learning_rate(ts: TrainState) -> jax.Array:
-  return ts.opt_state.hyperparams['learning_rate']
+  """The learning rate of the last update (with its schedule factor)."""
+  hp = ts.opt_state.hyperparams
+  return hp['learning_rate'] * hp.get('lr_factor', 1.0)

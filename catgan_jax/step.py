@@ -4,7 +4,9 @@
 Randomness comes from `fold_in(state.rng, state.step)`, so the step is a
 deterministic function of its inputs. Each loss holds the other network
 constant. Which loss, penalties, clipping and augmentation are used is read
-from the config once, when the step is built.
+from the config once, when the step is built. Scheduled hyperparameters
+(`schedules.py`: learning rate, Adam beta2, R1/R2 weight, augmentation
+probability, EMA decay) are computed inside the step from `state.step`.
 
 The update schedule (D every k-th iteration, G every n_critic-th) is static
 in each program: `make_train_step` builds the step of one `Phase`, and
@@ -25,6 +27,8 @@ import ml_collections
 import optax
 
 from catgan_jax import losses as losses_lib
+from catgan_jax import schedules
+from catgan_jax import state as state_lib
 from catgan_jax.state import GANState, TrainState
 
 Metrics = dict[str, jax.Array]
@@ -200,8 +204,8 @@ def _clip_params(params: Any, bound: float) -> Any:
   return jax.tree.map(lambda p: jnp.clip(p, -bound, bound), params)
 
 
-def _ema(ema: Any, params: Any, decay: float) -> Any:
-  if decay == 0:
+def _ema(ema: Any, params: Any, decay: float | jax.Array) -> Any:
+  if isinstance(decay, (int, float)) and decay == 0:
     return params  # EMA off: no pass over the parameters every step.
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
@@ -280,9 +284,14 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     if loss_cfg.gp_weight > 0:
       aux['gp'] = losses_lib.gradient_penalty(critic, real, fake, keys['gp'])
       loss = loss + loss_cfg.gp_weight * aux['gp']
+    # 1.0 unless schedule.gamma_end_factor ramps the R1/R2 weights.
+    gamma = keys['gamma_factor']
     if loss_cfg.r1_weight > 0:
       aux['r1'] = losses_lib.r1_penalty(critic, real)
-      loss = loss + 0.5 * loss_cfg.r1_weight * aux['r1']
+      loss = loss + 0.5 * loss_cfg.r1_weight * gamma * aux['r1']
+    if loss_cfg.r2_weight > 0:
+      aux['r2'] = losses_lib.r2_penalty(critic, fake)
+      loss = loss + 0.5 * loss_cfg.r2_weight * gamma * aux['r2']
     return loss, (real_logits, fake_logits, mut['batch_stats'], aux)
 
   def d_update(d: TrainState, real, fake, keys):
@@ -323,7 +332,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     loss, grad_fake = jax.value_and_grad(g_objective)(fake)
     (grads,) = g_vjp(grad_fake)
     new_g = g.apply_gradients(grads=grads, batch_stats=g_mut['batch_stats'])
-    new_ema = _ema(ema, new_g.params, train_cfg.ema_decay)
+    new_ema = _ema(ema, new_g.params, keys['ema_decay'])
     return new_g, new_ema, loss, optax.global_norm(grads)
 
   def g_update_fresh(g: TrainState, d: TrainState, z, g_mut, real, keys,
@@ -344,7 +353,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     (loss, mut), grads = jax.value_and_grad(g_objective, has_aux=True)(
         g.params)
     new_g = g.apply_gradients(grads=grads, batch_stats=mut['batch_stats'])
-    new_ema = _ema(ema, new_g.params, train_cfg.ema_decay)
+    new_ema = _ema(ema, new_g.params, keys['ema_decay'])
     return new_g, new_ema, loss, optax.global_norm(grads)
 
   def g_skip(g: TrainState, ema, real_logits, fake_logits, g_mut):
@@ -358,7 +367,15 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
   def train_step(state: GANState, batch: jax.Array) -> tuple[GANState, Metrics]:
     keys = iteration_keys(state.rng, state.step)
     keys['noise_std'] = _noise_std(config, state.step)
-    keys['aug_p'] = state.aug_p
+    # Scheduled values (see schedules.py); the plain config values when off.
+    aug_p = schedules.aug_p(config, state.step, state.aug_p)
+    keys['aug_p'] = aug_p
+    keys['gamma_factor'] = schedules.gamma_factor(config, state.step)
+    keys['ema_decay'] = schedules.ema_decay(config, state.step)
+    g_state = state_lib.set_hyperparams(
+        state.g, schedules.optimizer_hyperparams(config, 'g', state.step))
+    d_state = state_lib.set_hyperparams(
+        state.d, schedules.optimizer_hyperparams(config, 'd', state.step))
     real = to_float_images(batch)
     real_g = None
     if g_samples == 'fresh_z_and_reals':
@@ -370,37 +387,37 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     # constants, and G's update pulls its gradient back through the VJP
     # (same z and parameters: the same images and batch statistics).
     fake, g_vjp, g_mut = jax.vjp(
-        lambda p: generate(p, state.g.batch_stats, z), state.g.params,
+        lambda p: generate(p, g_state.batch_stats, z), g_state.params,
         has_aux=True)
     fake_const = jax.lax.stop_gradient(fake)
     update_d, update_g = phase
     new_d, d_loss, real_logits, fake_logits, d_gnorm, aux = (
-        d_update if update_d else d_skip)(state.d, real, fake_const, keys)
+        d_update if update_d else d_skip)(d_state, real, fake_const, keys)
     real_in = d_real_input(real, keys)
 
     # Generator: against the new D.
     if update_g and g_samples == 'reuse':
       new_g, new_ema, g_loss, g_gnorm = g_update(
-          state.g, new_d, fake, g_vjp, g_mut, real_in, keys,
+          g_state, new_d, fake, g_vjp, g_mut, real_in, keys,
           state.ema_params)
     elif update_g:
       z_g = latents(keys['z_g'], real.shape[0], z_dim)
       if real_g is not None:
         real_in = augment(noisy(real_g, keys, 'noise_rg'), keys['aug_rg'],
-                          state.aug_p)
+                          aug_p)
       new_g, new_ema, g_loss, g_gnorm = g_update_fresh(
-          state.g, new_d, z_g, g_mut, real_in, keys, state.ema_params)
+          g_state, new_d, z_g, g_mut, real_in, keys, state.ema_params)
     else:
       new_g, new_ema, g_loss, g_gnorm = g_skip(
-          state.g, state.ema_params, real_logits, fake_logits, g_mut)
+          g_state, state.ema_params, real_logits, fake_logits, g_mut)
 
-    aug_p, ada_stats = state.aug_p, state.ada_stats
+    ada_stats = state.ada_stats
     if config.data.ada_target > 0:
       # ADA: raise p while D is too sure of the reals, lower it otherwise,
       # every data.ada_interval iterations (stylegan2-ada's rule).
       from catgan_jax.data import diffaugment  # pylint: disable=g-import-not-at-top
       aug_p, ada_stats = diffaugment.ada_update(
-          aug_p, ada_stats, state.step, real_logits, config.data.ada_target,
+          state.aug_p, ada_stats, state.step, real_logits, config.data.ada_target,
           config.data.ada_interval, config.data.ada_kimg)
 
     real_acc, fake_acc = losses_lib.d_accuracy(real_logits, fake_logits)
@@ -421,6 +438,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
         'finite': (jnp.isfinite(d_loss) & jnp.isfinite(g_loss)
                    & jnp.isfinite(d_gnorm) & jnp.isfinite(g_gnorm)),
         **aux,
+        **schedules.logged_values(config, state.step),
     }
     if config.data.diffaugment:
       metrics['aug_p'] = aug_p

@@ -111,6 +111,19 @@ def get_config() -> ml_collections.ConfigDict:
   model.spectral_norm = False
   # Compute dtype of both networks ('float32' or 'bfloat16'); params stay f32.
   model.dtype = 'float32'
+  # model.name='r3gan' only (R3GAN, Huang et al. 2024; kernel_size and norm
+  # do not apply). Channels per stage from the 4x4 stage up at
+  # g_width = d_width = 64 (they scale by g_width / 64 in G, d_width / 64 in
+  # D), shared by G and D (D runs them from the image size down); a smaller
+  # data.image_size uses the first ones. These are the FFHQ-64 preset's.
+  model.r3gan_widths = (768, 768, 768, 768, 384)
+  # Residual blocks per stage.
+  model.r3gan_blocks = 2
+  # Hidden width of a residual block, as a multiple of its channels.
+  model.r3gan_expansion = 2
+  # Channels per group of the blocks' 3x3 grouped convolutions (the
+  # reference's cardinality is hidden width / this).
+  model.r3gan_group_channels = 16
 
   # --- Loss -----------------------------------------------------------------
   config.loss = loss = ml_collections.ConfigDict()
@@ -131,8 +144,11 @@ def get_config() -> ml_collections.ConfigDict:
   loss.clip_mode = 'after_update'
   # Gradient penalty on random interpolates (WGAN-GP); 0 = off.
   loss.gp_weight = 0.0
-  # R1 penalty on real images; 0 = off.
+  # R1 penalty on real images, (r1_weight / 2) * E ||grad D(real)||^2; 0 = off.
   loss.r1_weight = 0.0
+  # R2 penalty on generated images, (r2_weight / 2) * E ||grad D(fake)||^2;
+  # 0 = off. R3GAN's gamma / 2 * (R1 + R2) is r1_weight = r2_weight = gamma.
+  loss.r2_weight = 0.0
   # Std of Gaussian instance noise added to D's inputs, annealed linearly to
   # zero over the run; 0 = off.
   loss.instance_noise = 0.0
@@ -182,6 +198,26 @@ def get_config() -> ml_collections.ConfigDict:
   train.max_rollbacks = 3
   # Test hook: poison D's parameters with NaN after this step (-1 = off).
   train.inject_nan_step = -1
+
+  # --- Schedules (R3GAN) -----------------------------------------------------
+  # Cosine ramps over the first decay_nimg training images (images = step x
+  # batch_size); each value then stays at its end. Every ramp is off by
+  # default, and one that is on needs decay_nimg > 0.
+  config.schedule = schedule = ml_collections.ConfigDict()
+  schedule.decay_nimg = 0
+  # End learning rates as a fraction of optim.g_lr / optim.d_lr (1 = constant).
+  schedule.lr_end_factor = 1.0
+  # End Adam beta2 of both networks, from optim.b2 (or g_b2 / d_b2); unset =
+  # constant.
+  schedule.b2_end = config_dict.placeholder(float)
+  # End R1/R2 weights as a fraction of loss.r1_weight / r2_weight (1 = constant).
+  schedule.gamma_end_factor = 1.0
+  # Ramp the DiffAugment probability from 0 up to data.diffaugment_p.
+  schedule.aug_p_ramp = False
+  # EMA of the generator by half-life in images, ramped from 0 up to this
+  # (constant if decay_nimg = 0); the decay of a step is
+  # 0.5 ** (batch_size / half-life). 0 = off (train.ema_decay applies).
+  schedule.ema_half_life_nimg = 0
 
   # --- Evaluation -----------------------------------------------------------
   config.eval = ev = ml_collections.ConfigDict()
@@ -256,4 +292,62 @@ def relativistic_config(loss_name: str,
   config.loss.name = loss_name
   # The reference draws a new z and a new real batch for the G update.
   config.train.g_samples = 'fresh_z_and_reals'
+  return config
+
+
+def r3gan_config(image_size: int, widths: tuple[int, ...],
+                 gamma: float) -> ml_collections.ConfigDict:
+  """The R3GAN recipe (Huang et al. 2024) on a folder of cat faces.
+
+  The FFHQ presets of the reference's ``train.py`` (github.com/brownvc/R3GAN):
+  RpGAN (rsgan) + gamma/2 (R1 + R2), z_dim 64, two blocks per stage,
+  expansion 2, 16 channels per group, batch 256, Adam beta1 0, and cosine
+  ramps over 2e7 images of the learning rate (2e-4 -> 5e-5, both networks),
+  beta2 (0.9 -> 0.99), gamma (down 10x), the augmentation probability
+  (0 -> 0.3) and the EMA half-life (0 -> 0.5M images); x-flips on. Runs for
+  one ramp (2e7 images, 78,125 steps).
+
+  Args:
+    image_size: side of the training images.
+    widths: channels per stage from 4x4 up.
+    gamma: the R1/R2 weight at the start.
+
+  Returns:
+    The experiment config.
+  """
+  config = get_config()
+  config.data.source = 'folder'
+  config.data.image_size = image_size
+  config.data.flip = True
+  # The reference's ADA pipeline (geometric, colour, cutout) is not ported;
+  # DiffAugment's colour, translation and cutout stand in for it.
+  config.data.diffaugment = 'color,translation,cutout'
+  config.data.diffaugment_p = 0.3
+  config.batch_size = 256
+  decay_nimg = 20_000_000
+  config.num_train_steps = decay_nimg // config.batch_size
+  config.eval.every_steps = 5_000
+  config.model.name = 'r3gan'
+  config.model.z_dim = 64
+  # r3gan_widths are the channels at these widths (the scale's unit).
+  config.model.g_width = 64
+  config.model.d_width = 64
+  config.model.r3gan_widths = widths
+  config.model.r3gan_blocks = 2
+  config.model.r3gan_expansion = 2
+  config.model.r3gan_group_channels = 16
+  config.loss.name = 'rsgan'
+  config.loss.r1_weight = gamma
+  config.loss.r2_weight = gamma
+  config.optim.g_lr = 2e-4
+  config.optim.d_lr = 2e-4
+  config.optim.b1 = 0.0
+  config.optim.b2 = 0.9
+  schedule = config.schedule
+  schedule.decay_nimg = decay_nimg
+  schedule.lr_end_factor = 0.25
+  schedule.b2_end = 0.99
+  schedule.gamma_end_factor = 0.1
+  schedule.aug_p_ramp = True
+  schedule.ema_half_life_nimg = 500_000
   return config

@@ -117,6 +117,51 @@ def test_fast_conv_equals_lax_values_gradients_and_second_order(kernel_size):
                                atol=1e-4 * float(np.max(np.abs(w))))
 
 
+@pytest.mark.parametrize('kernel_size,groups', [(3, 4), (5, 2), (1, 8)])
+def test_grouped_conv_equals_lax_values_gradients_and_second_order(
+    kernel_size, groups):
+  # The R1/R2 penalties' path too: the parameter gradient of a norm of the
+  # input gradient.
+  x = jnp.asarray(RNG.normal(size=(2, 6, 5, 16)), jnp.float32)  # Non-square.
+  make = lambda **kw: nn.Conv(8, (kernel_size, kernel_size), padding='SAME',
+                              feature_group_count=groups, **kw)
+  reference = make()
+  fast = make(conv_general_dilated=layers.conv_general_dilated)
+  variables = _random_like(jax.eval_shape(reference.init, jax.random.key(0),
+                                          x))
+  weights = jnp.asarray(RNG.normal(size=(2, 6, 5, 8)), jnp.float32)
+
+  @jax.jit
+  def results(variables, x):
+    out = []
+    for module in (reference, fast):
+      loss = lambda v, x, m=module: jnp.sum(weights * jnp.sin(m.apply(v, x)))
+      penalty = lambda v, x, loss=loss: jnp.sum(
+          jax.grad(loss, argnums=1)(v, x)**2)
+      out.append((module.apply(variables, x),
+                  jax.grad(loss, argnums=(0, 1))(variables, x),
+                  jax.grad(penalty)(variables, x)))
+    return out
+
+  want, got = results(variables, x)
+  assert got[0].shape == (2, 6, 5, 8)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(g, w, rtol=1e-4,
+                               atol=1e-4 * float(np.max(np.abs(w))))
+
+
+def test_grouped_conv_kernel_gradient_avoids_batch_group_count():
+  x, kernel = jnp.ones((2, 8, 8, 16)), jnp.ones((3, 3, 4, 16))
+  for conv in (layers.conv_general_dilated, jax.lax.conv_general_dilated):
+    fn = lambda k, conv=conv: jnp.sum(conv(
+        x, k, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+        feature_group_count=4))
+    text = jax.jit(jax.grad(fn)).lower(kernel).as_text()
+    # lax's kernel gradient is the convolution XLA:CPU is slow at.
+    assert ('batch_group_count = 4' in text) == (
+        conv is jax.lax.conv_general_dilated)
+
+
 def test_fast_conv_takes_the_phase_gradient_only_where_it_applies():
   x = jnp.ones((1, 8, 8, 16))
 

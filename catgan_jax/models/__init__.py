@@ -4,7 +4,7 @@ Each entry of `MODELS` builds the (generator, discriminator) pair of one
 architecture from a config; adding an architecture is one new entry.
 
   Generator.__call__(z [B, z_dim], train) -> images [B, S, S, 3], float32,
-      in [-1, 1] (tanh).
+      in [-1, 1] (tanh; r3gan: linear when training, clipped otherwise).
   Discriminator.__call__(x [B, S, S, 3], train) -> raw logits [B], float32.
 
 BatchNorm statistics and spectral-norm state live in the ``batch_stats``
@@ -19,6 +19,7 @@ import ml_collections
 from catgan_jax.models import dcgan
 from catgan_jax.models import dcgan128_tf
 from catgan_jax.models import keras_dcgan
+from catgan_jax.models import r3gan
 
 ModelBuilder = Callable[[ml_collections.ConfigDict],
                         tuple[nn.Module, nn.Module]]
@@ -27,6 +28,7 @@ MODELS: dict[str, ModelBuilder] = {
     dcgan.NAME: dcgan.build,
     keras_dcgan.NAME: keras_dcgan.build,
     dcgan128_tf.NAME: dcgan128_tf.build,
+    r3gan.NAME: r3gan.build,
 }
 
 

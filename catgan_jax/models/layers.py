@@ -220,6 +220,79 @@ def _conv_down_2x_bwd(pad_lo, precision, residuals, grad):
 _conv_down_2x.defvjp(_conv_down_2x_fwd, _conv_down_2x_bwd)
 
 
+def _grouped_conv_lax(inputs: Array, kernel: Array, groups: int) -> Array:
+  k = kernel.shape[0]
+  pad = ((k // 2, k // 2),) * 2
+  return lax.conv_general_dilated(inputs, kernel, (1, 1), pad,
+                                  dimension_numbers=_NHWC,
+                                  feature_group_count=groups)
+
+
+def _grouped_kernel_grad(inputs: Array, grad: Array, kernel: Array,
+                         groups: int) -> Array:
+  """d(loss)/d(kernel) of `grouped_conv`: one einsum per kernel tap."""
+  b, h, w, c = inputs.shape
+  k = kernel.shape[0]
+  p = k // 2
+  padded = jnp.pad(inputs, ((0, 0), (p, p), (p, p), (0, 0)))
+  padded = padded.reshape(b, h + 2 * p, w + 2 * p, groups, c // groups)
+  grad = grad.reshape(b, h, w, groups, grad.shape[-1] // groups)
+  taps = [[jnp.einsum('bhwgi,bhwgo->igo', padded[:, dy:dy + h, dx:dx + w],
+                      grad) for dx in range(k)] for dy in range(k)]
+  return jnp.asarray(taps).reshape(kernel.shape).astype(kernel.dtype)
+
+
+def _transposed_grouped_kernel(kernel: Array, groups: int) -> Array:
+  """The kernel whose grouped conv is the input gradient of `kernel`'s.
+
+  Spatially flipped, with each group's input and output channels swapped.
+  """
+  k, _, cin, cout = kernel.shape
+  per_group = kernel.reshape(k, k, cin, groups, cout // groups)
+  flipped = per_group[::-1, ::-1].transpose(0, 1, 4, 3, 2)
+  return flipped.reshape(k, k, cout // groups, groups * cin)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def grouped_conv(inputs: Array, kernel: Array, groups: int) -> Array:
+  """Stride-1 'SAME' grouped convolution (odd kernel), NHWC / HWIO.
+
+  lax's own kernel gradient of a grouped convolution (a convolution with
+  batch_group_count) is pathologically slow on XLA:CPU: about 100 s against
+  1.5 s for the forward pass, for a 3x3, 384-channel, 24-group layer at
+  32x32 px and batch 32. The kernel gradient here is one einsum per tap
+  (1.6 s there); the input gradient is again a grouped convolution, with the
+  transposed kernel, so second derivatives (R1 / R2 penalties) take the same
+  fast path. Same outputs as ``lax.conv_general_dilated(...,
+  feature_group_count=groups)``.
+  """
+  return _grouped_conv_lax(inputs, kernel, groups)
+
+
+def _grouped_conv_fwd(inputs, kernel, groups):
+  return _grouped_conv_lax(inputs, kernel, groups), (inputs, kernel)
+
+
+def _grouped_conv_bwd(groups, residuals, grad):
+  inputs, kernel = residuals
+  grad_inputs = grouped_conv(
+      grad, _transposed_grouped_kernel(kernel, groups), groups)
+  return grad_inputs, _grouped_kernel_grad(inputs, grad, kernel, groups)
+
+
+grouped_conv.defvjp(_grouped_conv_fwd, _grouped_conv_bwd)
+
+
+def _is_plain_nhwc(lhs, rhs, window_strides, lhs_dilation, rhs_dilation,
+                   dimension_numbers, kwargs) -> bool:
+  return (lhs.ndim == 4 and not kwargs
+          and all(d == 1 for d in tuple(window_strides) + tuple(
+              (lhs_dilation or ()) + (rhs_dilation or ())))
+          and lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
+          == lax.conv_dimension_numbers(lhs.shape, rhs.shape,
+                                        dimension_numbers))
+
+
 def conv_general_dilated(lhs: Array, rhs: Array,
                          window_strides: Sequence[int],
                          padding: str | Sequence[tuple[int, int]],
@@ -240,8 +313,20 @@ def conv_general_dilated(lhs: Array, rhs: Array,
   The input gradient is what the generator's update and the gradient
   penalties backpropagate through the discriminator. With few input
   channels (an RGB image) the phase form is slower, so lax's is used.
-  Every other case is plain `lax.conv_general_dilated`.
+  A stride-1 'SAME' grouped convolution (feature_group_count > 1, odd
+  square kernel) is `grouped_conv`, whose kernel gradient avoids lax's slow
+  one. Every other case is plain `lax.conv_general_dilated`.
   """
+  if feature_group_count > 1:
+    k = rhs.shape[0]
+    same = [(k // 2, k // 2)] * 2
+    pads = (lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2],
+                                window_strides, padding)
+            if isinstance(padding, str) else [tuple(p) for p in padding])
+    if (_is_plain_nhwc(lhs, rhs, window_strides, lhs_dilation, rhs_dilation,
+                       dimension_numbers, kwargs)
+        and k % 2 == 1 and rhs.shape[1] == k and list(pads) == same):
+      return grouped_conv(lhs, rhs, feature_group_count)
   lax_conv = functools.partial(
       lax.conv_general_dilated, lhs, rhs, window_strides, padding,
       lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
