@@ -107,10 +107,15 @@ def _import_quietly(module: str) -> None:
   importlib.import_module(module)
 
 
+# The package's own folder: a record from a file below it is catgan_jax's
+# (a checkout may itself be called catgan_jax, with its .venv inside).
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _is_own_or_warning(record: std_logging.LogRecord) -> bool:
   """Keeps catgan_jax's records and every library's warnings and errors."""
   return (record.levelno >= std_logging.WARNING
-          or f'{os.sep}catgan_jax{os.sep}' in record.pathname)
+          or os.path.abspath(record.pathname).startswith(_PACKAGE_DIR))
 
 
 def quiet_libraries() -> None:
