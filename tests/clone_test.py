@@ -113,7 +113,8 @@ def test_config_runs_from_a_users_clone(clone, name, tmp_path):
   # The run reads as one line per logged step, without framework notices.
   assert re.search(r'step 2/2  [0-9.]+ steps/s  ETA \S+  d_loss ',
                    proc.stderr), proc.stderr[-3000:]
-  for chatter in ('Setting work unit notes', 'oneDNN', 'libtpu'):
+  for chatter in ('Setting work unit notes', 'oneDNN', 'libtpu',
+                  'checkpoint_manager.py'):
     assert chatter not in proc.stderr, proc.stderr[-3000:]
 
 
