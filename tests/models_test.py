@@ -363,7 +363,7 @@ def test_unknown_model_option_is_a_clear_error(field, value):
     models.create_models(_config('dcgan', **{field: value}))
 
 
-@pytest.mark.parametrize('name', list(models.MODELS))
+@pytest.mark.parametrize('name', NORM_MODELS)
 def test_spectral_norm_drops_the_discriminators_batch_norm(name):
   """BN after an SN layer would undo it: D has no BN (relativistic code)."""
   _, with_bn = _abstract_variables(_config(name, norm='batch'))
