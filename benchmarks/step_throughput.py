@@ -171,7 +171,7 @@ class StepBench:
     jax.block_until_ready(self.state)
     t0 = time.perf_counter()
     self.step = train.compile_step(config, generator, discriminator, mesh,
-                                    self.state)
+                                   self.state)
     self.compile_s = time.perf_counter() - t0
     size = config.data.image_size
     images = np.random.default_rng(0).integers(

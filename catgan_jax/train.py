@@ -385,7 +385,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     raise config_lib.ConfigError(str(e)) from None
   evaluator = _make_evaluator(config, generator, mesh)
   train_step = compile_step(config, generator, discriminator, mesh, state,
-                             start)
+                            start)
 
   # Every check passed: from here on the run writes into its workdir.
   if start_over:
