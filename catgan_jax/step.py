@@ -281,6 +281,9 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     aux = {}
     critic = lambda x: d_logits(d_params, mut['batch_stats'],
                                 d_real_input(x, keys))[0]
+    # R2 differentiates D at the fakes through the fakes' own draw.
+    fake_critic = lambda x: d_logits(d_params, mut['batch_stats'], augment(
+        noisy(x, keys, 'noise_f'), keys['aug_f'], keys['aug_p']))[0]
     if loss_cfg.gp_weight > 0:
       aux['gp'] = losses_lib.gradient_penalty(critic, real, fake, keys['gp'])
       loss = loss + loss_cfg.gp_weight * aux['gp']
@@ -290,7 +293,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
       aux['r1'] = losses_lib.r1_penalty(critic, real)
       loss = loss + 0.5 * loss_cfg.r1_weight * gamma * aux['r1']
     if loss_cfg.r2_weight > 0:
-      aux['r2'] = losses_lib.r2_penalty(critic, fake)
+      aux['r2'] = losses_lib.r2_penalty(fake_critic, fake)
       loss = loss + 0.5 * loss_cfg.r2_weight * gamma * aux['r2']
     return loss, (real_logits, fake_logits, mut['batch_stats'], aux)
 

@@ -350,4 +350,7 @@ def r3gan_config(image_size: int, widths: tuple[int, ...],
   schedule.gamma_end_factor = 0.1
   schedule.aug_p_ramp = True
   schedule.ema_half_life_nimg = 500_000
+  # The reference's training loop draws a new z and a new real batch for
+  # the G phase (training/training_loop.py).
+  config.train.g_samples = 'fresh_z_and_reals'
   return config

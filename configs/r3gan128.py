@@ -17,8 +17,7 @@ Hardware: 1 large GPU (days for the full 78,125 steps). Expected: 128px cat
 faces; not measured here yet.
 
 Deliberate differences from the reference: as in configs/r3gan64.py
-(DiffAugment instead of ADA, penalties at D's augmented inputs, one G pass
-and one real batch per iteration, float32), plus the interpolated gamma.
+(DiffAugment instead of ADA, float32), plus the interpolated gamma.
 """
 
 from configs import default

@@ -23,12 +23,11 @@ finite (D 0.76 -> 0.54, G 0.67 -> 0.95), R1 and R2 ~7e-4.
 Deliberate differences from the reference: DiffAugment (colour,
 translation, cutout at the ramped p) instead of its ADA pipeline (x-flip,
 90-degree rotations, integer and fractional translation, scaling, rotation,
-anisotropy, colour and cutout); R1 and R2 are taken at D's augmented inputs
-(the reference differentiates through the augmentation to the clean
-images); one generator forward pass and one batch of reals serve both the D
-and the G update of an iteration (the reference draws new ones for G);
-float32 throughout (the reference runs its three lowest-resolution G stages
-in bfloat16); the data set is 9,303 cat faces, not FFHQ's 70,000.
+anisotropy, colour and cutout); float32 throughout (the reference runs its
+three lowest-resolution G stages in bfloat16); the data set is 9,303 cat
+faces, not FFHQ's 70,000. As the reference does, R1 and R2 are taken with
+respect to the clean images through the augmentation, and the G update
+draws its own z and real batch (`train.g_samples='fresh_z_and_reals'`).
 """
 
 from configs import default

@@ -356,3 +356,34 @@ def test_clip_before_update_computes_with_clipped_weights():
              for p in jax.tree.leaves(new_b.d.params)) > 0.01
   jax.tree.map(lambda b, a: np.testing.assert_allclose(
       np.clip(b, -0.01, 0.01), a, rtol=1e-6), new_b.d.params, new_a.d.params)
+
+
+def test_r2_differentiates_through_the_fakes_augmentation():
+  """R2 is taken w.r.t. the un-augmented fakes, through their own draw."""
+  config = _config(**{'loss.name': 'rsgan', 'loss.r2_weight': 1.0,
+                      'model.d_norm': 'none',
+                      'data.diffaugment': 'translation',
+                      'data.diffaugment_p': 1.0})
+  g, d = models.create_models(config)
+  state = jax.jit(lambda: state_lib.create_state(config, g, d))()
+  batch = jax.random.randint(jax.random.PRNGKey(1), (8, 16, 16, 3), 0, 256
+                             ).astype(jnp.uint8)
+  _, metrics = jax.jit(step_lib.make_train_step(config, g, d))(state, batch)
+
+  keys = step_lib.iteration_keys(state.rng, 0)
+  op_key = jax.random.split(keys['aug_f'], 2)[0]  # The fakes' draw.
+  key_y, key_x = jax.random.split(op_key)
+  shift_y = np.asarray(jax.random.randint(key_y, (8,), -2, 3))
+  shift_x = np.asarray(jax.random.randint(key_x, (8,), -2, 3))
+  translate = lambda x: diffaugment.translation(x, op_key)
+  z = step_lib.latents(keys['z'], 8, config.model.z_dim)
+  fake = g.apply({'params': state.g.params,
+                  'batch_stats': state.g.batch_stats}, z, train=True,
+                 mutable=['batch_stats'])[0]
+  apply = lambda v: jnp.sum(d.apply(
+      {'params': state.d.params, 'batch_stats': state.d.batch_stats}, v,
+      train=True, mutable=['batch_stats'])[0])
+  grad = _untranslate(np.asarray(jax.grad(apply)(translate(fake))),
+                      shift_y, shift_x)
+  expected = np.mean(np.sum(np.square(grad), axis=(1, 2, 3)))
+  np.testing.assert_allclose(metrics['r2'], expected, rtol=1e-4)
