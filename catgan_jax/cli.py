@@ -118,7 +118,7 @@ def _is_own_or_warning(record: std_logging.LogRecord) -> bool:
           or os.path.abspath(record.pathname).startswith(_PACKAGE_DIR))
 
 
-def quiet_libraries() -> None:
+def quiet_libraries(mute_tensorflow: bool = True) -> None:
   """Drops other libraries' INFO records unless --verbosity is above 0.
 
   A run then reads as catgan_jax's own lines (progress, scores, where files
@@ -130,7 +130,7 @@ def quiet_libraries() -> None:
   if flags.FLAGS.is_parsed() and flags.FLAGS.verbosity > 0:
     return
   logging.get_absl_handler().addFilter(_is_own_or_warning)
-  if 'tensorflow' not in sys.modules:
+  if mute_tensorflow and 'tensorflow' not in sys.modules:
     _import_quietly('tensorflow')
 
 
@@ -192,14 +192,21 @@ def user_errors():
     fail(str(e))
 
 
-def run(main: Callable[[list[str]], None]) -> None:
-  """`absl.app.run(main)` with the shared error handling and quiet logs."""
+def run(main: Callable[[list[str]], None],
+        uses_tensorflow: bool = True) -> None:
+  """`absl.app.run(main)` with the shared error handling and quiet logs.
+
+  Args:
+    main: the program, as for absl.
+    uses_tensorflow: whether the program imports TensorFlow (then imported
+      up front, muted); `plots` does not and starts without it.
+  """
   from absl import app  # pylint: disable=g-import-not-at-top
 
   def guarded(argv):
     if len(argv) > 1:
       fail(f'unexpected arguments: {" ".join(argv[1:])} (see --help)')
-    quiet_libraries()
+    quiet_libraries(mute_tensorflow=uses_tensorflow)
     with user_errors():
       main(argv)
 

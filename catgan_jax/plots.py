@@ -123,4 +123,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == '__main__':
   _define_flags()
-  cli.run(main)
+  cli.run(main, uses_tensorflow=False)
