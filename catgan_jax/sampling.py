@@ -35,7 +35,7 @@ def pixel_std_across_samples(images: np.ndarray) -> float:
   score 0.24-0.26. (An untrained DCGAN generator in eval mode scores 0.001:
   its BatchNorm running statistics are still the initial ones.) It is cheap
   enough to log at every sample grid, and it is the number the PyTorch
-  cross-check (`benchmarks/peer_training_curve.py`) reports too.
+  cross-check (`tools/torch_peer/peer_training_curve.py`) reports too.
 
   Args:
     images: float images in [-1, 1], shape [N, H, W, C] with N >= 2.

@@ -157,7 +157,7 @@ def iteration_keys(rng: jax.Array, step: jax.Array | int) -> dict[str,
 
   A function of the base key and the step alone, so a resumed run draws
   exactly what the uninterrupted run drew, and a replay of the step in
-  another framework (`benchmarks/peer_equivalence.py`) can feed it the same
+  another framework (`tools/torch_peer/peer_equivalence.py`) can feed it the same
   latents.
   """
   step_key = jax.random.fold_in(rng, step)
@@ -182,7 +182,7 @@ def _make_augment(config: ml_collections.ConfigDict) -> Callable[..., Any]:
   policy = config.data.diffaugment
   if not policy:
     return lambda x, key, p: x
-  from catgan_jax.data import diffaugment  # pylint: disable=g-import-not-at-top
+  from catgan_jax import diffaugment  # pylint: disable=g-import-not-at-top
   return lambda x, key, p: diffaugment.diff_augment(x, key, policy, p)
 
 
@@ -418,7 +418,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     if config.data.ada_target > 0:
       # ADA: raise p while D is too sure of the reals, lower it otherwise,
       # every data.ada_interval iterations (stylegan2-ada's rule).
-      from catgan_jax.data import diffaugment  # pylint: disable=g-import-not-at-top
+      from catgan_jax import diffaugment  # pylint: disable=g-import-not-at-top
       aug_p, ada_stats = diffaugment.ada_update(
           state.aug_p, ada_stats, state.step, real_logits, config.data.ada_target,
           config.data.ada_interval, config.data.ada_kimg)

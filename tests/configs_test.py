@@ -145,7 +145,7 @@ def test_fresh_samples_and_ada_resume_exactly(tmp_path):
   """A run with fresh G samples (2x input batch) and ADA resumes bit-exactly:
   its extra keys are folded in from (seed, step) and its ADA statistics are
   checkpointed."""
-  from tests import run_steps  # pylint: disable=g-import-not-at-top
+  from tests.fixtures import run_steps  # pylint: disable=g-import-not-at-top
 
   def config(steps):
     c = _tiny(test_config.get_config())

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from catgan_jax.data import diffaugment
+from catgan_jax import diffaugment
 
 POLICY = 'color,translation,cutout'
 

@@ -33,7 +33,7 @@ from catgan_jax import checkpoint as checkpoint_lib
 from catgan_jax import metrics_log
 from catgan_jax import train
 from configs import test as test_config
-from tests import run_steps
+from tests.fixtures import run_steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(ROOT, 'launch', 'local_multiprocess.sh')
@@ -131,7 +131,7 @@ def two_processes(tmp_path_factory, compilation_cache):
   workdir, at_four = str(base / 'run'), str(base / 'run_at_step_4')
   launch = [LAUNCHER, '2', workdir]
   env = dict(compilation_cache, PYTHON=sys.executable, DEVICES_PER_PROCESS='2',
-             SCRIPT=os.path.join('tests', 'run_steps.py'))
+             SCRIPT=os.path.join('tests', 'fixtures', 'run_steps.py'))
   first = _run(launch + [str(base / 'four.npz'), *_flags()], env)
   second = (None, 'not run: the first part failed')
   if first[0] == 0:
@@ -146,7 +146,7 @@ def test_eight_devices_match_one_device(one_device, compilation_cache,
                                         tmp_path):
   out = tmp_path / 'eight.npz'
   code, output = _run(
-      [sys.executable, os.path.join('tests', 'run_steps.py'),
+      [sys.executable, os.path.join('tests', 'fixtures', 'run_steps.py'),
        str(tmp_path / 'run'), str(out), *_flags(num_train_steps=3)],
       env_extra=dict(compilation_cache,
                      XLA_FLAGS='--xla_force_host_platform_device_count=8'))
@@ -230,7 +230,7 @@ def test_two_processes_stop_together_at_a_logged_step(compilation_cache,
   workdir = str(tmp_path / 'run')
   env = dict(compilation_cache, PYTHON=sys.executable,
              DEVICES_PER_PROCESS='2',
-             SCRIPT=os.path.join('tests', 'run_steps.py'))
+             SCRIPT=os.path.join('tests', 'fixtures', 'run_steps.py'))
   flags = _flags(num_train_steps=500, log_every_steps=5,
                  checkpoint_every_steps=5, sample_every_steps=1000)
   proc = subprocess.Popen(

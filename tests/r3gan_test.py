@@ -25,7 +25,7 @@ from configs import default
 from configs import r3gan64
 from configs import r3gan128
 from configs import test as test_config
-from tests import run_steps
+from tests.fixtures import run_steps
 
 RNG = np.random.default_rng(0)
 FFHQ256_WIDTHS = (768, 768, 768, 768, 384, 192, 96)

@@ -16,7 +16,7 @@ from catgan_jax import checkpoint as checkpoint_lib
 from catgan_jax import config_lib
 from catgan_jax import metrics_log
 from catgan_jax import train
-from tests import run_steps
+from tests.fixtures import run_steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LONG_STEPS = 60
@@ -37,7 +37,7 @@ def _steps(workdir):
 
 
 def _start(workdir, *overrides):
-  args = [sys.executable, 'tests/run_steps.py', str(workdir),
+  args = [sys.executable, 'tests/fixtures/run_steps.py', str(workdir),
           str(workdir) + '.npz', *overrides]
   env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2')
   return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,

@@ -9,7 +9,7 @@ import helpers
 from catgan_jax import models
 from catgan_jax import state as state_lib
 from catgan_jax import step as step_lib
-from catgan_jax.data import diffaugment
+from catgan_jax import diffaugment
 from configs import test as test_config
 
 

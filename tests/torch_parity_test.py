@@ -1,8 +1,8 @@
 """catgan_jax's DCGAN-64 computes what the PyTorch reference DCGAN computes.
 
-`assets/torch_dcgan64_step.npz` holds one iteration of the PyTorch peer
+`tests/fixtures/torch_dcgan64_step.npz` holds one iteration of the PyTorch peer
 (`../shared/bench/peer_torch_dcgan.py`, narrow widths), written by
-`tests/make_torch_dcgan_reference.py`: initial weights, latents, images,
+`tools/torch_peer/make_parity_fixture.py`: initial weights, latents, images,
 losses and gradients. Its weights are loaded into catgan_jax's Generator and
 Discriminator (converted by `models/torch_layout.py`), and the generated
 images, the non-saturating D and G losses and every gradient must agree. This pins the architecture (layer order, padding,
@@ -23,7 +23,7 @@ from catgan_jax import models
 from catgan_jax import step as step_lib
 from catgan_jax.models import torch_layout
 
-FIXTURE = os.path.join(os.path.dirname(__file__), '..', 'assets',
+FIXTURE = os.path.join(os.path.dirname(__file__), 'fixtures',
                        'torch_dcgan64_step.npz')
 # Sequential indices of the peer's layers with weights: (conv, batchnorm).
 G_LAYERS = [(3, 1), (6, 4), (9, 7), (12, 10)]

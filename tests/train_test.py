@@ -12,7 +12,7 @@ import helpers
 from catgan_jax import config_lib
 from catgan_jax import metrics_log
 from catgan_jax import train
-from tests import run_steps
+from tests.fixtures import run_steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -97,7 +97,7 @@ def test_four_devices_match_one_device(full_run, tmp_path):
   _, one_device = full_run
   out = str(tmp_path / 'four.npz')
   proc = _run_subprocess(
-      ['tests/run_steps.py', str(tmp_path / 'run'), out],
+      ['tests/fixtures/run_steps.py', str(tmp_path / 'run'), out],
       env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
   assert proc.returncode == 0, proc.stderr[-3000:]
   four = np.load(out)

@@ -1,12 +1,13 @@
-"""Input side of catgan_jax: image sources, the tf.data pipeline and augmentation.
+"""Input side of catgan_jax: image sources, cleaning and the tf.data pipeline.
 
 ``create_input_iter(config, local_batch_size=...)`` yields uint8 batches of real
 images for one process; ``validate_data_config(config)`` checks ``config.data``
 before any work. Sources are registered by name in ``SOURCES``.
 
 The names are imported lazily so that the command-line tools of this package
-(``scan``, ``prepare_cat``) and ``diffaugment`` do not pay for importing
-TensorFlow.
+(``scan``, ``prepare_cat``) do not pay for importing TensorFlow.
+The differentiable augmentation runs inside the train step: it lives beside
+it, in ``catgan_jax/diffaugment.py``.
 """
 
 import importlib

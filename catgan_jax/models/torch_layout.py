@@ -3,7 +3,7 @@
 catgan_jax's DCGAN holds the same parameters as the PyTorch DCGAN recipe
 (`models/dcgan.py`), laid out the flax way. These are the maps between the
 two, used to load PyTorch weights (the parity test) and to hand catgan_jax's
-weights to PyTorch (`benchmarks/peer_equivalence.py`):
+weights to PyTorch (`tools/torch_peer/peer_equivalence.py`):
 
 * `Conv2d` weight [out, in, kh, kw] <-> flax `Conv` kernel [kh, kw, in, out].
 * `ConvTranspose2d` weight [in, out, kh, kw] <-> flax `ConvTranspose` (and

@@ -12,7 +12,7 @@ update through D(fake), Adam with the given rates and beta1 0.5, the loss
 written out in torch (`peer_training_curve.py`). Writes an .npz with the
 per-step losses and mean logits and the final weights in the same layout.
 
-    /tmp/torch/bin/python benchmarks/peer_replay.py IN.npz OUT.npz \\
+    /tmp/torch/bin/python tools/torch_peer/peer_replay.py IN.npz OUT.npz \\
         --loss nsgan --g-lr 2e-4 --d-lr 2e-4
 """
 import argparse

@@ -16,9 +16,9 @@ Runs under a Python with torch, numpy and pillow, not catgan_jax's venv:
 
     python3 -m venv /tmp/torch
     /tmp/torch/bin/pip install torch==2.13.0 numpy pillow==12.1.0
-    /tmp/torch/bin/python benchmarks/peer_training_curve.py \\
+    /tmp/torch/bin/python tools/torch_peer/peer_training_curve.py \\
         --data-dir ../shared/data/cat_faces_64 --loss lsgan --lr 1e-4 \\
-        --steps 500 --out benchmarks/results/peer_curve_lsgan.json
+        --steps 500 --out tools/torch_peer/results/peer_curve_lsgan.json
 
 Writes one JSON object (command, machine, torch version, the curve).
 """
@@ -78,7 +78,8 @@ def _g_loss(name, real, fake):
 
 LOSSES = ('nsgan', 'lsgan', 'hinge', 'rasgan', 'ralsgan')
 DEFAULT_PEER_SCRIPT = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'bench',
+    os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'shared',
+    'bench',
     'peer_torch_dcgan.py')
 
 

@@ -1,8 +1,8 @@
 """Does catgan_jax's train step compute what the PyTorch reference step does?
 
-    .venv/bin/python benchmarks/peer_equivalence.py --peer /tmp/torch/bin/python \\
+    .venv/bin/python tools/torch_peer/peer_equivalence.py --peer /tmp/torch/bin/python \\
         --loss nsgan --loss lsgan --steps 5 \\
-        --out benchmarks/results/peer_equivalence.json
+        --out tools/torch_peer/results/peer_equivalence.json
 
 For each `--loss`: builds catgan_jax's DCGAN-64 with the peer's optimiser
 (Adam 2e-4, beta1 0.5 for both networks, as `step_throughput.py` does), runs
@@ -46,7 +46,8 @@ from typing import Any
 import jax
 import numpy as np
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
@@ -167,7 +168,7 @@ def replay(peer: str, loss: str, dtype: str, inputs: str,
            outputs: str) -> tuple[dict, dict]:
   """Runs `peer_replay.py`; returns its (final weights, per-step logs)."""
   proc = subprocess.run(
-      [peer, os.path.join(_REPO, 'benchmarks', 'peer_replay.py'), inputs,
+      [peer, os.path.join(_REPO, 'tools', 'torch_peer', 'peer_replay.py'), inputs,
        outputs, '--loss', loss, '--dtype', dtype, '--g-lr',
        str(bench.PEER_LR), '--d-lr', str(bench.PEER_LR)],
       capture_output=True, text=True, check=False)

@@ -1,6 +1,6 @@
-"""Writes assets/torch_dcgan64_step.npz: one DCGAN-64 iteration of the PyTorch peer.
+"""Writes tests/fixtures/torch_dcgan64_step.npz: one DCGAN-64 iteration of the PyTorch peer.
 
-    /path/to/torch-venv/bin/python tests/make_torch_dcgan_reference.py
+    /path/to/torch-venv/bin/python tools/torch_peer/make_parity_fixture.py
 
 Runs the PyTorch reference DCGAN (`../shared/bench/peer_torch_dcgan.py`, at
 narrow widths so the file stays small) on fixed random images and latents,
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', 'benchmarks'))
+sys.path.insert(0, HERE)
 import peer_training_curve as curve  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 peer = curve.load_peer(curve.DEFAULT_PEER_SCRIPT)
@@ -58,7 +58,8 @@ def main():
     out[f'g_grad.{name}'] = p.grad.numpy().copy()
   out.update(fake0=fake[0].detach().numpy(), d_loss=d_loss.item(),
              g_loss=g_loss.item(), torch_version=torch.__version__)
-  path = os.path.join(HERE, '..', 'assets', 'torch_dcgan64_step.npz')
+  path = os.path.join(HERE, '..', '..', 'tests', 'fixtures',
+                      'torch_dcgan64_step.npz')
   np.savez_compressed(path, **out)
   print(f'wrote {path}: d_loss={d_loss.item():.6f} g_loss={g_loss.item():.6f}')
 
