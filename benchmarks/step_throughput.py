@@ -55,7 +55,6 @@ if _REPO not in sys.path:
 
 from benchmarks import flop_count  # pylint: disable=g-import-not-at-top
 from catgan_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
-from catgan_jax import models  # pylint: disable=g-import-not-at-top
 from catgan_jax import parallel  # pylint: disable=g-import-not-at-top
 from catgan_jax import step as step_lib  # pylint: disable=g-import-not-at-top
 from catgan_jax import train  # pylint: disable=g-import-not-at-top
@@ -166,12 +165,12 @@ class StepBench:
   def __init__(self, config: ml_collections.ConfigDict):
     self.batch = config.batch_size
     mesh = parallel.create_mesh()
-    generator, discriminator = models.create_models(config)
-    self.state = train.create_state(config, generator, discriminator, mesh)
+    run = train.build(config, mesh)
+    generator, discriminator = run.generator, run.discriminator
+    self.state, self.step = run.state, run.train_step
     jax.block_until_ready(self.state)
     t0 = time.perf_counter()
-    self.step = train.compile_step(config, generator, discriminator, mesh,
-                                   self.state)
+    self.step.precompile(0)
     self.compile_s = time.perf_counter() - t0
     size = config.data.image_size
     images = np.random.default_rng(0).integers(

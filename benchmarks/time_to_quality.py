@@ -21,7 +21,6 @@ torch's FlopCounterMode), FID, KID; and the machine, CPU count and the load
 average before and after, since the cores may be shared.
 """
 
-import argparse
 import json
 import os
 import platform
@@ -43,7 +42,6 @@ import jax.numpy as jnp
 
 from benchmarks import flop_count
 from catgan_jax import inference
-from catgan_jax import models
 from catgan_jax import step as step_lib
 from catgan_jax import train
 from catgan_jax.evaluation import scorer
@@ -69,9 +67,9 @@ def _load_config(path: str, overrides: list[str]):
 
 def _step_flops(config) -> float:
   """Dense model FLOPs of one training iteration of `config`."""
-  generator, discriminator = models.create_models(config)
   mesh = jax.sharding.Mesh(jax.devices()[:1], ('data',))
-  state = train.create_state(config, generator, discriminator, mesh)
+  run = train.build(config, mesh)
+  generator, discriminator, state = run.generator, run.discriminator, run.state
   size = config.data.image_size
   batch = jnp.zeros((step_lib.input_batch_size(config), size, size, 3),
                     jnp.uint8)

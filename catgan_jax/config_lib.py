@@ -25,8 +25,7 @@ CONFIG_FILE = 'config.json'
 _MUTABLE_FIELDS = ('num_train_steps', 'log_every_steps', 'sample_every_steps',
                    'checkpoint_every_steps', 'keep_checkpoints',
                    'allow_config_change', 'eval', 'distributed', 'data.dir',
-                   'data.manifest', 'data.cache', 'data.tfds_data_dir',
-                   'train.inject_nan_step')
+                   'data.manifest', 'data.cache', 'data.tfds_data_dir')
 
 
 class ConfigError(cli.UserError):

@@ -1,12 +1,14 @@
 """The jitted GAN update: a discriminator update, then a generator update.
 
 `make_train_step` returns a pure function `(state, batch) -> (state, metrics)`.
-Randomness comes from `fold_in(state.rng, state.step)`, so the step is a
-deterministic function of its inputs. Each loss holds the other network
-constant. Which loss, penalties, clipping and augmentation are used is read
-from the config once, when the step is built. Scheduled hyperparameters
-(`schedules.py`: learning rate, Adam beta2, R1/R2 weight, augmentation
-probability, EMA decay) are computed inside the step from `state.step`.
+Randomness comes from `fold_in(state.rng, state.step)` (`iteration_keys`), so
+the step is a deterministic function of its inputs. The pieces are module-level
+functions of what they use: `Networks` (the modules, loss and augmentation,
+read from the config once), the iteration's `Keys` and its `Hyperparams`
+(the scheduled values of `schedules.py`: instance-noise std, augmentation
+probability, R1/R2 weight factor, EMA decay). `d_objective` and `g_objective`
+are the two losses, each holding the other network constant; `d_update` /
+`d_skip` and `g_update_reuse` / `g_update_fresh` / `g_skip` the phases.
 
 The update schedule (D every k-th iteration, G every n_critic-th) is static
 in each program: `make_train_step` builds the step of one `Phase`, and
@@ -17,8 +19,9 @@ DCGAN-64 step about 30x slower (67 s instead of 2.2 s at batch 64 on two
 cores; measured with jax 0.10.2), although a cond runs one branch only.
 """
 
+import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from flax import linen as nn
 import jax
@@ -26,6 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from catgan_jax import diffaugment
 from catgan_jax import losses as losses_lib
 from catgan_jax import schedules
 from catgan_jax import state as state_lib
@@ -33,9 +37,15 @@ from catgan_jax.state import GANState, TrainState
 
 Metrics = dict[str, jax.Array]
 StepFn = Callable[[GANState, jax.Array], tuple[GANState, Metrics]]
-# (update_d, update_g): which networks one iteration updates.
-Phase = tuple[bool, bool]
+# The named PRNG keys of one iteration (see `iteration_keys`).
+Keys = dict[str, jax.Array]
 _MUTABLE = ['batch_stats']
+
+
+class Phase(NamedTuple):
+  """Which networks one iteration updates (see `update_phase`)."""
+  update_d: bool
+  update_g: bool
 
 
 def _critic_warmup(train: ml_collections.ConfigDict) -> tuple[int, int, int]:
@@ -74,13 +84,13 @@ def update_phase(config: ml_collections.ConfigDict, step: int) -> Phase:
     step: the iteration number (the state's step before the update).
 
   Returns:
-    (update_d, update_g).
+    The `Phase` (update_d, update_g).
   """
   k = config.train.d_every_k_steps
   n_critic = config.train.d_steps_per_g_step
   n_warm, first_g, every_g = _critic_warmup(config.train)
   if n_warm <= 0:
-    return step % k == 0, step % n_critic == n_critic - 1
+    return Phase(step % k == 0, step % n_critic == n_critic - 1)
   before = functools.partial(_iterations_before, n_critic=n_critic,
                              n_warm=n_warm, first_g=first_g, every_g=every_g)
   # The G update whose group holds `step`: the largest j with
@@ -89,7 +99,7 @@ def update_phase(config: ml_collections.ConfigDict, step: int) -> Phase:
   while hi - lo > 1:
     mid = (lo + hi) // 2
     lo, hi = (mid, hi) if before(mid) <= step else (lo, mid)
-  return step % k == 0, before(lo + 1) - 1 == step
+  return Phase(step % k == 0, before(lo + 1) - 1 == step)
 
 
 # The named keys of one iteration (see `iteration_keys`).
@@ -151,8 +161,7 @@ def input_batch_size(config: ml_collections.ConfigDict) -> int:
   return config.batch_size * (2 if fresh_reals else 1)
 
 
-def iteration_keys(rng: jax.Array, step: jax.Array | int) -> dict[str,
-                                                                   jax.Array]:
+def iteration_keys(rng: jax.Array, step: jax.Array | int) -> Keys:
   """The PRNG keys of iteration `step`: `fold_in(rng, step)`, split by use.
 
   A function of the base key and the step alone, so a resumed run draws
@@ -182,8 +191,19 @@ def _make_augment(config: ml_collections.ConfigDict) -> Callable[..., Any]:
   policy = config.data.diffaugment
   if not policy:
     return lambda x, key, p: x
-  from catgan_jax import diffaugment  # pylint: disable=g-import-not-at-top
   return lambda x, key, p: diffaugment.diff_augment(x, key, policy, p)
+
+
+class Hyperparams(NamedTuple):
+  """The scheduled values of one iteration (see `hyperparams`)."""
+  # Instance-noise std; None when instance noise is off (no normal draws).
+  noise_std: jax.Array | None
+  # Probability of each augmentation op.
+  aug_p: jax.Array | float
+  # Multiplier of loss.r1_weight and loss.r2_weight.
+  gamma_factor: jax.Array | float
+  # The generator EMA's decay (a Python 0 when the EMA is off).
+  ema_decay: jax.Array | float
 
 
 def _noise_std(config: ml_collections.ConfigDict,
@@ -200,6 +220,118 @@ def _noise_std(config: ml_collections.ConfigDict,
   return config.loss.instance_noise * jnp.maximum(frac, 0.0)
 
 
+def hyperparams(config: ml_collections.ConfigDict, step: jax.Array,
+                aug_p: jax.Array) -> Hyperparams:
+  """The scheduled values of iteration `step` (the plain config values when
+  a schedule is off); `aug_p` is the state's augmentation probability."""
+  return Hyperparams(noise_std=_noise_std(config, step),
+                     aug_p=schedules.aug_p(config, step, aug_p),
+                     gamma_factor=schedules.gamma_factor(config, step),
+                     ema_decay=schedules.ema_decay(config, step))
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+  """What the update reads from the config once: modules, loss, augmentation.
+
+  Attributes:
+    generator: Linen generator module.
+    discriminator: Linen discriminator module.
+    loss_cfg: config.loss (penalty weights, clipping, labels, margins).
+    gan_loss: the `losses.GANLoss` of loss_cfg.name.
+    augment: `(images, key, p) -> images`, the differentiable augmentation.
+  """
+  generator: nn.Module
+  discriminator: nn.Module
+  loss_cfg: ml_collections.ConfigDict
+  gan_loss: losses_lib.GANLoss
+  augment: Callable[..., Any]
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, generator: nn.Module,
+                  discriminator: nn.Module) -> 'Networks':
+    return cls(generator=generator, discriminator=discriminator,
+               loss_cfg=config.loss,
+               gan_loss=losses_lib.get_loss(config.loss.name),
+               augment=_make_augment(config))
+
+  def d_apply(self, params, batch_stats, x):
+    """D's logits of `x` in train mode, and its new batch statistics."""
+    return self.discriminator.apply(
+        {'params': params, 'batch_stats': batch_stats}, x, train=True,
+        mutable=_MUTABLE)
+
+  def g_apply(self, params, batch_stats, z):
+    """G's images of `z` in train mode, and its new batch statistics."""
+    return self.generator.apply(
+        {'params': params, 'batch_stats': batch_stats}, z, train=True,
+        mutable=_MUTABLE)
+
+
+def d_view(nets: Networks, x: jax.Array, noise_key: jax.Array,
+           aug_key: jax.Array, hp: Hyperparams) -> jax.Array:
+  """What D sees of images `x`: instance noise, then augmentation."""
+  if hp.noise_std is not None:  # No normal draws for a zero std.
+    x = x + hp.noise_std * jax.random.normal(noise_key, x.shape)
+  return nets.augment(x, aug_key, hp.aug_p)
+
+
+def d_objective(nets: Networks, d_params: Any, batch_stats: Any,
+                real: jax.Array, fake: jax.Array, keys: Keys,
+                hp: Hyperparams) -> tuple[jax.Array, tuple[Any, ...]]:
+  """D's loss with its penalties, G held constant.
+
+  `real` and `fake` are D's inputs before noise and augmentation. The
+  penalties are taken with respect to these un-augmented images, through
+  the noise and augmentation of the loss's own draw (the reals' draw for GP
+  and R1, the fakes' for R2), as stylegan2-ada-pytorch's R1 is (its
+  augment_pipe runs inside D).
+
+  Returns:
+    (loss, (real_logits, fake_logits, new batch_stats, {penalty name: value})).
+  """
+  cfg = nets.loss_cfg
+  real_view = lambda x: d_view(nets, x, keys['noise_r'], keys['aug_r'], hp)
+  fake_view = lambda x: d_view(nets, x, keys['noise_f'], keys['aug_f'], hp)
+  real_logits, mut = nets.d_apply(d_params, batch_stats, real_view(real))
+  fake_logits, mut = nets.d_apply(d_params, mut['batch_stats'],
+                                  fake_view(fake))
+  loss = nets.gan_loss.d_loss(real_logits, fake_logits, cfg)
+  aux = {}
+  critic = lambda x: nets.d_apply(d_params, mut['batch_stats'],
+                                  real_view(x))[0]
+  fake_critic = lambda x: nets.d_apply(d_params, mut['batch_stats'],
+                                       fake_view(x))[0]
+  if cfg.gp_weight > 0:
+    aux['gp'] = losses_lib.gradient_penalty(critic, real, fake, keys['gp'])
+    loss = loss + cfg.gp_weight * aux['gp']
+  if cfg.r1_weight > 0:
+    aux['r1'] = losses_lib.r1_penalty(critic, real)
+    loss = loss + 0.5 * cfg.r1_weight * hp.gamma_factor * aux['r1']
+  if cfg.r2_weight > 0:
+    aux['r2'] = losses_lib.r2_penalty(fake_critic, fake)
+    loss = loss + 0.5 * cfg.r2_weight * hp.gamma_factor * aux['r2']
+  return loss, (real_logits, fake_logits, mut['batch_stats'], aux)
+
+
+def g_objective(nets: Networks, fake: jax.Array, d: TrainState,
+                real_in: jax.Array | None, keys: Keys,
+                hp: Hyperparams) -> jax.Array:
+  """G's loss of its images `fake` against D (D held constant).
+
+  `real_in` is D's view of a real batch (noised and augmented), which the
+  relativistic losses compare with; the others ignore it.
+  """
+  fake_logits, _ = nets.d_apply(
+      d.params, d.batch_stats,
+      d_view(nets, fake, keys['noise_g'], keys['aug_g'], hp))
+  real_logits = None
+  if nets.gan_loss.g_uses_real:
+    real_logits = jax.lax.stop_gradient(
+        nets.d_apply(d.params, d.batch_stats, real_in)[0])
+  return nets.gan_loss.g_loss(real_logits, fake_logits, nets.loss_cfg)
+
+
 def _clip_params(params: Any, bound: float) -> Any:
   return jax.tree.map(lambda p: jnp.clip(p, -bound, bound), params)
 
@@ -210,26 +342,128 @@ def _ema(ema: Any, params: Any, decay: float | jax.Array) -> Any:
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
+# What a D phase returns: (new D, loss, real logits, fake logits, gradient
+# norm, penalties).
+DResult = tuple[TrainState, jax.Array, jax.Array, jax.Array, jax.Array,
+                dict[str, jax.Array]]
+# What a G phase returns: (new G, new EMA params, loss, gradient norm).
+GResult = tuple[TrainState, Any, jax.Array, jax.Array]
+
+
+def d_update(nets: Networks, d: TrainState, real: jax.Array, fake: jax.Array,
+             keys: Keys, hp: Hyperparams) -> DResult:
+  """One optimiser step of D on `real` and the constant `fake`."""
+  cfg = nets.loss_cfg
+  clip_before = cfg.get('clip_mode', 'after_update') == 'before_update'
+  if cfg.clip > 0 and clip_before:
+    # As the WGAN references (Arjovsky's code, Deep-learning-with-cats
+    # WGAN.py): clamp at the start of each critic iteration, so the critic
+    # computes with clipped weights and G meets the critic as its last
+    # update left it.
+    d = d.replace(params=_clip_params(d.params, cfg.clip))
+  grad_fn = jax.value_and_grad(d_objective, argnums=1, has_aux=True)
+  (loss, (real_logits, fake_logits, bs, aux)), grads = grad_fn(
+      nets, d.params, d.batch_stats, real, fake, keys, hp)
+  new_d = d.apply_gradients(grads=grads, batch_stats=bs)
+  if cfg.clip > 0 and not clip_before:
+    new_d = new_d.replace(params=_clip_params(new_d.params, cfg.clip))
+  return new_d, loss, real_logits, fake_logits, optax.global_norm(grads), aux
+
+
+def d_skip(nets: Networks, d: TrainState, real: jax.Array, fake: jax.Array,
+           keys: Keys, hp: Hyperparams) -> DResult:
+  """D's loss and logits without an update (iterations that skip D)."""
+  loss, (real_logits, fake_logits, _, aux) = d_objective(
+      nets, d.params, d.batch_stats, real, fake, keys, hp)
+  return d, loss, real_logits, fake_logits, jnp.zeros(()), aux
+
+
+def g_update_reuse(nets: Networks, g: TrainState, d: TrainState,
+                   fake: jax.Array, g_vjp: Callable[..., Any], g_mut: Any,
+                   real_in: jax.Array, keys: Keys, hp: Hyperparams,
+                   ema: Any) -> GResult:
+  """Updates G through the D phase's forward pass of G (`fake`, `g_vjp`)."""
+  # The chain rule by hand: dL/dfake through the new D, then G's VJP.
+  loss, grad_fake = jax.value_and_grad(
+      lambda x: g_objective(nets, x, d, real_in, keys, hp))(fake)
+  (grads,) = g_vjp(grad_fake)
+  new_g = g.apply_gradients(grads=grads, batch_stats=g_mut['batch_stats'])
+  return (new_g, _ema(ema, new_g.params, hp.ema_decay), loss,
+          optax.global_norm(grads))
+
+
+def g_update_fresh(nets: Networks, g: TrainState, d: TrainState,
+                   z: jax.Array, g_mut: Any, real_in: jax.Array, keys: Keys,
+                   hp: Hyperparams, ema: Any) -> GResult:
+  """Updates G on its own forward pass of `z`, with its own real inputs.
+
+  The pass starts from the batch statistics the D phase's pass left, as two
+  train-mode passes of a torch G would.
+  """
+
+  def loss_fn(g_params):
+    fake, mut = nets.g_apply(g_params, g_mut['batch_stats'], z)
+    return g_objective(nets, fake, d, real_in, keys, hp), mut
+
+  (loss, mut), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
+  new_g = g.apply_gradients(grads=grads, batch_stats=mut['batch_stats'])
+  return (new_g, _ema(ema, new_g.params, hp.ema_decay), loss,
+          optax.global_norm(grads))
+
+
+def g_skip(nets: Networks, g: TrainState, ema: Any, real_logits: jax.Array,
+           fake_logits: jax.Array, g_mut: Any) -> GResult:
+  """G unchanged (iterations that skip G); its loss from D's logits.
+
+  Keeps the batch statistics of the D phase's forward pass of G, so that G's
+  running statistics advance once per iteration either way.
+  """
+  loss = nets.gan_loss.g_loss(real_logits, fake_logits, nets.loss_cfg)
+  return (g.replace(batch_stats=g_mut['batch_stats']), ema, loss,
+          jnp.zeros(()))
+
+
+def _step_metrics(d_loss, g_loss, real_logits, fake_logits, d_gnorm,
+                  g_gnorm) -> Metrics:
+  real_acc, fake_acc = losses_lib.d_accuracy(real_logits, fake_logits)
+  return {
+      'd_loss': d_loss,
+      'g_loss': g_loss,
+      'D_x': jnp.mean(jax.nn.sigmoid(real_logits)),
+      'D_G_z': jnp.mean(jax.nn.sigmoid(fake_logits)),
+      'd_real_logit': jnp.mean(real_logits),
+      'd_fake_logit': jnp.mean(fake_logits),
+      'd_real_acc': real_acc,
+      'd_fake_acc': fake_acc,
+      'd_grad_norm': d_gnorm,
+      'g_grad_norm': g_gnorm,
+      # Finite losses and gradients keep finite parameters finite (an
+      # optimiser step of a finite gradient is finite), so this guards the
+      # parameters without two more passes over them every step.
+      'finite': (jnp.isfinite(d_loss) & jnp.isfinite(g_loss)
+                 & jnp.isfinite(d_gnorm) & jnp.isfinite(g_gnorm)),
+  }
+
+
 def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
                     discriminator: nn.Module,
-                    phase: Phase = (True, True)) -> StepFn:
+                    phase: Phase = Phase(True, True)) -> StepFn:
   """Builds the pure train step for `config` and one update phase.
 
   Args:
     config: the run config (loss, train, data.diffaugment fields are read).
     generator: Linen generator module.
     discriminator: Linen discriminator module.
-    phase: (update_d, update_g) of the iterations this step is used for
-      (see `update_phase`); a network that is not updated keeps its
-      parameters and optimiser state.
+    phase: which networks the iterations this step is used for update (see
+      `update_phase`); a network that is not updated keeps its parameters
+      and optimiser state.
 
   The generator step is computed on (train.g_samples):
     'reuse': D's z, D's forward pass of G and D's (augmented) real batch: one
       forward pass of G serves both updates (the fast path; the DCGAN
       references do this, reusing D's fake batch for G).
-    'fresh_z': a fresh z and a new forward pass of G (starting from the
-      batch statistics D's pass left, as two train-mode passes of a torch G
-      would), D's real batch for relativistic losses (the WGAN references).
+    'fresh_z': a fresh z and a new forward pass of G, D's real batch for
+      relativistic losses (the WGAN references).
     'fresh_z_and_reals': also a fresh real batch for the relativistic G
       losses (the RelativisticGAN code draws one). The step then reads
       2 * batch_size images: D gets the even rows, G the odd ones, so the
@@ -240,141 +474,14 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     uint8 image batch [`input_batch_size(config)`, S, S, 3] and metrics are
     scalars.
   """
-  loss_cfg, train_cfg = config.loss, config.train
-  g_samples = train_cfg.get('g_samples', 'reuse')
-  clip_before = loss_cfg.get('clip_mode', 'after_update') == 'before_update'
-  gan_loss = losses_lib.get_loss(loss_cfg.name)
-  augment = _make_augment(config)
+  nets = Networks.from_config(config, generator, discriminator)
+  g_samples = config.train.get('g_samples', 'reuse')
   z_dim = config.model.z_dim
-
-  def d_logits(params, batch_stats, x):
-    return discriminator.apply({'params': params, 'batch_stats': batch_stats},
-                               x, train=True, mutable=_MUTABLE)
-
-  def generate(params, batch_stats, z):
-    return generator.apply({'params': params, 'batch_stats': batch_stats},
-                           z, train=True, mutable=_MUTABLE)
-
-  def noisy(x, keys, name):
-    if keys['noise_std'] is None:
-      return x  # No normal draws for a zero std (3 image-sized ones a step).
-    return x + keys['noise_std'] * jax.random.normal(keys[name], x.shape)
-
-  def d_real_input(x, keys):
-    """What D sees of real images `x`: instance noise, then augmentation."""
-    return augment(noisy(x, keys, 'noise_r'), keys['aug_r'], keys['aug_p'])
-
-  def d_objective(d_params, d: TrainState, real, fake, keys):
-    """D loss with penalties; also returns its logits and new batch stats.
-
-    `real` and `fake` are D's inputs before noise and augmentation. The
-    penalties are taken with respect to these un-augmented images, through
-    the augmentation (and noise) of the reals, with the draw the loss uses,
-    as stylegan2-ada-pytorch's R1 is (its augment_pipe runs inside D).
-    """
-    real_logits, mut = d_logits(d_params, d.batch_stats,
-                                d_real_input(real, keys))
-    fake_in = augment(noisy(fake, keys, 'noise_f'), keys['aug_f'],
-                      keys['aug_p'])
-    fake_logits, mut = d_logits(d_params, mut['batch_stats'], fake_in)
-    loss = gan_loss.d_loss(real_logits, fake_logits, loss_cfg)
-    aux = {}
-    critic = lambda x: d_logits(d_params, mut['batch_stats'],
-                                d_real_input(x, keys))[0]
-    # R2 differentiates D at the fakes through the fakes' own draw.
-    fake_critic = lambda x: d_logits(d_params, mut['batch_stats'], augment(
-        noisy(x, keys, 'noise_f'), keys['aug_f'], keys['aug_p']))[0]
-    if loss_cfg.gp_weight > 0:
-      aux['gp'] = losses_lib.gradient_penalty(critic, real, fake, keys['gp'])
-      loss = loss + loss_cfg.gp_weight * aux['gp']
-    # 1.0 unless schedule.gamma_end_factor ramps the R1/R2 weights.
-    gamma = keys['gamma_factor']
-    if loss_cfg.r1_weight > 0:
-      aux['r1'] = losses_lib.r1_penalty(critic, real)
-      loss = loss + 0.5 * loss_cfg.r1_weight * gamma * aux['r1']
-    if loss_cfg.r2_weight > 0:
-      aux['r2'] = losses_lib.r2_penalty(fake_critic, fake)
-      loss = loss + 0.5 * loss_cfg.r2_weight * gamma * aux['r2']
-    return loss, (real_logits, fake_logits, mut['batch_stats'], aux)
-
-  def d_update(d: TrainState, real, fake, keys):
-    if loss_cfg.clip > 0 and clip_before:
-      # As the WGAN references (Arjovsky's code, Deep-learning-with-cats
-      # WGAN.py): clamp at the start of each critic iteration, so the
-      # critic computes with clipped weights and G meets the critic as its
-      # last update left it.
-      d = d.replace(params=_clip_params(d.params, loss_cfg.clip))
-    grad_fn = jax.value_and_grad(d_objective, has_aux=True)
-    (loss, (real_logits, fake_logits, bs, aux)), grads = grad_fn(
-        d.params, d, real, fake, keys)
-    new_d = d.apply_gradients(grads=grads, batch_stats=bs)
-    if loss_cfg.clip > 0 and not clip_before:
-      new_d = new_d.replace(params=_clip_params(new_d.params, loss_cfg.clip))
-    return new_d, loss, real_logits, fake_logits, optax.global_norm(grads), aux
-
-  def d_skip(d: TrainState, real, fake, keys):
-    loss, (real_logits, fake_logits, _, aux) = d_objective(
-        d.params, d, real, fake, keys)
-    return d, loss, real_logits, fake_logits, jnp.zeros(()), aux
-
-  def g_update(g: TrainState, d: TrainState, fake, g_vjp, g_mut, real, keys,
-               ema):
-    """Updates G through the D step's forward pass of G (`fake`, `g_vjp`)."""
-
-    def g_objective(fake):
-      fake = augment(noisy(fake, keys, 'noise_g'), keys['aug_g'],
-                     keys['aug_p'])
-      fake_logits, _ = d_logits(d.params, d.batch_stats, fake)
-      real_logits = None
-      if gan_loss.g_uses_real:
-        real_logits = jax.lax.stop_gradient(
-            d_logits(d.params, d.batch_stats, real)[0])
-      return gan_loss.g_loss(real_logits, fake_logits, loss_cfg)
-
-    # The chain rule by hand: dL/dfake through the new D, then G's VJP.
-    loss, grad_fake = jax.value_and_grad(g_objective)(fake)
-    (grads,) = g_vjp(grad_fake)
-    new_g = g.apply_gradients(grads=grads, batch_stats=g_mut['batch_stats'])
-    new_ema = _ema(ema, new_g.params, keys['ema_decay'])
-    return new_g, new_ema, loss, optax.global_norm(grads)
-
-  def g_update_fresh(g: TrainState, d: TrainState, z, g_mut, real, keys,
-                     ema):
-    """Updates G on its own forward pass of `z`, with its own real inputs."""
-
-    def g_objective(g_params):
-      fake, mut = generate(g_params, g_mut['batch_stats'], z)
-      fake = augment(noisy(fake, keys, 'noise_g'), keys['aug_g'],
-                     keys['aug_p'])
-      fake_logits, _ = d_logits(d.params, d.batch_stats, fake)
-      real_logits = None
-      if gan_loss.g_uses_real:
-        real_logits = jax.lax.stop_gradient(
-            d_logits(d.params, d.batch_stats, real)[0])
-      return gan_loss.g_loss(real_logits, fake_logits, loss_cfg), mut
-
-    (loss, mut), grads = jax.value_and_grad(g_objective, has_aux=True)(
-        g.params)
-    new_g = g.apply_gradients(grads=grads, batch_stats=mut['batch_stats'])
-    new_ema = _ema(ema, new_g.params, keys['ema_decay'])
-    return new_g, new_ema, loss, optax.global_norm(grads)
-
-  def g_skip(g: TrainState, ema, real_logits, fake_logits, g_mut):
-    # Keep the BatchNorm statistics of the D step's generator forward pass,
-    # so G's running statistics advance once per iteration either way; the
-    # loss is reported from the D step's logits.
-    loss = gan_loss.g_loss(real_logits, fake_logits, loss_cfg)
-    return (g.replace(batch_stats=g_mut['batch_stats']), ema, loss,
-            jnp.zeros(()))
+  phase = Phase(*phase)
 
   def train_step(state: GANState, batch: jax.Array) -> tuple[GANState, Metrics]:
     keys = iteration_keys(state.rng, state.step)
-    keys['noise_std'] = _noise_std(config, state.step)
-    # Scheduled values (see schedules.py); the plain config values when off.
-    aug_p = schedules.aug_p(config, state.step, state.aug_p)
-    keys['aug_p'] = aug_p
-    keys['gamma_factor'] = schedules.gamma_factor(config, state.step)
-    keys['ema_decay'] = schedules.ema_decay(config, state.step)
+    hp = hyperparams(config, state.step, state.aug_p)
     g_state = state_lib.set_hyperparams(
         state.g, schedules.optimizer_hyperparams(config, 'g', state.step))
     d_state = state_lib.set_hyperparams(
@@ -390,56 +497,41 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     # constants, and G's update pulls its gradient back through the VJP
     # (same z and parameters: the same images and batch statistics).
     fake, g_vjp, g_mut = jax.vjp(
-        lambda p: generate(p, g_state.batch_stats, z), g_state.params,
+        lambda p: nets.g_apply(p, g_state.batch_stats, z), g_state.params,
         has_aux=True)
-    fake_const = jax.lax.stop_gradient(fake)
-    update_d, update_g = phase
     new_d, d_loss, real_logits, fake_logits, d_gnorm, aux = (
-        d_update if update_d else d_skip)(d_state, real, fake_const, keys)
-    real_in = d_real_input(real, keys)
+        d_update if phase.update_d else d_skip)(
+            nets, d_state, real, jax.lax.stop_gradient(fake), keys, hp)
+    real_in = d_view(nets, real, keys['noise_r'], keys['aug_r'], hp)
 
     # Generator: against the new D.
-    if update_g and g_samples == 'reuse':
-      new_g, new_ema, g_loss, g_gnorm = g_update(
-          g_state, new_d, fake, g_vjp, g_mut, real_in, keys,
+    if phase.update_g and g_samples == 'reuse':
+      new_g, new_ema, g_loss, g_gnorm = g_update_reuse(
+          nets, g_state, new_d, fake, g_vjp, g_mut, real_in, keys, hp,
           state.ema_params)
-    elif update_g:
+    elif phase.update_g:
       z_g = latents(keys['z_g'], real.shape[0], z_dim)
       if real_g is not None:
-        real_in = augment(noisy(real_g, keys, 'noise_rg'), keys['aug_rg'],
-                          aug_p)
+        real_in = d_view(nets, real_g, keys['noise_rg'], keys['aug_rg'], hp)
       new_g, new_ema, g_loss, g_gnorm = g_update_fresh(
-          g_state, new_d, z_g, g_mut, real_in, keys, state.ema_params)
+          nets, g_state, new_d, z_g, g_mut, real_in, keys, hp,
+          state.ema_params)
     else:
       new_g, new_ema, g_loss, g_gnorm = g_skip(
-          g_state, state.ema_params, real_logits, fake_logits, g_mut)
+          nets, g_state, state.ema_params, real_logits, fake_logits, g_mut)
 
-    ada_stats = state.ada_stats
+    aug_p, ada_stats = hp.aug_p, state.ada_stats
     if config.data.ada_target > 0:
       # ADA: raise p while D is too sure of the reals, lower it otherwise,
       # every data.ada_interval iterations (stylegan2-ada's rule).
-      from catgan_jax import diffaugment  # pylint: disable=g-import-not-at-top
       aug_p, ada_stats = diffaugment.ada_update(
-          state.aug_p, ada_stats, state.step, real_logits, config.data.ada_target,
-          config.data.ada_interval, config.data.ada_kimg)
+          state.aug_p, ada_stats, state.step, real_logits,
+          config.data.ada_target, config.data.ada_interval,
+          config.data.ada_kimg)
 
-    real_acc, fake_acc = losses_lib.d_accuracy(real_logits, fake_logits)
     metrics = {
-        'd_loss': d_loss,
-        'g_loss': g_loss,
-        'D_x': jnp.mean(jax.nn.sigmoid(real_logits)),
-        'D_G_z': jnp.mean(jax.nn.sigmoid(fake_logits)),
-        'd_real_logit': jnp.mean(real_logits),
-        'd_fake_logit': jnp.mean(fake_logits),
-        'd_real_acc': real_acc,
-        'd_fake_acc': fake_acc,
-        'd_grad_norm': d_gnorm,
-        'g_grad_norm': g_gnorm,
-        # Finite losses and gradients keep finite parameters finite (an
-        # optimiser step of a finite gradient is finite), so this guards the
-        # parameters without two more passes over them every step.
-        'finite': (jnp.isfinite(d_loss) & jnp.isfinite(g_loss)
-                   & jnp.isfinite(d_gnorm) & jnp.isfinite(g_gnorm)),
+        **_step_metrics(d_loss, g_loss, real_logits, fake_logits, d_gnorm,
+                        g_gnorm),
         **aux,
         **schedules.logged_values(config, state.step),
     }
@@ -471,9 +563,14 @@ class ScheduledStep:
 
   def program(self, phase: Phase) -> StepFn:
     """The compiled program of `phase`."""
+    phase = Phase(*phase)
     if phase not in self._programs:
       self._programs[phase] = self._compile_phase(phase)
     return self._programs[phase]
+
+  def precompile(self, step: int) -> None:
+    """Compiles the program iteration `step` runs, if not compiled yet."""
+    self.program(update_phase(self._config, step))
 
   def __call__(self, state: GANState, batch: jax.Array,
                step: int) -> tuple[GANState, Metrics]:

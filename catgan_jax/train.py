@@ -11,11 +11,12 @@ import functools
 import os
 import signal
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -82,25 +83,31 @@ def _is_due(step: int, every: int, last: int) -> bool:
   return step == last or (every > 0 and step % every == 0)
 
 
-def create_state(config, generator, discriminator, mesh):
-  """Initialises the state directly into its replicated sharding.
+class Run(NamedTuple):
+  """What `build` makes of a config: the models, the state and the step."""
+  generator: nn.Module
+  discriminator: nn.Module
+  # The initial state, replicated over the mesh.
+  state: state_lib.GANState
+  # The train step; `train_step.precompile(step)` compiles the program of
+  # `step`'s phase now, otherwise each phase compiles when first used.
+  train_step: step_lib.ScheduledStep
 
-  Public with `compile_step`: the benchmarks build the trainer's own state
-  and step with them.
+
+def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Run:
+  """The models, their initial state and the jitted train step of `config`.
+
+  The trainer's own construction, public so that tests, benchmarks and the
+  cross-checks run exactly what `train_and_evaluate` runs. The state is
+  initialised directly into its replicated sharding; the step is jitted over
+  `mesh` (batch split along 'data', state replicated), donates the state,
+  and is compiled ahead of time per update phase.
   """
+  generator, discriminator = models.create_models(config)
   init = functools.partial(state_lib.create_state, config, generator,
                            discriminator)
-  return jax.jit(init, out_shardings=parallel.replicated(mesh))()
-
-
-def compile_step(config, generator, discriminator, mesh, state,
-                  start_step: int = 0) -> step_lib.ScheduledStep:
-  """The train step, jitted and compiled ahead of time per update phase.
-
-  The phase of `start_step` is compiled now (so that its compile time is
-  logged); the other phases of the schedule when first used.
-  """
   rep, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+  state = jax.jit(init, out_shardings=rep)()
   size = config.data.image_size
   batch_spec = jax.ShapeDtypeStruct((step_lib.input_batch_size(config), size,
                                      size, 3),
@@ -114,12 +121,11 @@ def compile_step(config, generator, discriminator, mesh, state,
                      out_shardings=(rep, rep), donate_argnums=0)
     compiled = jitted.lower(state_spec, batch_spec).compile()
     logging.info('Compiled the train step (update D, G = %s) in %.1f s.',
-                 phase, time.time() - t0)
+                 tuple(phase), time.time() - t0)
     return compiled
 
-  scheduled = step_lib.ScheduledStep(config, compile_phase)
-  scheduled.program(step_lib.update_phase(config, start_step))
-  return scheduled
+  return Run(generator, discriminator, state,
+             step_lib.ScheduledStep(config, compile_phase))
 
 
 def _input_iter(config, start_step: int, mesh) -> Iterator[jax.Array]:
@@ -282,13 +288,6 @@ def _duration(seconds: float) -> str:
           f'{rest // 60}m{rest % 60:02d}s')
 
 
-def _poison(state):
-  """Test hook (train.inject_nan_step): makes D's parameters NaN."""
-  logging.warning('Injecting NaN into the discriminator (test hook).')
-  return state.replace(d=state.d.replace(
-      params=jax.tree.map(lambda p: p * jnp.nan, state.d.params)))
-
-
 def _diverged(metrics: dict[str, float], max_loss: float) -> str:
   """Why `metrics` show divergence ('' if they do not)."""
   if not metrics['finite']:
@@ -372,8 +371,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   _load_feature_network(config)
   parallel.log_topology()
   mesh = parallel.create_mesh()
-  generator, discriminator = models.create_models(config)
-  state = create_state(config, generator, discriminator, mesh)
+  run = build(config, mesh)
+  generator, state = run.generator, run.state
   target = checkpoint_lib.abstract_like(state)
   ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints)
   restored = None if start_over else _restore(ckpt, state, config, workdir)
@@ -384,8 +383,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   except ValueError as e:  # No usable image, a missing folder, ...
     raise config_lib.ConfigError(str(e)) from None
   evaluator = _make_evaluator(config, generator, mesh)
-  train_step = compile_step(config, generator, discriminator, mesh, state,
-                            start)
+  train_step = run.train_step
+  train_step.precompile(start)  # Its compile time is logged before any write.
 
   # Every check passed: from here on the run writes into its workdir.
   if start_over:
@@ -415,15 +414,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       every_steps=config.log_every_steps, every_secs=None)
   progress = new_progress()
   progress_line = _ProgressLine(start, total)
-  rollbacks, injected = 0, False
+  rollbacks = 0
   step = start
   with _StopRequest() as stop:
     while step < total:
       state, metrics = train_step(state, next(batches), step)
       step += 1
-      if step == config.train.inject_nan_step and not injected:
-        state, injected = _poison(state), True
-        metrics = dict(metrics, finite=jnp.zeros((), bool))
       # With several processes, agreeing on a stop is an all-gather; it is
       # done only at logged or checkpoint steps (the same steps on every
       # process), so there a requested stop waits for the next of those.

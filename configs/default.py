@@ -196,8 +196,6 @@ def get_config() -> ml_collections.ConfigDict:
   # rates by this factor and continue; give up after max_rollbacks in a row.
   train.rollback_lr_factor = 0.5
   train.max_rollbacks = 3
-  # Test hook: poison D's parameters with NaN after this step (-1 = off).
-  train.inject_nan_step = -1
 
   # --- Schedules (R3GAN) -----------------------------------------------------
   # Cosine ramps over the first decay_nimg training images (images = step x

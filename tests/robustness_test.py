@@ -8,6 +8,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -98,9 +99,34 @@ def test_sigterm_checkpoints_and_exits_0(tmp_path):
   assert max(_steps(workdir)) == last
 
 
-def test_nan_triggers_one_rollback_and_run_finishes(tmp_path):
-  config = _config(num_train_steps=6, checkpoint_every_steps=2,
-                   **{'train.inject_nan_step': 3})
+class _PoisonedStep:
+  """A train step whose iteration `at` leaves NaN parameters in D."""
+
+  def __init__(self, inner, at: int):
+    self._inner, self._at, self._done = inner, at, False
+
+  def precompile(self, step):
+    self._inner.precompile(step)
+
+  def __call__(self, state, batch, step):
+    state, metrics = self._inner(state, batch, step)
+    if step + 1 == self._at and not self._done:
+      self._done = True
+      state = state.replace(d=state.d.replace(params=jax.tree.map(
+          lambda p: p * jnp.nan, state.d.params)))
+      metrics = dict(metrics, finite=jnp.zeros((), bool))
+    return state, metrics
+
+
+def test_nan_triggers_one_rollback_and_run_finishes(tmp_path, monkeypatch):
+  build = train.build
+
+  def poisoned_build(config, mesh):
+    run = build(config, mesh)
+    return run._replace(train_step=_PoisonedStep(run.train_step, at=3))
+
+  monkeypatch.setattr(train, 'build', poisoned_build)
+  config = _config(num_train_steps=6, checkpoint_every_steps=2)
   state = train.train_and_evaluate(config, str(tmp_path))
   params = run_steps.flat_params(state)
   assert all(np.isfinite(v).all() for v in params.values())

@@ -53,7 +53,6 @@ if _REPO not in sys.path:
 
 from benchmarks import step_throughput as bench  # pylint: disable=g-import-not-at-top
 from catgan_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
-from catgan_jax import models  # pylint: disable=g-import-not-at-top
 from catgan_jax import parallel  # pylint: disable=g-import-not-at-top
 from catgan_jax import step as step_lib  # pylint: disable=g-import-not-at-top
 from catgan_jax import train  # pylint: disable=g-import-not-at-top
@@ -188,10 +187,9 @@ def run_catgan_jax(config, batches: list[np.ndarray]):
     step as lists, the latents of every step).
   """
   mesh = parallel.create_mesh()
-  generator, discriminator = models.create_models(config)
-  state = train.create_state(config, generator, discriminator, mesh)
+  run = train.build(config, mesh)
+  state, step_fn = run.state, run.train_step
   initial = _state_in_torch_layout(state)
-  step_fn = train.compile_step(config, generator, discriminator, mesh, state)
   z_dim = config.model.z_dim
   rng = jax.device_get(state.rng)
   latents = [np.asarray(step_lib.latents(
