@@ -2,6 +2,8 @@
 
 import functools
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -196,6 +198,18 @@ def test_dogs_config_reads_stanford_dogs_and_sets_its_variants():
   assert dogs64.get_config('leaky').model.base_size == 4
   with pytest.raises(ValueError, match="unknown variant 'dcgan3'"):
     dogs64.get_config('dcgan3')
+
+
+def test_unknown_variant_on_the_command_line_is_one_line():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(
+      [sys.executable, 'main.py', '--config=configs/dogs64.py:dcgan3',
+       '--workdir=unused'], cwd=root, capture_output=True, text=True,
+      timeout=300, env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert proc.returncode == 2
+  assert proc.stderr.strip().count('\n') == 0, proc.stderr
+  assert "unknown variant 'dcgan3'; valid: dcgan2, leaky, batch32" in (
+      proc.stderr)
 
 
 def _tiny(config, workdir_data):
