@@ -11,14 +11,13 @@ one compilation serves every batch.
 
 Backends:
   inception_v3 (the default): the standard FID network (2048-d pool3,
-    1008 classes); published FIDs and Inception Scores use it. Weights from pytorch-fid's file, downloaded once
-    into ~/.cache/catgan_jax with their SHA-256 checked, or read from
-    `eval.features_path`.
+    1008 classes); published FIDs and Inception Scores use it. Weights from
+    pytorch-fid's file, downloaded once into ~/.cache/catgan_jax with their
+    SHA-256 checked, or read from `eval.features_path`.
   mobilenet_v2: ImageNet MobileNetV2 (1280-d, 1001 classes) from its TFLite
-    file
-    (`mobilenet_v2_1.0_224_quant.tflite`, Apache-2.0), named by
+    file (`mobilenet_v2_1.0_224_quant.tflite`, Apache-2.0), named by
     `eval.features_path`; runs offline. Its scores compare runs with each
-    other, not with published FIDs.
+    other, not with published FIDs and Inception Scores.
 """
 
 from collections.abc import Callable

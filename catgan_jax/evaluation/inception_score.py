@@ -13,7 +13,9 @@ generator already, so the order is kept, as in improved-gan.
 With the standard FID Inception network the probabilities are the softmax
 of its 1008 logits without the classifier's bias, as improved-gan (which
 multiplies pool3 by the weights of `softmax/logits/MatMul`) and
-torch-fidelity ('logits_unbiased') compute them; see `features.py`.
+torch-fidelity ('logits_unbiased') compute them; see `features.py`. The
+generated images are scored as saved 8-bit images, as for FID
+(`evaluation.quantize`); improved-gan takes 0-255 images too.
 """
 
 import numpy as np
