@@ -142,7 +142,7 @@ def _parse_absl_flags(argv: Sequence[str]) -> list[str]:
     _check_config_flags(flags.FLAGS)
     return args
   except flags.Error as e:
-    fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    fail(_flag_error_line(str(e)) or type(e).__name__)
   except UserError as e:
     fail(str(e))
   # config_flags reports a bad config file or override as whatever its
@@ -150,6 +150,18 @@ def _parse_absl_flags(argv: Sequence[str]) -> list[str]:
   # file, ...); every one of them is the user's argument.
   except Exception as e:  # pylint: disable=broad-except
     fail(_describe_flag_error(e))
+
+
+def _flag_error_line(text: str) -> str:
+  """The first line of a flag error, and its cause if a traceback follows.
+
+  A config file's get_config(arg) that raises comes back as 'Error whilst
+  parsing config file:' and the traceback, whose last line is the reason.
+  """
+  lines = [line.strip() for line in text.splitlines() if line.strip()]
+  if len(lines) > 1 and lines[1].startswith('Traceback'):
+    return f'{lines[0]} {lines[-1]}'
+  return lines[0] if lines else ''
 
 
 def _check_config_flags(flag_values) -> None:

@@ -96,6 +96,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check_lipschitz(config.loss)
   _require(0.0 <= config.train.ema_decay < 1.0,
            f'train.ema_decay={config.train.ema_decay!r} must be in [0, 1)')
+  splits = config.eval.get('is_splits', 10)
+  _require(isinstance(splits, int) and 1 <= splits <= config.eval.num_samples,
+           f'eval.is_splits={splits!r} must be an integer from 1 to '
+           f'eval.num_samples={config.eval.num_samples}')
   n = jax.device_count()
   _require(config.batch_size % n == 0,
            f'batch_size={config.batch_size} is not divisible by the {n} '

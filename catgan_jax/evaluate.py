@@ -1,4 +1,4 @@
-"""Scores every checkpoint of a run (FID, KID) and prints a table.
+"""Scores every checkpoint of a run (FID, KID, IS) and prints a table.
 
   python -m catgan_jax.evaluate --workdir runs/x [--num_samples N]
       [--steps 2000,4000] [--json scores.json]
@@ -55,7 +55,7 @@ def score_checkpoints(
     features: str = '',
     features_path: str | None = None,
 ) -> list[dict[str, float]]:
-  """FID and KID of checkpoints of a run.
+  """FID, KID and Inception Score of checkpoints of a run.
 
   Args:
     workdir: the run directory.
@@ -66,7 +66,8 @@ def score_checkpoints(
     features_path: its weights file (None = the run's eval.features_path).
 
   Returns:
-    One {'step', 'fid', 'kid', 'kid_std'} per checkpoint, in order.
+    One {'step', 'fid', 'kid', 'kid_std', 'is_mean', 'is_std'} per
+    checkpoint, in order.
 
   Raises:
     cli.UserError: no run or no checkpoint in `workdir`, or unusable
@@ -98,14 +99,24 @@ def score_checkpoints(
 
 
 def format_table(rows: Sequence[dict[str, float]]) -> str:
-  """A text table: step, FID, KID +- std; the lowest FID is marked."""
+  """A text table: step, FID, KID +- std, IS +- std; lowest FID marked.
+
+  The IS columns appear when the rows have them ('is_mean', 'is_std').
+  """
   finite = [r['fid'] for r in rows if math.isfinite(r['fid'])]
   best = min(finite) if finite else None
-  lines = [f'{"step":>10}  {"FID":>10}  {"KID":>10}  {"KID std":>10}']
+  with_is = bool(rows) and all('is_mean' in r for r in rows)
+  header = f'{"step":>10}  {"FID":>10}  {"KID":>10}  {"KID std":>10}'
+  if with_is:
+    header += f'  {"IS":>8}  {"IS std":>8}'
+  lines = [header]
   for r in rows:
     mark = '  <- lowest FID' if r['fid'] == best else ''
-    lines.append(f'{r["step"]:>10d}  {r["fid"]:>10.3f}  {r["kid"]:>10.5f}  '
-                 f'{r["kid_std"]:>10.5f}{mark}')
+    line = (f'{r["step"]:>10d}  {r["fid"]:>10.3f}  {r["kid"]:>10.5f}  '
+            f'{r["kid_std"]:>10.5f}')
+    if with_is:
+      line += f'  {r["is_mean"]:>8.3f}  {r["is_std"]:>8.3f}'
+    lines.append(line + mark)
   return '\n'.join(lines)
 
 

@@ -109,6 +109,13 @@ def get_config() -> ml_collections.ConfigDict:
   # would undo SN, as the relativistic-GAN code's --spectral does;
   # d_norm='layer' with SN is refused for the same reason.
   model.spectral_norm = False
+  # Side of G's first and D's last feature map of model.name='dcgan': 4 (the
+  # DCGAN recipe) or 2 (one more stage at the start of G and the end of D,
+  # with twice the channels of the 4x4 stage).
+  model.base_size = 4
+  # Negative slope of the hidden activations of a model.name='dcgan' G: 0 is
+  # ReLU (the DCGAN recipe), e.g. 0.2 LeakyReLU in every G layer (as in D).
+  model.g_leak = 0.0
   # Compute dtype of both networks ('float32' or 'bfloat16'); params stay f32.
   model.dtype = 'float32'
   # model.name='r3gan' only (R3GAN, Huang et al. 2024; kernel_size and norm
@@ -241,6 +248,11 @@ def get_config() -> ml_collections.ConfigDict:
   # samples quantised to uint8, as saved images are.
   ev.kid_subsets = 100
   ev.kid_subset_size = 1000
+  # Inception Score (Salimans et al. 2016) of the generated images, from the
+  # feature network's class probabilities (same forward pass as the FID
+  # features): exp(E_x KL(p(y|x) || p(y))) in this many consecutive splits,
+  # mean and std over splits (10, as openai/improved-gan's inception_score).
+  ev.is_splits = 10
 
   # --- Multi-host runtime ---------------------------------------------------
   config.distributed = ml_collections.ConfigDict()

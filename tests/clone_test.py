@@ -9,10 +9,13 @@ test writes:
 * with evaluation on, the standard FID weights cannot be found or downloaded:
   the run stops with exit 2 and one line naming `eval.features_path`, and the
   workdir is never created;
-* with evaluation off, it trains 2 steps and checkpoints.
+* with evaluation off, it trains 2 steps and checkpoints; a config reading
+  a TFDS data set first stops (exit 2) with one line saying how to prepare
+  the absent data, then trains on the folder (`--config.data.source=folder`).
 """
 
 import glob
+import importlib
 import json
 import os
 import re
@@ -101,7 +104,19 @@ def test_config_runs_from_a_users_clone(clone, name, tmp_path):
   cache = os.path.join(clone[2]['HOME'], '.cache', 'catgan_jax')
   assert not [f for _, _, files in os.walk(cache) for f in files]
 
-  proc = _main(clone, name, workdir, '--config.eval.every_steps=-1')
+  extra = ['--config.eval.every_steps=-1']
+  source = importlib.import_module(f'configs.{name}').get_config().data.source
+  if source == 'tfds':
+    proc = _main(clone, name, workdir, *extra)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [l for l in proc.stderr.splitlines() if 'main.py: error:' in l]
+    assert len(errors) == 1 and 'Traceback' not in proc.stderr, (
+        proc.stderr[-3000:])
+    assert re.search(r"tfds '\w+'.*cannot be read.*tfds build \w+",
+                     errors[0]), errors[0]
+    assert not workdir.exists()
+    extra.append('--config.data.source=folder')
+  proc = _main(clone, name, workdir, *extra)
   assert proc.returncode == 0, proc.stderr[-3000:]
   steps = sorted(int(d) for d in os.listdir(workdir / 'checkpoints')
                  if d.isdigit())

@@ -41,7 +41,8 @@ def test_every_experiment_has_a_config():
   expected = {'dcgan64', 'selu128', 'wgan64', 'wgan_gp64', 'lsgan64',
               'lsgan_boundary64', 'hinge64', 'rsgan64', 'rasgan64',
               'ralsgan64', 'rahinge64', 'ralsgan128', 'keras_cats64',
-              'petgen64', 'dcgan128_tf', 'default', 'test', 'quickstart'}
+              'petgen64', 'dcgan128_tf', 'default', 'test', 'quickstart',
+              'dogs64'}
   assert expected <= set(CONFIGS)
 
 
@@ -105,6 +106,15 @@ RECIPES = {
                 'optim.b1': 0.5, 'loss.a': 0.0, 'loss.b': 1.0, 'loss.c': 1.0},
     'lsgan_boundary64': {'model.g_width': 128, 'optim.g_lr': 1e-4,
                          'loss.c': 0.5},
+    # The dog experiment (its code is not available): the PyTorch DCGAN
+    # example (pytorch/examples dcgan/main.py) on TFDS stanford_dogs.
+    'dogs64': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 64,
+               'model.d_width': 64, 'model.norm': 'batch', 'loss.name': 'nsgan',
+               'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4, 'optim.b1': 0.5,
+               'optim.b2': 0.999, 'train.g_samples': 'reuse',
+               'data.source': 'tfds', 'data.tfds_name': 'stanford_dogs',
+               'model.base_size': 4, 'model.g_leak': 0.0,
+               'eval.is_splits': 10},
     # RelativisticGAN code/GAN_losses_iter.py as code/unstable.sh runs it.
     **{name: {'batch_size': 32, 'model.z_dim': 128, 'model.g_width': 64,
               'model.d_width': 64, 'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4,

@@ -177,9 +177,10 @@ def _random_fid_inception_state(seed: int = 0) -> dict[str, np.ndarray]:
       if keys[-1] == 'var':
         state[name.replace('running_var', 'num_batches_tracked')] = np.array(
             0, np.int64)
-  # The published file also holds the 1008-way classifier, which is unused.
-  state['fc.weight'] = np.zeros((1008, 2048), np.float32)
-  state['fc.bias'] = np.zeros((1008,), np.float32)
+  # The published file also holds the 1008-way classifier (the Inception
+  # Score's); its bias is not used.
+  state['fc.weight'] = rng.normal(0, 0.05, (1008, 2048)).astype(np.float32)
+  state['fc.bias'] = rng.normal(0, 5, (1008,)).astype(np.float32)
   return state
 
 
@@ -203,6 +204,17 @@ def test_inception_v3_loads_published_format_and_gives_pool3(tmp_path):
   images = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
   feats = feature_fn(images)
   assert feats.shape == (2, 2048)
+  # The same pass gives the class probabilities of the Inception Score:
+  # softmax(pool3 @ fc.weight.T), without fc.bias (improved-gan's MatMul,
+  # torch-fidelity's 'logits_unbiased').
+  outputs = features.get_network_fn('inception_v3', path,
+                                    batch_size=2)(images)
+  np.testing.assert_array_equal(outputs.features, feats)
+  logits = feats.astype(np.float64) @ state['fc.weight'].T.astype(np.float64)
+  expected = np.exp(logits - logits.max(1, keepdims=True))
+  expected /= expected.sum(1, keepdims=True)
+  assert outputs.probs.shape == (2, 1008)
+  np.testing.assert_allclose(outputs.probs, expected, rtol=1e-3, atol=1e-7)
   assert np.isfinite(feats).all()
   assert (feats >= 0).all()  # Pooled ReLU outputs.
   assert not np.allclose(feats[0], feats[1])
@@ -216,6 +228,11 @@ def test_inception_v3_loads_published_format_and_gives_pool3(tmp_path):
 
 def test_inception_v3_rejects_wrong_shapes():
   state = _random_fid_inception_state()
+  fc = state.pop('fc.weight')
+  with pytest.raises(ValueError, match=r'fc.weight: shape \(2048, 1008\)'):
+    inception_v3.variables_from_state_dict({**state, 'fc.weight': fc.T})
+  # Without its classifier the file gives FID features but no IS.
+  assert 'fc' not in inception_v3.variables_from_state_dict(state)['params']
   state['Mixed_5b.branch1x1.conv.weight'] = np.zeros((64, 10, 1, 1),
                                                      np.float32)
   with pytest.raises(ValueError, match='Mixed_5b.branch1x1.conv.weight'):
@@ -277,3 +294,25 @@ def test_mobilenet_v2_weights_are_dequantised_into_every_layer():
   assert mobilenet_v2.param_count(params) == 2_189_760 + 17_056
   for leaf in jax.tree.leaves(params):
     assert np.isfinite(leaf).all() and np.abs(leaf).max() > 0
+
+
+@pytest.mark.skipif(not _HAS_MOBILENET or not os.path.isdir(_CATS),
+                    reason='shared/ is absent')
+def test_mobilenet_v2_probabilities_come_from_the_feature_pass(mobilenet_fn):
+  network_fn = features.get_network_fn('mobilenet_v2', _MOBILENET,
+                                       batch_size=4)
+  cats = _cat_images(4)
+  outputs = network_fn(cats)
+  # The features of the pass with the classifier are the features, bit for
+  # bit, and those of the network without it (the FID of earlier runs).
+  np.testing.assert_array_equal(outputs.features, mobilenet_fn(cats))
+  trunk = mobilenet_v2.MobileNetV2()
+  params = mobilenet_v2.load_tflite_params(_MOBILENET)
+  alone = jax.jit(lambda x: trunk.apply({'params': params},
+                                        features.resize(x, 224)))(cats)
+  np.testing.assert_array_equal(outputs.features, np.asarray(alone))
+  assert outputs.probs.shape == (4, 1001)
+  np.testing.assert_allclose(outputs.probs.sum(1), 1.0, rtol=1e-12)
+  # Cat faces are ImageNet's cats (classes 281-285, one later here for the
+  # 'background' class 0): 'tabby', 'tiger cat', 'Persian', ...
+  assert set(outputs.probs.argmax(1)) <= set(range(282, 287))

@@ -129,8 +129,14 @@ def test_evaluate_matches_the_score_logged_in_training(run):
   assert rows[0]['fid'] == pytest.approx(logged[0]['fid'], rel=1e-3)
   assert rows[0]['kid'] == pytest.approx(logged[0]['kid'], rel=1e-2,
                                          abs=1e-4)
+  # The Inception Score, logged beside them, from the same pass.
+  assert 1.0 <= rows[0]['is_mean'] <= 1001
+  assert rows[0]['is_mean'] == pytest.approx(logged[0]['is_mean'], rel=1e-3)
+  assert rows[0]['is_std'] == pytest.approx(logged[0]['is_std'], rel=1e-2,
+                                            abs=1e-4)
   table = evaluate.format_table(rows).splitlines()
-  assert table[0].split() == ['step', 'FID', 'KID', 'KID', 'std']
+  assert table[0].split() == ['step', 'FID', 'KID', 'KID', 'std', 'IS', 'IS',
+                              'std']
   assert table[1].split()[0] == '4' and 'lowest FID' in table[1]
 
 

@@ -1,36 +1,50 @@
-"""Feature networks for FID/KID, looked up by name (`eval.features`).
+"""Feature networks for FID/KID and IS, looked up by name (`eval.features`).
 
-`get_feature_fn(name, path)` returns a function from a batch of images
-(float NHWC in [-1, 1], any size, 1 or 3 channels) to features [N, D]. The
+`get_network_fn(name, path)` returns a function from a batch of images
+(float NHWC in [-1, 1], any size, 1 or 3 channels) to `Outputs`: features
+[N, D] and the network's class probabilities [N, K] (the softmax of its
+classifier's logits, in float64), both from one forward pass.
+`get_feature_fn(name, path)` is the same pass giving the features only. The
 images are resized bilinearly to the network's input size and run through a
 jitted Flax network on the default JAX device, in fixed-size chunks so that
 one compilation serves every batch.
 
 Backends:
-  inception_v3 (the default): the standard FID network (2048-d pool3);
-    published FIDs use it. Weights from pytorch-fid's file, downloaded once
-    into ~/.cache/catgan_jax with their SHA-256 checked, or read from
-    `eval.features_path`.
-  mobilenet_v2: ImageNet MobileNetV2 (1280-d) from its TFLite file
-    (`mobilenet_v2_1.0_224_quant.tflite`, Apache-2.0), named by
+  inception_v3 (the default): the standard FID network (2048-d pool3,
+    1008 classes); published FIDs and Inception Scores use it. Weights from
+    pytorch-fid's file, downloaded once into ~/.cache/catgan_jax with their
+    SHA-256 checked, or read from `eval.features_path`.
+  mobilenet_v2: ImageNet MobileNetV2 (1280-d, 1001 classes) from its TFLite
+    file (`mobilenet_v2_1.0_224_quant.tflite`, Apache-2.0), named by
     `eval.features_path`; runs offline. Its scores compare runs with each
-    other, not with published FIDs.
+    other, not with published FIDs and Inception Scores.
 """
 
 from collections.abc import Callable
 import functools
 import os
+from typing import NamedTuple
 
 from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.special
 
 from catgan_jax import cli
 from catgan_jax.evaluation import inception_v3
 from catgan_jax.evaluation import mobilenet_v2
 
+
+
+class Outputs(NamedTuple):
+  """What one pass of a feature network gives for N images."""
+  features: np.ndarray  # [N, D] float32: FID/KID.
+  probs: np.ndarray  # [N, K] float64 class probabilities: IS.
+
+
 FeatureFn = Callable[[np.ndarray], np.ndarray]
+NetworkFn = Callable[[np.ndarray], Outputs]
 
 
 MOBILENET_V2_FILE = 'mobilenet_v2_1.0_224_quant.tflite'
@@ -55,8 +69,10 @@ def _load_mobilenet_v2(path: str):
   if not os.path.isfile(path):
     raise cli.UserError(f'eval.features_path={path!r} does not exist; '
                         + _way_out('mobilenet_v2'))
-  variables = {'params': mobilenet_v2.load_tflite_params(path)}
-  return mobilenet_v2.MobileNetV2(), variables, mobilenet_v2.INPUT_SIZE
+  variables = {'params': mobilenet_v2.load_tflite_params(path,
+                                                        classifier=True)}
+  return (mobilenet_v2.MobileNetV2(with_logits=True), variables,
+          mobilenet_v2.INPUT_SIZE)
 
 
 def _load_inception_v3(path: str):
@@ -75,11 +91,17 @@ def _load_inception_v3(path: str):
     raise cli.UserError(f'eval.features_path={path!r} does not exist; '
                         + _way_out('inception_v3'))
   variables = inception_v3.load_variables(path)
-  return inception_v3.InceptionV3(), variables, inception_v3.INPUT_SIZE
+  if 'fc' not in variables['params']:
+    raise ValueError('fc.weight is missing (the classifier of the Inception '
+                     'Score)')
+  return (inception_v3.InceptionV3(with_logits=True), variables,
+          inception_v3.INPUT_SIZE)
 
 
 def load_network(name: str, path: str = ''):
   """(Flax module, variables, input size) of a feature network.
+
+  The module returns (features, logits).
 
   Args:
     name: a key of FEATURES.
@@ -118,6 +140,10 @@ FEATURE_DIMS = {
     'mobilenet_v2': mobilenet_v2.FEATURE_DIM,
     'inception_v3': inception_v3.FEATURE_DIM,
 }
+NUM_CLASSES = {
+    'mobilenet_v2': mobilenet_v2.NUM_CLASSES,
+    'inception_v3': inception_v3.NUM_CLASSES,
+}
 
 
 def resize(images: jnp.ndarray, size: int) -> jnp.ndarray:
@@ -132,13 +158,46 @@ def resize(images: jnp.ndarray, size: int) -> jnp.ndarray:
                           antialias=False)
 
 
+def _check_name(name: str) -> None:
+  if name not in FEATURES:
+    raise cli.UserError(f'eval.features={name!r} is unknown; valid: '
+                        f'{", ".join(sorted(FEATURES))}')
+
+
+def get_network_fn(
+    name: str, path: str = '', batch_size: int = 64
+) -> NetworkFn:
+  """Builds the function giving features and class probabilities.
+
+  Built once per (name, path, batch_size) in a process, and shared with
+  `get_feature_fn`: one loading and one compilation serve both.
+
+  Args:
+    name: a key of FEATURES.
+    path: weights file ('' = the backend's default location).
+    batch_size: images per call of the jitted network; larger inputs are
+      split, smaller ones padded, so that it compiles once per image size.
+
+  Returns:
+    A function mapping float images [N, H, W, C] in [-1, 1] to `Outputs`:
+    features [N, D] (float32 NumPy) and the softmax of the classifier's
+    logits [N, K] (float64, computed from the float32 logits).
+
+  Raises:
+    cli.UserError: for an unknown name or missing or unusable weights.
+  """
+  _check_name(name)
+  return _build_network_fn(name, path, batch_size)
+
+
 def get_feature_fn(
     name: str, path: str = '', batch_size: int = 64
 ) -> FeatureFn:
   """Builds the feature function of a registered network.
 
   Built once per (name, path, batch_size) in a process: later calls return
-  the same function, already loaded and compiled.
+  the same function, already loaded and compiled (the pass of
+  `get_network_fn`, features only).
 
   Args:
     name: a key of FEATURES.
@@ -153,15 +212,20 @@ def get_feature_fn(
   Raises:
     cli.UserError: for an unknown name or missing or unusable weights.
   """
-  if name not in FEATURES:
-    raise cli.UserError(f'eval.features={name!r} is unknown; valid: '
-                        f'{", ".join(sorted(FEATURES))}')
+  _check_name(name)
   return _build_feature_fn(name, path, batch_size)
 
 
 @functools.lru_cache(maxsize=4)
 def _build_feature_fn(name: str, path: str, batch_size: int) -> FeatureFn:
   """get_feature_fn without the cache; see there."""
+  network_fn = _build_network_fn(name, path, batch_size)
+  return lambda images: network_fn(images).features
+
+
+@functools.lru_cache(maxsize=4)
+def _build_network_fn(name: str, path: str, batch_size: int) -> NetworkFn:
+  """get_network_fn without the cache; see there."""
   module, variables, size = load_network(name, path)
   variables = jax.device_put(variables)
   logging.info('Feature network %s loaded (input %dx%d).', name, size, size)
@@ -170,7 +234,7 @@ def _build_feature_fn(name: str, path: str, batch_size: int) -> FeatureFn:
   def forward(variables, images):
     return module.apply(variables, resize(images, size))
 
-  def feature_fn(images: np.ndarray) -> np.ndarray:
+  def network_fn(images: np.ndarray) -> Outputs:
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
       raise ValueError(
@@ -178,16 +242,21 @@ def _build_feature_fn(name: str, path: str, batch_size: int) -> FeatureFn:
     if images.shape[-1] == 1:
       images = np.repeat(images, 3, axis=-1)
     n = images.shape[0]
-    outputs = []
+    features, logits = [], []
     for start in range(0, n, batch_size):
       chunk = images[start:start + batch_size]
       pad = batch_size - chunk.shape[0]
       if pad:
         chunk = np.concatenate(
             [chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
-      outputs.append(np.asarray(forward(variables, chunk))[:batch_size - pad])
-    if not outputs:
-      return np.zeros((0, FEATURE_DIMS[name]), np.float32)
-    return np.concatenate(outputs).astype(np.float32)
+      pool, chunk_logits = jax.device_get(forward(variables, chunk))
+      features.append(np.asarray(pool)[:batch_size - pad])
+      logits.append(np.asarray(chunk_logits)[:batch_size - pad])
+    if not features:
+      return Outputs(np.zeros((0, FEATURE_DIMS[name]), np.float32),
+                     np.zeros((0, NUM_CLASSES[name]), np.float64))
+    probs = scipy.special.softmax(
+        np.concatenate(logits).astype(np.float64), axis=-1)
+    return Outputs(np.concatenate(features).astype(np.float32), probs)
 
-  return feature_fn
+  return network_fn

@@ -11,6 +11,13 @@ bilinear interpolation (half-pixel centres, no antialiasing, i.e. torch's
 `F.interpolate(..., mode='bilinear', align_corners=False)`), then fed to the
 network, which expects [-1, 1].
 
+With `with_logits=True` the network also returns the 1008 ImageNet logits of
+the graph's classifier (`fc`), without its bias, the logits the Inception
+Score is defined on (openai/improved-gan's `inception_score/model.py`
+multiplies pool3 by the `softmax/logits/MatMul` weights only; torch-fidelity's
+'logits_unbiased' is the same). The pool3 features are computed exactly as
+without it.
+
 Weights: pytorch-fid's published state dict
 `pt_inception-2015-12-05-6726825d.pth` (PyTorch's legacy format, read here
 without torch, see `torch_weights.py`), or an `.npz` holding the same keys
@@ -35,6 +42,7 @@ from catgan_jax.evaluation import torch_weights
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
+NUM_CLASSES = 1008
 WEIGHTS_URL = (
     'https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
     'pt_inception-2015-12-05-6726825d.pth'
@@ -172,10 +180,18 @@ class InceptionE(nn.Module):
 
 
 class InceptionV3(nn.Module):
-  """FID InceptionV3 trunk: [N, 299, 299, 3] in [-1, 1] -> pool3 [N, 2048]."""
+  """FID InceptionV3: [N, 299, 299, 3] in [-1, 1] -> pool3 [N, 2048].
+
+  Attributes:
+    with_logits: also return the classifier's logits [N, 1008] (without its
+      bias, see the module docstring): (pool3, logits).
+  """
+
+  with_logits: bool = False
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray
+               ) -> jnp.ndarray | tuple[jnp.ndarray, jnp.ndarray]:
     x = BasicConv2d(32, 3, strides=2, name='Conv2d_1a_3x3')(x)
     x = BasicConv2d(32, 3, name='Conv2d_2a_3x3')(x)
     x = BasicConv2d(64, 3, padding=1, name='Conv2d_2b_3x3')(x)
@@ -194,7 +210,10 @@ class InceptionV3(nn.Module):
     x = InceptionD(name='Mixed_7a')(x)
     x = InceptionE(name='Mixed_7b')(x)
     x = InceptionE(max_pool=True, name='Mixed_7c')(x)
-    return jnp.mean(x, axis=(1, 2))
+    pool = jnp.mean(x, axis=(1, 2))
+    if not self.with_logits:
+      return pool
+    return pool, nn.Dense(NUM_CLASSES, use_bias=False, name='fc')(pool)
 
 
 # Torch parameter suffix -> (Flax collection, leaf name).
@@ -219,11 +238,13 @@ def variables_from_state_dict(state: dict[str, np.ndarray]) -> dict:
   """Maps the FID Inception state dict to Flax variables.
 
   Args:
-    state: {torch name: array}. The classifier (`fc.*`) and BatchNorm step
-      counters are not part of the trunk and are ignored.
+    state: {torch name: array}. BatchNorm step counters are ignored; the
+      classifier's weight `fc.weight`, when present, becomes `params/fc`
+      (its bias is not used, see the module docstring).
 
   Returns:
-    {'params': ..., 'batch_stats': ...} for `InceptionV3().apply`.
+    {'params': ..., 'batch_stats': ...} for `InceptionV3().apply`, and for
+    `InceptionV3(with_logits=True).apply` when `fc.weight` is given.
 
   Raises:
     ValueError: if names or shapes do not match the network.
@@ -232,6 +253,13 @@ def variables_from_state_dict(state: dict[str, np.ndarray]) -> dict:
   variables = {'params': {}, 'batch_stats': {}}
   used = set()
   for name, value in state.items():
+    if name == 'fc.weight':
+      value = np.asarray(value, dtype=np.float32)
+      if value.shape != (NUM_CLASSES, FEATURE_DIM):
+        raise ValueError(f'fc.weight: shape {value.shape}, expected '
+                         f'{(NUM_CLASSES, FEATURE_DIM)}.')
+      variables['params']['fc'] = {'kernel': value.T}  # [out, in] -> [in, out]
+      continue
     if name.startswith('fc.') or name.endswith('num_batches_tracked'):
       continue
     parts = name.split('.')

@@ -10,6 +10,11 @@ uint8 TFLite interpreter on 32 cat faces: pooled features correlate at 0.991
 (the interpreter rounds every activation to 8 bits), and the classifier on
 top of them picks the same ImageNet class for 30 of 32 images.
 
+With `with_logits=True` the network also returns the logits of the file's
+own classifier (the 1x1 convolution after the pool, as a dense layer with
+its bias): 1001 classes, class 0 'background' and ImageNet's 1000 after it;
+the file's output is their softmax. They give the Inception Score.
+
 The input is RGB in [-1, 1] at 224x224 (the TFLite input quantisation,
 scale 1/128 and zero point 128, maps uint8 pixels to exactly that range).
 """
@@ -23,6 +28,7 @@ import numpy as np
 
 INPUT_SIZE = 224
 FEATURE_DIM = 1280
+NUM_CLASSES = 1001
 
 # Inverted residual blocks after the stem: (expansion t, channels c,
 # repeats n, first stride s), from Sandler et al. 2018, table 2.
@@ -97,10 +103,18 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-  """MobileNetV2 1.0 trunk; returns the pooled features [N, 1280]."""
+  """MobileNetV2 1.0; returns the pooled features [N, 1280].
+
+  Attributes:
+    with_logits: also return the classifier's logits [N, 1001]:
+      (features, logits).
+  """
+
+  with_logits: bool = False
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray
+               ) -> jnp.ndarray | tuple[jnp.ndarray, jnp.ndarray]:
     # TF 'SAME' padding (extra pixel at the bottom/right for stride 2), which
     # is also what Flax's 'SAME' does.
     x = jnp.clip(nn.Conv(32, (3, 3), strides=2, padding='SAME',
@@ -108,7 +122,11 @@ class MobileNetV2(nn.Module):
     for name, t, c, s in _block_specs():
       x = InvertedResidual(t, c, s, name=name)(x)
     x = jnp.clip(nn.Conv(FEATURE_DIM, (1, 1), name='Conv_1')(x), 0, 6)
-    return jnp.mean(x, axis=(1, 2))
+    pool = jnp.mean(x, axis=(1, 2))
+    if not self.with_logits:
+      return pool
+    # The file's 1x1 convolution on the 1x1 pooled map is this dense layer.
+    return pool, nn.Dense(NUM_CLASSES, name='Logits')(pool)
 
 
 def conv_paths() -> list[tuple[str, ...]]:
@@ -144,7 +162,8 @@ def _dequantize(model, subgraph, tensor_index: int) -> np.ndarray:
   return (scale * (values.astype(np.float32) - zero_point)).astype(np.float32)
 
 
-def load_tflite_params(path: str) -> dict[str, dict[str, np.ndarray]]:
+def load_tflite_params(path: str, classifier: bool = False
+                       ) -> dict[str, dict[str, np.ndarray]]:
   """Reads the convolution weights of the TFLite MobileNetV2 into Flax params.
 
   The convolutions of the file are matched with `conv_paths()` in graph
@@ -152,6 +171,8 @@ def load_tflite_params(path: str) -> dict[str, dict[str, np.ndarray]]:
 
   Args:
     path: the `.tflite` file.
+    classifier: also read the classifier (the file's last convolution) into
+      `Logits`, for `MobileNetV2(with_logits=True)`.
 
   Returns:
     A params tree for `MobileNetV2().apply({'params': ...}, x)`.
@@ -202,6 +223,15 @@ def load_tflite_params(path: str) -> dict[str, dict[str, np.ndarray]]:
     for part in path_:
       node = node.setdefault(part, {})
     node['kernel'], node['bias'] = kernel, bias
+  if classifier:
+    _, w_index, b_index = conv_ops[-1]
+    kernel = _dequantize(model, subgraph, w_index)
+    if kernel.shape != (NUM_CLASSES, 1, 1, FEATURE_DIM):
+      raise ValueError(f'{path}: classifier kernel {kernel.shape}, expected '
+                       f'{(NUM_CLASSES, 1, 1, FEATURE_DIM)}.')
+    params['Logits'] = {
+        'kernel': kernel.reshape(NUM_CLASSES, FEATURE_DIM).T,
+        'bias': _dequantize(model, subgraph, b_index)}
   return params
 
 

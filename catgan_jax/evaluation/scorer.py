@@ -1,4 +1,4 @@
-"""FID/KID of a generator against its run's training images: the `Scorer`.
+"""FID/KID (against the run's training images) and IS: the `Scorer`.
 
 The one owner of scoring: the trainer and `catgan_jax.evaluate` both build a
 `Scorer` from a run's config. Building it loads the feature network (its
@@ -30,6 +30,11 @@ def dataset_identity(config: ml_collections.ConfigDict) -> str:
   data = config.data
   if data.source == 'synthetic':
     return f'synthetic:{data.num_synthetic}:seed{data.synthetic_seed}'
+  if data.source == 'tfds':
+    # data.dir plays no part in a TFDS source; these fields do.
+    labels = ','.join(str(int(label)) for label in data.tfds_labels)
+    return (f'tfds:{data.tfds_name}:{data.tfds_split}:{data.tfds_data_dir}:'
+            f'{data.get("tfds_label_key", "label")}={labels}:{data.crop}')
   return f'{data.source}:{data.dir}:{data.manifest}:{data.crop}'
 
 
@@ -72,6 +77,9 @@ class Scorer:
     self._ev = ev
     self._feature_fn = features.get_feature_fn(ev.features, ev.features_path,
                                                batch_size=ev.batch_size)
+    # The same network and compilation, with class probabilities (IS).
+    self._network_fn = features.get_network_fn(ev.features, ev.features_path,
+                                               batch_size=ev.batch_size)
     num_real = ev.num_reference or len(sources.load_source(config))
     path = reference.cache_path(ev.cache_dir, dataset_identity(config),
                                 config.data.image_size, ev.features, num_real)
@@ -82,16 +90,17 @@ class Scorer:
     self._z_dim = config.model.z_dim
 
   def score(self, generate: GenerateFn) -> dict[str, float]:
-    """FID, KID and KID's std of the images `generate` makes.
+    """FID, KID, KID's std and the Inception Score of `generate`'s images.
 
     Args:
       generate: latents [N, z_dim] -> images in [-1, 1].
 
     Returns:
-      {'fid', 'kid', 'kid_std'}.
+      {'fid', 'kid', 'kid_std', 'is_mean', 'is_std'}.
     """
     latents = evaluation_latents(self._seed, self._z_dim)
+    # Configs saved before eval.is_splits existed: improved-gan's 10.
     return evaluate(lambda n: np.asarray(generate(latents(n))),
-                    self.reference, self._feature_fn, self._ev.num_samples,
+                    self.reference, self._network_fn, self._ev.num_samples,
                     self._ev.batch_size, self._ev.kid_subsets,
-                    self._ev.kid_subset_size)
+                    self._ev.kid_subset_size, self._ev.get('is_splits', 10))

@@ -53,7 +53,8 @@ def create_models(
                      f'(valid: {", ".join(map(repr, MODELS))}).')
   # Only the DCGAN family builds these choices; elsewhere they would be
   # silently ignored.
-  for field, unset in (('kernel_init', ''), ('use_bias', None)):
+  for field, unset in (('kernel_init', ''), ('use_bias', None),
+                       ('base_size', 4), ('g_leak', 0.0)):
     value = config.model.get(field, unset)
     if value != unset and name != dcgan.NAME:
       raise ValueError(f'model.{field}={value!r} is only supported by '

@@ -28,6 +28,13 @@ spectral_norm=True normalises every D layer and, with norm='batch',
 removes D's BatchNorm (keeping the bias-free layers), as the
 relativistic-GAN code's ``--spectral`` does. Stride-2 layers use 'SAME'
 padding (PyTorch's padding=1 for kernel 4; the TF convention for kernel 5).
+
+Two variants, both off by default: model.base_size=2 starts G at 2x2 (a
+Dense to 2x2 and one more stride-2 up layer) and ends D at 2x2 (one more
+stride-2 layer, then a 2x2 valid convolution to the logit); the 2x2 stage
+has twice the channels of the 4x4 one, as the doubling above continues.
+model.g_leak > 0 puts LeakyReLU(g_leak) in every hidden G layer instead of
+ReLU (D's slope is 0.2).
 """
 
 import flax.linen as nn
@@ -40,6 +47,8 @@ from catgan_jax.models import layers
 NAME = 'dcgan'
 SUPPORTED_SIZES = (16, 32, 64, 128, 256)
 LEAK = 0.2
+# model.base_size: the side of G's first and D's last feature map.
+BASE_SIZES = (2, 4)
 
 
 # model.kernel_init names; '' picks LeCun-normal for SELU, else N(0, 0.02).
@@ -70,6 +79,8 @@ class Generator(nn.Module):
     dtype: compute dtype; parameters stay float32, outputs are float32.
     kernel_init: a key of KERNEL_INITS, or '' for the norm's default.
     use_bias: biases in every layer; None = wherever no BatchNorm follows.
+    base_size: side of the first feature map (4, or 2 for a 2x2 stage).
+    leak: negative slope of the hidden activations; 0 = ReLU.
   """
   image_size: int = 64
   width: int = 64
@@ -78,29 +89,35 @@ class Generator(nn.Module):
   dtype: layers.Dtype = jnp.float32
   kernel_init: str = ''
   use_bias: bool | None = None
+  base_size: int = 4
+  leak: float = 0.0
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool) -> jax.Array:
     """Generates images from latent vectors."""
-    num_up = layers.num_doublings(self.image_size, 4)
+    base = self.base_size
+    num_up = layers.num_doublings(self.image_size, base)
     # Channels halve at each doubling of the resolution, ending at width.
     widths = [self.width * 2**(num_up - 1 - i) for i in range(num_up)]
     use_bias = _use_bias(self.norm, self.use_bias)
     kernel_init = _kernel_init(self.norm, self.kernel_init)
 
-    x = nn.Dense(4 * 4 * widths[0], use_bias=use_bias,
+    # None keeps nn.relu itself (not a LeakyReLU of slope 0).
+    slope = self.leak or None
+
+    x = nn.Dense(base * base * widths[0], use_bias=use_bias,
                  kernel_init=kernel_init, dtype=self.dtype)(z)
-    x = x.reshape(z.shape[0], 4, 4, widths[0])
+    x = x.reshape(z.shape[0], base, base, widths[0])
     x = layers.normalize(x, self.norm, train, self.dtype,
                          layers.dcgan_scale_init)
-    x = layers.activate(x, self.norm)
+    x = layers.activate(x, self.norm, slope)
     for features in widths[1:]:
       x = layers.ConvTranspose2x(features, self.kernel_size,
                                  use_bias=use_bias, kernel_init=kernel_init,
                                  dtype=self.dtype)(x)
       x = layers.normalize(x, self.norm, train, self.dtype,
                            layers.dcgan_scale_init)
-      x = layers.activate(x, self.norm)
+      x = layers.activate(x, self.norm, slope)
     x = layers.ConvTranspose2x(3, self.kernel_size, use_bias=use_bias,
                                kernel_init=kernel_init, dtype=self.dtype)(x)
     return jnp.tanh(x).astype(jnp.float32)
@@ -120,6 +137,7 @@ class Discriminator(nn.Module):
     dtype: compute dtype; parameters stay float32, logits are float32.
     kernel_init: a key of KERNEL_INITS, or '' for the norm's default.
     use_bias: biases in every layer; None = wherever no BatchNorm follows.
+    base_size: side of the last feature map (4, or 2 for a 2x2 stage).
   """
   image_size: int = 64
   width: int = 64
@@ -129,13 +147,15 @@ class Discriminator(nn.Module):
   dtype: layers.Dtype = jnp.float32
   kernel_init: str = ''
   use_bias: bool | None = None
+  base_size: int = 4
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     """Scores images; larger logits mean 'real'."""
     # With spectral norm, no BatchNorm (it would undo SN; see layers).
     feature_norm = layers.sn_feature_norm(self.norm, self.spectral_norm)
-    num_down = layers.num_doublings(self.image_size, 4)
+    base = self.base_size
+    num_down = layers.num_doublings(self.image_size, base)
     widths = [self.width * 2**i for i in range(num_down)]
     use_bias = _use_bias(self.norm, self.use_bias)
     kernel_init = _kernel_init(self.norm, self.kernel_init)
@@ -151,8 +171,9 @@ class Discriminator(nn.Module):
         x = layers.normalize(x, feature_norm, train, self.dtype,
                              layers.dcgan_scale_init)
       x = layers.activate(x, self.norm, LEAK)
-    # 4x4 valid convolution to one logit (a dense layer over the 4x4 map).
-    head = nn.Conv(1, (4, 4), padding='VALID', use_bias=use_bias,
+    # A valid convolution over the whole base map (a dense layer) to one
+    # logit.
+    head = nn.Conv(1, (base, base), padding='VALID', use_bias=use_bias,
                    kernel_init=kernel_init, dtype=self.dtype)
     x = layers.apply_layer(head, x, self.spectral_norm, train)
     return x.reshape(x.shape[0]).astype(jnp.float32)
@@ -167,16 +188,28 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   init = config.model.get('kernel_init', '')
   layers.check_choice('model.kernel_init', init, ('',) + tuple(KERNEL_INITS))
   use_bias = config.model.get('use_bias', None)
+  # Configs saved before these fields existed read as the plain DCGAN.
+  base_size = config.model.get('base_size', 4)
+  g_leak = config.model.get('g_leak', 0.0)
+  if base_size not in BASE_SIZES:
+    raise ValueError(f'model.base_size={base_size!r} is not supported '
+                     f'(valid: {", ".join(map(str, BASE_SIZES))})')
+  if not 0.0 <= g_leak < 1.0:
+    raise ValueError(f'model.g_leak={g_leak!r} must be in [0, 1)')
+  if g_leak and config.model.norm == 'selu':
+    raise ValueError(f'model.g_leak={g_leak!r} has no effect with '
+                     "model.norm='selu' (SELU activations); use 0")
   generator = Generator(image_size=config.data.image_size,
                         width=config.model.g_width,
                         kernel_size=config.model.kernel_size,
                         norm=config.model.norm, dtype=dtype,
-                        kernel_init=init, use_bias=use_bias)
+                        kernel_init=init, use_bias=use_bias,
+                        base_size=base_size, leak=g_leak)
   discriminator = Discriminator(image_size=config.data.image_size,
                                 width=config.model.d_width,
                                 kernel_size=config.model.kernel_size,
                                 norm=d_norm,
                                 spectral_norm=config.model.spectral_norm,
                                 dtype=dtype, kernel_init=init,
-                                use_bias=use_bias)
+                                use_bias=use_bias, base_size=base_size)
   return generator, discriminator
