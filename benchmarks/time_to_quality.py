@@ -49,10 +49,11 @@ from catgan_jax.evaluation import scorer
 
 
 def _load_config(path: str, overrides: list[str]):
+  path, _, argument = path.partition(':')  # file.py[:argument], as main.py.
   spec = importlib.util.spec_from_file_location('bench_config', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config()
+  config = module.get_config(argument) if argument else module.get_config()
   for item in overrides:
     field, _, text = item.partition('=')
     node = config
@@ -105,7 +106,8 @@ def main() -> None:
     config.sample_every_steps = 10**9
     config.checkpoint_every_steps = 10**9
   workdir = args.workdir or os.path.join(
-      '/tmp', 'ttq_' + os.path.basename(args.config)[:-3])
+      '/tmp', 'ttq_' + os.path.basename(args.config).replace('.py', '')
+      .replace(':', '_').replace(',', '_'))
   run_scorer = scorer.Scorer(config)
   flops = _step_flops(config)
   load_before = os.getloadavg()

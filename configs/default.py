@@ -267,44 +267,6 @@ def get_config() -> ml_collections.ConfigDict:
   return config
 
 
-def relativistic_config(loss_name: str,
-                        image_size: int = 64) -> ml_collections.ConfigDict:
-  """The CAT setting of the relativistic-GAN paper (Jolicoeur-Martineau 2018).
-
-  Follows RelativisticGAN `code/GAN_losses_iter.py` as its `code/unstable.sh`
-  runs it on the 64 and 128 px cats ("Meow tests": `--lr_D .0002 --lr_G
-  .0002 --batch_size 32 --Diters 1 --arch 0 --beta1 .50 --beta2 .999
-  --n_iter 100000 --G_h_size 64 --D_h_size 64`, z_size left at its default
-  128): DCGAN (arch 0) with BatchNorm, ngf = ndf = 64, z = 128, Adam lr 2e-4
-  with betas (0.5, 0.999) for both networks, batch 32, one D update per G
-  update, 100k iterations; the G update draws a new z and a new real batch
-  (`train.g_samples='fresh_z_and_reals'`). Differences: the reference draws
-  every real batch independently at random, here the 2 x 32 images of an
-  iteration come from per-epoch permutations.
-
-  Args:
-    loss_name: 'rsgan', 'rasgan', 'ralsgan' or 'rahinge'.
-    image_size: 64 or 128.
-
-  Returns:
-    The experiment config.
-  """
-  config = get_config()
-  config.data.source = 'folder'
-  config.data.image_size = image_size
-  # At 128 px the paper trained on the faces of at least 128 px only.
-  config.data.min_size = image_size if image_size >= 128 else 32
-  config.batch_size = 32
-  config.num_train_steps = 100_000
-  config.model.z_dim = 128
-  config.model.g_width = 64
-  config.model.d_width = 64
-  config.loss.name = loss_name
-  # The reference draws a new z and a new real batch for the G update.
-  config.train.g_samples = 'fresh_z_and_reals'
-  return config
-
-
 def r3gan_config(image_size: int, widths: tuple[int, ...],
                  gamma: float) -> ml_collections.ConfigDict:
   """The R3GAN recipe (Huang et al. 2024) on a folder of cat faces.

@@ -15,7 +15,6 @@ test writes:
 """
 
 import glob
-import importlib
 import json
 import os
 import re
@@ -27,12 +26,11 @@ import numpy as np
 from PIL import Image
 import pytest
 
+import helpers
 from catgan_jax.data import synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(os.path.basename(p)[:-3]
-                 for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
-                 if not p.endswith('__init__.py'))
+CONFIGS = helpers.experiment_configs()
 TINY = ['--config.num_train_steps=2', '--config.batch_size=8',
         '--config.log_every_steps=1', '--config.sample_every_steps=2',
         '--config.checkpoint_every_steps=2', '--config.data.image_size=16',
@@ -77,7 +75,7 @@ def clone(tmp_path_factory):
 
 def _main(clone, name, workdir, *extra):
   repo, images, env = clone
-  args = [sys.executable, 'main.py', f'--config=configs/{name}.py',
+  args = [sys.executable, 'main.py', f'--config={helpers.config_flag(name)}',
           f'--workdir={workdir}', f'--config.data.dir={images}', *TINY,
           *extra]
   return subprocess.run(args, cwd=repo, env=env, capture_output=True,
@@ -105,7 +103,7 @@ def test_config_runs_from_a_users_clone(clone, name, tmp_path):
   assert not [f for _, _, files in os.walk(cache) for f in files]
 
   extra = ['--config.eval.every_steps=-1']
-  source = importlib.import_module(f'configs.{name}').get_config().data.source
+  source = helpers.load_config(name).data.source
   if source == 'tfds':
     proc = _main(clone, name, workdir, *extra)
     assert proc.returncode == 2, proc.stderr[-3000:]
@@ -135,10 +133,11 @@ def test_config_runs_from_a_users_clone(clone, name, tmp_path):
 
 @pytest.mark.parametrize('name', CONFIGS)
 def test_config_docstring_gives_a_command_a_clone_can_run(name):
-  with open(os.path.join(ROOT, 'configs', f'{name}.py')) as f:
+  with open(os.path.join(ROOT, 'configs', f'{name.partition(":")[0]}.py')) as f:
     text = f.read()
   if name != 'default':
     assert 'python main.py --config=configs/' in text, name
+    assert f'--config={helpers.config_flag(name)}' in text, name
   assert '../shared' not in text, name
 
 

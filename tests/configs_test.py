@@ -1,20 +1,18 @@
 """Every experiment config builds and trains for 2 steps at a tiny size."""
 
-import glob
-import importlib
+
 import os
 
 import numpy as np
 import pytest
 
+import helpers
 from catgan_jax import config_lib
 from catgan_jax import train
 from configs import test as test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(os.path.basename(p)[:-3]
-                 for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
-                 if not p.endswith('__init__.py'))
+CONFIGS = helpers.experiment_configs()
 
 
 # Every config also trains 2 steps through main.py in tests/clone_test.py.
@@ -39,8 +37,10 @@ def _tiny(config):
 
 def test_every_experiment_has_a_config():
   expected = {'dcgan64', 'selu128', 'wgan64', 'wgan_gp64', 'lsgan64',
-              'lsgan_boundary64', 'hinge64', 'rsgan64', 'rasgan64',
-              'ralsgan64', 'rahinge64', 'ralsgan128', 'keras_cats64',
+              'lsgan_boundary64', 'hinge64', 'relativistic:rsgan',
+              'relativistic:rasgan', 'relativistic:ralsgan',
+              'relativistic:rahinge', 'relativistic:ralsgan,128',
+              'keras_cats64',
               'petgen64', 'dcgan128_tf', 'default', 'test', 'quickstart',
               'dogs64'}
   assert expected <= set(CONFIGS)
@@ -48,7 +48,7 @@ def test_every_experiment_has_a_config():
 
 @pytest.mark.parametrize('name', CONFIGS)
 def test_shipped_config_validates(name, tmp_path):
-  config = importlib.import_module(f'configs.{name}').get_config()
+  config = helpers.load_config(name)
   config.data.dir = str(tmp_path)  # Given on the command line.
   config_lib.validate(config)
 
@@ -121,14 +121,15 @@ RECIPES = {
               'optim.b1': 0.5, 'optim.b2': 0.999,
               'train.d_steps_per_g_step': 1, 'num_train_steps': 100_000,
               'train.g_samples': 'fresh_z_and_reals'}
-       for name in ('rsgan64', 'rasgan64', 'ralsgan64', 'rahinge64',
-                    'ralsgan128')},
+       for name in ('relativistic:rsgan', 'relativistic:rasgan',
+                    'relativistic:ralsgan', 'relativistic:rahinge',
+                    'relativistic:ralsgan,128')},
 }
 
 
 @pytest.mark.parametrize('name', sorted(RECIPES))
 def test_recipe_follows_its_reference_code(name):
-  config = importlib.import_module(f'configs.{name}').get_config()
+  config = helpers.load_config(name)
   for field, expected in RECIPES[name].items():
     value = config
     for part in field.split('.'):

@@ -88,6 +88,10 @@ _MAIN_CASES = {
     'empty workdir': (['--workdir='], r"--workdir='' must name"),
     'extra argument': (['stray'], r'unexpected arguments: stray'),
     'unknown loss': (['--config.loss.name=nope'], r"loss\.name='nope'"),
+    'unknown config argument': (
+        [f'--config={os.path.join(ROOT, "configs", "relativistic.py")}:wgan'],
+        r'relativistic\.py:wgan: expected loss\[,image_size\] with loss in '
+        r'rsgan'),
 }
 
 

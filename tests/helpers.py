@@ -31,3 +31,39 @@ def config_with(**overrides):
   """configs/test.py with dotted-field overrides."""
   from configs import test  # pylint: disable=g-import-not-at-top
   return override(test.get_config(), **overrides)
+
+
+def experiment_configs() -> list[str]:
+  """Every shipped config as `file[:argument]`: 'dcgan64', 'relativistic:rsgan'.
+
+  A config file that holds several experiments lists their `--config`
+  arguments in `EXPERIMENTS`; each is a config of its own here.
+  """
+  import glob  # pylint: disable=g-import-not-at-top
+  names = []
+  for path in sorted(glob.glob(os.path.join(ROOT, 'configs', '*.py'))):
+    name = os.path.basename(path)[:-3]
+    if name == '__init__':
+      continue
+    arguments = getattr(load_config_module(name), 'EXPERIMENTS', ())
+    names += [f'{name}:{arg}' for arg in arguments] or [name]
+  return names
+
+
+def load_config_module(name: str):
+  """The module of config `name` ('file' or 'file:argument')."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  return importlib.import_module(f'configs.{name.partition(":")[0]}')
+
+
+def load_config(name: str):
+  """The config `--config=configs/<file>.py[:<argument>]` gives."""
+  argument = name.partition(':')[2]
+  module = load_config_module(name)
+  return module.get_config(argument) if argument else module.get_config()
+
+
+def config_flag(name: str) -> str:
+  """The --config value of config `name`."""
+  file, sep, argument = name.partition(':')
+  return f'configs/{file}.py{sep}{argument}'
