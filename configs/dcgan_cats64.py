@@ -21,25 +21,14 @@ generator can win early and collapse on a small face set (watch
 0.02), which is why `dcgan64.py` uses the standard 2e-4 for both.
 """
 
-from configs import default
+from configs import dcgan64
 
 
 def get_config():
   """Returns the dcgan_cats64 config."""
-  config = default.get_config()
-  config.batch_size = 64
-  config.num_train_steps = 20_000
-  config.data.source = 'folder'
-  config.data.image_size = 64
-  config.model.name = 'dcgan'
-  config.model.z_dim = 100
+  config = dcgan64.get_config()  # z 100, BN, Adam (0.5, 0.999), nsgan.
   config.model.g_width = 128
   config.model.d_width = 128
-  config.loss.name = 'nsgan'
   config.optim.g_lr = 2e-4
   config.optim.d_lr = 5e-5
-  config.optim.b1 = 0.5
-  config.optim.b2 = 0.999
-  config.train.g_samples = 'reuse'
-  config.eval.every_steps = 5_000
   return config
