@@ -272,6 +272,18 @@ def test_gradient_penalty_gradient_wrt_critic_params():
   np.testing.assert_allclose(grad, 4.0 * u, rtol=1e-4, atol=1e-6)
 
 
+def test_gradient_penalty_gradient_exact_at_tiny_critic_gradient():
+  # At ||w|| = 1e-5 (a narrow critic's input gradients at initialisation are
+  # of that order) the gradient is still 2 (||w|| - 1) w / ||w||: no epsilon
+  # under the norm's root shifts it (1e-12 would, by 1e-12 / (2 ||w||^2) =
+  # 0.5%).
+  u = _unit_weights(jax.random.key(3))
+  real, fake = _images(0)
+  grad = jax.grad(lambda w: losses.gradient_penalty(
+      _linear_critic(w), real, fake, jax.random.key(0)))(1e-5 * u)
+  np.testing.assert_allclose(grad, 2.0 * (1e-5 - 1.0) * u, rtol=1e-5)
+
+
 def test_r1_penalty_of_linear_critic():
   # ||grad||^2 = ||w||^2 = 9 for every real image.
   w = 3.0 * _unit_weights(jax.random.key(4))
