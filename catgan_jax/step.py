@@ -316,20 +316,28 @@ def d_objective(nets: Networks, d_params: Any, batch_stats: Any,
 
 def g_objective(nets: Networks, fake: jax.Array, d: TrainState,
                 real_in: jax.Array | None, keys: Keys,
-                hp: Hyperparams) -> jax.Array:
-  """G's loss of its images `fake` against D (D held constant).
+                hp: Hyperparams) -> tuple[jax.Array, Any]:
+  """G's loss of its images `fake` against D (D's parameters held constant).
 
   `real_in` is D's view of a real batch (noised and augmented), which the
-  relativistic losses compare with; the others ignore it.
+  relativistic losses compare with; the others ignore it. D runs in
+  training mode, fakes first, then reals, as the references' G steps run
+  it; like theirs, its passes advance D's state: BatchNorm's running
+  statistics and spectral norm's power iteration (torch's spectral_norm
+  updates u in every training-mode forward pass).
+
+  Returns:
+    (loss, D's batch_stats after these passes).
   """
-  fake_logits, _ = nets.d_apply(
+  fake_logits, mut = nets.d_apply(
       d.params, d.batch_stats,
       d_view(nets, fake, keys['noise_g'], keys['aug_g'], hp))
   real_logits = None
   if nets.gan_loss.g_uses_real:
-    real_logits = jax.lax.stop_gradient(
-        nets.d_apply(d.params, d.batch_stats, real_in)[0])
-  return nets.gan_loss.g_loss(real_logits, fake_logits, nets.loss_cfg)
+    real_logits, mut = nets.d_apply(d.params, mut['batch_stats'], real_in)
+    real_logits = jax.lax.stop_gradient(real_logits)
+  loss = nets.gan_loss.g_loss(real_logits, fake_logits, nets.loss_cfg)
+  return loss, jax.lax.stop_gradient(mut['batch_stats'])
 
 
 def _clip_params(params: Any, bound: float) -> Any:
@@ -346,8 +354,9 @@ def _ema(ema: Any, params: Any, decay: float | jax.Array) -> Any:
 # norm, penalties).
 DResult = tuple[TrainState, jax.Array, jax.Array, jax.Array, jax.Array,
                 dict[str, jax.Array]]
-# What a G phase returns: (new G, new EMA params, loss, gradient norm).
-GResult = tuple[TrainState, Any, jax.Array, jax.Array]
+# What a G phase returns: (new G, new EMA params, loss, gradient norm, D's
+# batch_stats after the phase's passes of D).
+GResult = tuple[TrainState, Any, jax.Array, jax.Array, Any]
 
 
 def d_update(nets: Networks, d: TrainState, real: jax.Array, fake: jax.Array,
@@ -384,12 +393,12 @@ def g_update_reuse(nets: Networks, g: TrainState, d: TrainState,
                    ema: Any) -> GResult:
   """Updates G through the D phase's forward pass of G (`fake`, `g_vjp`)."""
   # The chain rule by hand: dL/dfake through the new D, then G's VJP.
-  loss, grad_fake = jax.value_and_grad(
-      lambda x: g_objective(nets, x, d, real_in, keys, hp))(fake)
+  (loss, d_stats), grad_fake = jax.value_and_grad(
+      lambda x: g_objective(nets, x, d, real_in, keys, hp), has_aux=True)(fake)
   (grads,) = g_vjp(grad_fake)
   new_g = g.apply_gradients(grads=grads, batch_stats=g_mut['batch_stats'])
   return (new_g, _ema(ema, new_g.params, hp.ema_decay), loss,
-          optax.global_norm(grads))
+          optax.global_norm(grads), d_stats)
 
 
 def g_update_fresh(nets: Networks, g: TrainState, d: TrainState,
@@ -403,24 +412,27 @@ def g_update_fresh(nets: Networks, g: TrainState, d: TrainState,
 
   def loss_fn(g_params):
     fake, mut = nets.g_apply(g_params, g_mut['batch_stats'], z)
-    return g_objective(nets, fake, d, real_in, keys, hp), mut
+    loss, d_stats = g_objective(nets, fake, d, real_in, keys, hp)
+    return loss, (mut, d_stats)
 
-  (loss, mut), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
+  (loss, (mut, d_stats)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(g.params)
   new_g = g.apply_gradients(grads=grads, batch_stats=mut['batch_stats'])
   return (new_g, _ema(ema, new_g.params, hp.ema_decay), loss,
-          optax.global_norm(grads))
+          optax.global_norm(grads), d_stats)
 
 
-def g_skip(nets: Networks, g: TrainState, ema: Any, real_logits: jax.Array,
-           fake_logits: jax.Array, g_mut: Any) -> GResult:
+def g_skip(nets: Networks, g: TrainState, d: TrainState, ema: Any,
+           real_logits: jax.Array, fake_logits: jax.Array,
+           g_mut: Any) -> GResult:
   """G unchanged (iterations that skip G); its loss from D's logits.
 
   Keeps the batch statistics of the D phase's forward pass of G, so that G's
-  running statistics advance once per iteration either way.
+  running statistics advance once per iteration either way; D is not run.
   """
   loss = nets.gan_loss.g_loss(real_logits, fake_logits, nets.loss_cfg)
   return (g.replace(batch_stats=g_mut['batch_stats']), ema, loss,
-          jnp.zeros(()))
+          jnp.zeros(()), d.batch_stats)
 
 
 def _step_metrics(d_loss, g_loss, real_logits, fake_logits, d_gnorm,
@@ -506,19 +518,21 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
 
     # Generator: against the new D.
     if phase.update_g and g_samples == 'reuse':
-      new_g, new_ema, g_loss, g_gnorm = g_update_reuse(
+      new_g, new_ema, g_loss, g_gnorm, d_stats = g_update_reuse(
           nets, g_state, new_d, fake, g_vjp, g_mut, real_in, keys, hp,
           state.ema_params)
     elif phase.update_g:
       z_g = latents(keys['z_g'], real.shape[0], z_dim)
       if real_g is not None:
         real_in = d_view(nets, real_g, keys['noise_rg'], keys['aug_rg'], hp)
-      new_g, new_ema, g_loss, g_gnorm = g_update_fresh(
+      new_g, new_ema, g_loss, g_gnorm, d_stats = g_update_fresh(
           nets, g_state, new_d, z_g, g_mut, real_in, keys, hp,
           state.ema_params)
     else:
-      new_g, new_ema, g_loss, g_gnorm = g_skip(
-          nets, g_state, state.ema_params, real_logits, fake_logits, g_mut)
+      new_g, new_ema, g_loss, g_gnorm, d_stats = g_skip(
+          nets, g_state, new_d, state.ema_params, real_logits, fake_logits,
+          g_mut)
+    new_d = new_d.replace(batch_stats=d_stats)
 
     aug_p, ada_stats = hp.aug_p, state.ada_stats
     if config.data.ada_target > 0:

@@ -115,6 +115,12 @@ RECIPES = {
                'data.source': 'tfds', 'data.tfds_name': 'stanford_dogs',
                'model.base_size': 4, 'model.g_leak': 0.0,
                'eval.is_splits': 10},
+    # GAN_losses_iter.py --loss_D 4 --spectral True, unstable.sh settings.
+    'hinge64': {'batch_size': 32, 'model.z_dim': 128, 'model.g_width': 64,
+                'model.d_width': 64, 'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4,
+                'optim.b1': 0.5, 'optim.b2': 0.999, 'loss.name': 'hinge',
+                'model.spectral_norm': True, 'num_train_steps': 100_000,
+                'train.g_samples': 'fresh_z'},
     # RelativisticGAN code/GAN_losses_iter.py as code/unstable.sh runs it.
     **{name: {'batch_size': 32, 'model.z_dim': 128, 'model.g_width': 64,
               'model.d_width': 64, 'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4,
