@@ -19,15 +19,21 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
-    'config', None, 'Experiment config file (see configs/).',
-    lock_config=True)
+    'config', None, 'Experiment config file (see configs/).', lock_config=True
+)
 flags.DEFINE_string('workdir', None, 'Run directory (checkpoints, logs).')
-flags.DEFINE_bool('distributed', False,
-                  'Initialise jax.distributed (same as '
-                  '--config.distributed.enabled=True).')
-flags.DEFINE_bool('start_over', False,
-                  'Move an earlier run in --workdir aside (to '
-                  'workdir/previous/<n>/) and start again at step 0.')
+flags.DEFINE_bool(
+    'distributed',
+    False,
+    'Initialise jax.distributed (same as '
+    '--config.distributed.enabled=True).',
+)
+flags.DEFINE_bool(
+    'start_over',
+    False,
+    'Move an earlier run in --workdir aside (to '
+    'workdir/previous/<n>/) and start again at step 0.',
+)
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -37,6 +43,7 @@ def main(argv):
   # without starting TensorFlow.
   from catgan_jax import parallel  # pylint: disable=g-import-not-at-top
   from catgan_jax import train  # pylint: disable=g-import-not-at-top
+
   if not FLAGS.workdir.strip():
     raise cli.UserError("--workdir='' must name the run directory")
   config = FLAGS.config

@@ -36,8 +36,11 @@ def _dot_flops(eqn: Any) -> float:
   """2 x outputs x contracted size of one dot_general."""
   lhs = eqn.invars[0].aval
   (lhs_contract, _), _ = eqn.params['dimension_numbers']
-  return 2.0 * eqn.outvars[0].aval.size * math.prod(
-      lhs.shape[d] for d in lhs_contract)
+  return (
+      2.0
+      * eqn.outvars[0].aval.size
+      * math.prod(lhs.shape[d] for d in lhs_contract)
+  )
 
 
 def _aligned_sub_jaxpr(eqn: Any) -> core.Jaxpr | None:
@@ -58,8 +61,7 @@ def _eqn_flops(eqn: Any, live_outs: list[bool]) -> float:
   if name == 'dot_general':
     return _dot_flops(eqn)
   if name == 'cond':
-    return max(jaxpr_flops(b.jaxpr, live_outs)
-               for b in eqn.params['branches'])
+    return max(jaxpr_flops(b.jaxpr, live_outs) for b in eqn.params['branches'])
   if name == 'scan':  # Its outputs feed back as carries: all of it runs.
     return eqn.params['length'] * jaxpr_flops(eqn.params['jaxpr'].jaxpr)
   sub = _aligned_sub_jaxpr(eqn)
@@ -68,8 +70,9 @@ def _eqn_flops(eqn: Any, live_outs: list[bool]) -> float:
   return sum(map(jaxpr_flops, core.jaxprs_in_params(eqn.params)))
 
 
-def jaxpr_flops(jaxpr: core.Jaxpr,
-                live_outs: list[bool] | None = None) -> float:
+def jaxpr_flops(
+    jaxpr: core.Jaxpr, live_outs: list[bool] | None = None
+) -> float:
   """Dense FLOPs of the convolutions and matmuls that `jaxpr` needs.
 
   Only what the (live) outputs depend on counts, as XLA removes the rest:
@@ -87,12 +90,16 @@ def jaxpr_flops(jaxpr: core.Jaxpr,
   """
   if live_outs is None:
     live_outs = [True] * len(jaxpr.outvars)
-  needed = {v for v, live in zip(jaxpr.outvars, live_outs)
-            if live and isinstance(v, core.Var)}
+  needed = {
+      v
+      for v, live in zip(jaxpr.outvars, live_outs)
+      if live and isinstance(v, core.Var)
+  }
   total = 0.0
   for eqn in reversed(jaxpr.eqns):
-    outs = [not isinstance(v, core.DropVar) and v in needed
-            for v in eqn.outvars]
+    outs = [
+        not isinstance(v, core.DropVar) and v in needed for v in eqn.outvars
+    ]
     if not any(outs) and not eqn.effects:
       continue
     needed.update(v for v in eqn.invars if isinstance(v, core.Var))

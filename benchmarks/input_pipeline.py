@@ -43,11 +43,14 @@ SETTINGS = {
 }
 
 
-def measure(folder: str, image_size: int, batch: int, batches: int,
-            **data_fields: Any) -> dict[str, Any]:
+def measure(
+    folder: str, image_size: int, batch: int, batches: int, **data_fields: Any
+) -> dict[str, Any]:
   """Startup time and steady-state images/s of one pipeline setting."""
   config = default.get_config()
-  config.data.update(source='folder', dir=folder, image_size=image_size, **data_fields)
+  config.data.update(
+      source='folder', dir=folder, image_size=image_size, **data_fields
+  )
   start = time.perf_counter()
   iterator = data.create_input_iter(config, local_batch_size=batch)
   next(iterator)
@@ -56,9 +59,11 @@ def measure(folder: str, image_size: int, batch: int, batches: int,
   for _ in range(batches):
     next(iterator)
   elapsed = time.perf_counter() - start
-  return {'startup_s': round(startup, 2),
-          'images_per_s': round(batch * batches / elapsed, 1),
-          'batches': batches}
+  return {
+      'startup_s': round(startup, 2),
+      'images_per_s': round(batch * batches / elapsed, 1),
+      'batches': batches,
+  }
 
 
 def _find_step_speed(record: Any, batch: int) -> float | None:
@@ -80,17 +85,28 @@ def _find_step_speed(record: Any, batch: int) -> float | None:
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--dir', default=os.path.join(ROOT, '..', 'shared', 'data',
-                                                    'cat_faces_64'))
+  parser.add_argument(
+      '--dir',
+      default=os.path.join(ROOT, '..', 'shared', 'data', 'cat_faces_64'),
+  )
   parser.add_argument('--image_size', type=int, default=64)
   parser.add_argument('--batch', type=int, default=64)
   parser.add_argument('--batches', type=int, default=200)
   parser.add_argument('--settings', default=','.join(SETTINGS))
-  parser.add_argument('--train_images_per_s', type=float, default=0.0,
-                      help='what the train step consumes, for the ratio')
-  parser.add_argument('--step_json', default='',
-                      help='benchmarks/step_throughput.py output to read that from')
-  parser.add_argument('--out', default='', help='write the results to this JSON file')
+  parser.add_argument(
+      '--train_images_per_s',
+      type=float,
+      default=0.0,
+      help='what the train step consumes, for the ratio',
+  )
+  parser.add_argument(
+      '--step_json',
+      default='',
+      help='benchmarks/step_throughput.py output to read that from',
+  )
+  parser.add_argument(
+      '--out', default='', help='write the results to this JSON file'
+  )
   args = parser.parse_args(argv)
   if not os.path.isdir(args.dir):
     print(f'error: --dir={args.dir!r} is not a folder', file=sys.stderr)
@@ -102,20 +118,40 @@ def main(argv: list[str]) -> int:
       train_speed = _find_step_speed(json.load(f), args.batch)
   results = []
   for name in args.settings.split(','):
-    result = {'setting': name, 'image_size': args.image_size, 'batch': args.batch,
-              **measure(args.dir, args.image_size, args.batch, args.batches,
-                        **SETTINGS[name])}
+    result = {
+        'setting': name,
+        'image_size': args.image_size,
+        'batch': args.batch,
+        **measure(
+            args.dir,
+            args.image_size,
+            args.batch,
+            args.batches,
+            **SETTINGS[name],
+        ),
+    }
     if train_speed:
       result['train_images_per_s'] = train_speed
-      result['ratio_to_train_step'] = round(result['images_per_s'] / train_speed, 1)
+      result['ratio_to_train_step'] = round(
+          result['images_per_s'] / train_speed, 1
+      )
     print(json.dumps(result), flush=True)
     results.append(result)
   if args.out:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
-      json.dump({'dir': os.path.abspath(args.dir), 'machine': platform.platform(),
-                 'cpus': os.cpu_count(), 'load_avg': os.getloadavg(),
-                 'command': ' '.join(sys.argv), 'results': results}, f, indent=1)
+      json.dump(
+          {
+              'dir': os.path.abspath(args.dir),
+              'machine': platform.platform(),
+              'cpus': os.cpu_count(),
+              'load_avg': os.getloadavg(),
+              'command': ' '.join(sys.argv),
+              'results': results,
+          },
+          f,
+          indent=1,
+      )
   return 0
 
 

@@ -74,36 +74,79 @@ TARGET_WGAN_GP_STEP_RATIO = 2.5
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   """Command-line options (hyphens and underscores are both accepted)."""
-  p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                              formatter_class=argparse.RawTextHelpFormatter)
+  p = argparse.ArgumentParser(
+      description=__doc__.split('\n\n')[0],
+      formatter_class=argparse.RawTextHelpFormatter,
+  )
   add = lambda name, **kw: p.add_argument(
-      f'--{name}', *([f'--{name.replace("-", "_")}'] if '-' in name else []),
-      **kw)
-  add('config', default=os.path.join(_REPO, 'configs', 'dcgan64.py'),
-      help='experiment config file (its model is benchmarked)')
-  add('batch', type=int, action='append',
-      help='global batch size; repeat for several sizes (default 64)')
+      f'--{name}',
+      *([f'--{name.replace("-", "_")}'] if '-' in name else []),
+      **kw,
+  )
+  add(
+      'config',
+      default=os.path.join(_REPO, 'configs', 'dcgan64.py'),
+      help='experiment config file (its model is benchmarked)',
+  )
+  add(
+      'batch',
+      type=int,
+      action='append',
+      help='global batch size; repeat for several sizes (default 64)',
+  )
   add('iters', type=int, default=10, help='timed steps per repeat')
   add('warmup', type=int, default=2, help='untimed steps after compiling')
-  add('repeats', type=int, default=1,
+  add(
+      'repeats',
+      type=int,
+      default=1,
       help='timed loops per system, alternating catgan_jax and the peer; '
-      'the median is reported')
-  add('dtype', default='float32', choices=['float32', 'bfloat16'],
-      help='compute dtype of both networks (params stay float32)')
-  add('loss', default='', help="also time this loss's step with the same "
-      "model, e.g. wgan_gp (gradient penalty 10)")
-  add('peak-tflops', type=float, default=0.0,
+      'the median is reported',
+  )
+  add(
+      'dtype',
+      default='float32',
+      choices=['float32', 'bfloat16'],
+      help='compute dtype of both networks (params stay float32)',
+  )
+  add(
+      'loss',
+      default='',
+      help="also time this loss's step with the same "
+      'model, e.g. wgan_gp (gradient penalty 10)',
+  )
+  add(
+      'peak-tflops',
+      type=float,
+      default=0.0,
       help='peak TFLOP/s of one device, for MFU (0 = on CPU, the measured '
-      'float32 matmul rate; elsewhere no MFU)')
-  add('peer', default='', help='python interpreter with torch: also run the '
-      'PyTorch reference step')
-  add('peer-script', default=os.path.normpath(os.path.join(
-      _REPO, '..', 'shared', 'bench', 'peer_torch_dcgan.py')),
-      help='the PyTorch reference step script')
-  add('peer-device', default='cpu', choices=['cpu', 'cuda'],
-      help='device of the PyTorch peer')
-  add('peer-threads', type=int, default=0,
-      help='torch intra-op threads of the peer (0 = torch default)')
+      'float32 matmul rate; elsewhere no MFU)',
+  )
+  add(
+      'peer',
+      default='',
+      help='python interpreter with torch: also run the '
+      'PyTorch reference step',
+  )
+  add(
+      'peer-script',
+      default=os.path.normpath(
+          os.path.join(_REPO, '..', 'shared', 'bench', 'peer_torch_dcgan.py')
+      ),
+      help='the PyTorch reference step script',
+  )
+  add(
+      'peer-device',
+      default='cpu',
+      choices=['cpu', 'cuda'],
+      help='device of the PyTorch peer',
+  )
+  add(
+      'peer-threads',
+      type=int,
+      default=0,
+      help='torch intra-op threads of the peer (0 = torch default)',
+  )
   add('out', default='', help='write the results to this JSON file')
   args = p.parse_args(argv)
   args.batch = args.batch or [64]
@@ -118,8 +161,9 @@ def load_config(path: str) -> ml_collections.ConfigDict:
   return module.get_config()
 
 
-def peer_matched_config(config: ml_collections.ConfigDict, batch: int,
-                        dtype: str, loss: str = '') -> ml_collections.ConfigDict:
+def peer_matched_config(
+    config: ml_collections.ConfigDict, batch: int, dtype: str, loss: str = ''
+) -> ml_collections.ConfigDict:
   """A copy of `config` with the peer's optimiser, `batch` and `dtype`.
 
   Args:
@@ -174,13 +218,16 @@ class StepBench:
     self.compile_s = time.perf_counter() - t0
     size = config.data.image_size
     images = np.random.default_rng(0).integers(
-        0, 256, (self.batch, size, size, 3), dtype=np.uint8)
+        0, 256, (self.batch, size, size, 3), dtype=np.uint8
+    )
     self.images = jax.device_put(images, parallel.batch_sharded(mesh))
     # Model FLOPs (FlopCounterMode's convention, as the peer's count) for
     # MFU; XLA's own count of the compiled program for reference.
     self.flops_per_step = flop_count.dense_flops(
         step_lib.make_train_step(config, generator, discriminator),
-        self.state, self.images)
+        self.state,
+        self.images,
+    )
     self.xla_flops_per_step = _xla_flops(self.step.program((True, True)))
     self.metrics = None
     self.steps_done = 0
@@ -199,17 +246,28 @@ class StepBench:
 
 def run_peer(args: argparse.Namespace, batch: int) -> dict[str, Any]:
   """Runs the PyTorch reference step once; returns its JSON line as a dict."""
-  cmd = [args.peer, args.peer_script, '--batch', str(batch), '--iters',
-         str(args.iters), '--warmup', str(args.warmup), '--device',
-         args.peer_device]
+  cmd = [
+      args.peer,
+      args.peer_script,
+      '--batch',
+      str(batch),
+      '--iters',
+      str(args.iters),
+      '--warmup',
+      str(args.warmup),
+      '--device',
+      args.peer_device,
+  ]
   if args.peer_threads:
     cmd += ['--threads', str(args.peer_threads)]
   load = _load()
   proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
   lines = [l for l in proc.stdout.splitlines() if l.startswith('{')]
   if proc.returncode != 0 or not lines:
-    raise RuntimeError(f'The peer failed (exit {proc.returncode}): '
-                       f'{" ".join(cmd)}\n{proc.stderr[-2000:]}')
+    raise RuntimeError(
+        f'The peer failed (exit {proc.returncode}): '
+        f'{" ".join(cmd)}\n{proc.stderr[-2000:]}'
+    )
   result = json.loads(lines[-1])
   result['load_before'] = load
   return result
@@ -233,15 +291,17 @@ def matmul_tflops(n: int = 2048, repeats: int = 5) -> float:
   return 2 * n**3 / min(times) / 1e12
 
 
-def _mfu(flops_per_step: float, s_per_step: float,
-         peak_tflops: float) -> float | None:
+def _mfu(
+    flops_per_step: float, s_per_step: float, peak_tflops: float
+) -> float | None:
   if peak_tflops <= 0 or flops_per_step <= 0:
     return None
   return round(flops_per_step / s_per_step / (peak_tflops * 1e12), 4)
 
 
-def _measure(bench: StepBench, args: argparse.Namespace,
-             between=None) -> dict[str, Any]:
+def _measure(
+    bench: StepBench, args: argparse.Namespace, between=None
+) -> dict[str, Any]:
   """Warms up, times `args.repeats` loops (calling `between` after each)."""
   bench.run(args.warmup)
   times = []
@@ -251,104 +311,144 @@ def _measure(bench: StepBench, args: argparse.Namespace,
       between()
   s_per_step = statistics.median(times) / args.iters
   finite = bool(np.asarray(jax.device_get(bench.metrics['finite'])))
-  return {'images_per_s': round(bench.batch / s_per_step, 2),
-          's_per_step': round(s_per_step, 5),
-          'images_per_s_all': [round(bench.batch * args.iters / t, 2)
-                               for t in times],
-          'compile_s': round(bench.compile_s, 2),
-          'flops_per_step': bench.flops_per_step,
-          'xla_flops_per_step': bench.xla_flops_per_step,
-          # flops_per_step is the global batch's, spread over every device.
-          'mfu': _mfu(bench.flops_per_step, s_per_step,
-                      args.peak_tflops * jax.device_count()),
-          'finite': finite}
+  return {
+      'images_per_s': round(bench.batch / s_per_step, 2),
+      's_per_step': round(s_per_step, 5),
+      'images_per_s_all': [
+          round(bench.batch * args.iters / t, 2) for t in times
+      ],
+      'compile_s': round(bench.compile_s, 2),
+      'flops_per_step': bench.flops_per_step,
+      'xla_flops_per_step': bench.xla_flops_per_step,
+      # flops_per_step is the global batch's, spread over every device.
+      'mfu': _mfu(
+          bench.flops_per_step,
+          s_per_step,
+          args.peak_tflops * jax.device_count(),
+      ),
+      'finite': finite,
+  }
 
 
-def _catgan_jax(args: argparse.Namespace, config: ml_collections.ConfigDict,
-                between=None) -> dict[str, Any]:
+def _catgan_jax(
+    args: argparse.Namespace, config: ml_collections.ConfigDict, between=None
+) -> dict[str, Any]:
   load_start = _load()
   bench = StepBench(config)
-  result = {'system': 'catgan_jax', 'model': config.model.name,
-            'loss': config.loss.name, 'dtype': config.model.dtype,
-            'batch': config.batch_size, 'devices': jax.device_count(),
-            **_measure(bench, args, between),
-            'load_start': load_start, 'load_end': _load()}
+  result = {
+      'system': 'catgan_jax',
+      'model': config.model.name,
+      'loss': config.loss.name,
+      'dtype': config.model.dtype,
+      'batch': config.batch_size,
+      'devices': jax.device_count(),
+      **_measure(bench, args, between),
+      'load_start': load_start,
+      'load_end': _load(),
+  }
   print(json.dumps(result), flush=True)
   return result
 
 
-def bench_batch(args: argparse.Namespace, base: ml_collections.ConfigDict,
-                batch: int) -> dict[str, Any]:
+def bench_batch(
+    args: argparse.Namespace, base: ml_collections.ConfigDict, batch: int
+) -> dict[str, Any]:
   """Measures catgan_jax (and the peer, and the extra loss) at one batch."""
   peer_runs = []
-  between = (lambda: peer_runs.append(run_peer(args, batch))) if args.peer \
-      else None
+  between = (
+      (lambda: peer_runs.append(run_peer(args, batch))) if args.peer else None
+  )
   config = peer_matched_config(base, batch, args.dtype)
-  record = {'batch': batch,
-            'catgan_jax': _catgan_jax(args, config, between)}
+  record = {'batch': batch, 'catgan_jax': _catgan_jax(args, config, between)}
   if peer_runs:
     speeds = [p['images_per_s'] for p in peer_runs]
-    peer = dict(peer_runs[0], images_per_s=statistics.median(speeds),
-                images_per_s_all=speeds,
-                load_before=[p['load_before'] for p in peer_runs])
+    peer = dict(
+        peer_runs[0],
+        images_per_s=statistics.median(speeds),
+        images_per_s_all=speeds,
+        load_before=[p['load_before'] for p in peer_runs],
+    )
     peer['s_per_iter'] = round(batch / peer['images_per_s'], 5)
-    peer['mfu'] = _mfu(peer.get('flops_per_iter', 0), peer['s_per_iter'],
-                       args.peak_tflops)
+    peer['mfu'] = _mfu(
+        peer.get('flops_per_iter', 0), peer['s_per_iter'], args.peak_tflops
+    )
     print(json.dumps(peer), flush=True)
     record['peer'] = peer
     # The peer is always the 64 px DCGAN (z 100, widths 64); other configs
     # get a ratio, but it compares different networks.
     record['peer_same_model'] = (
-        config.model.name == 'dcgan' and config.data.image_size == 64
-        and config.model.z_dim == 100 and config.model.g_width == 64
-        and config.model.d_width == 64 and config.model.norm == 'batch')
+        config.model.name == 'dcgan'
+        and config.data.image_size == 64
+        and config.model.z_dim == 100
+        and config.model.g_width == 64
+        and config.model.d_width == 64
+        and config.model.norm == 'batch'
+    )
     record['ratio'] = round(
-        record['catgan_jax']['images_per_s'] / peer['images_per_s'], 3)
+        record['catgan_jax']['images_per_s'] / peer['images_per_s'], 3
+    )
     ours = record['catgan_jax']
     if args.peak_tflops > 0 and ours['flops_per_step'] > 0:
       # The ratio if every FLOP of our step ran at the peak rate: the most
       # any implementation of this step (these FLOPs) could reach here.
-      best_images_per_s = (args.peak_tflops * jax.device_count() * 1e12
-                           / ours['flops_per_step'] * batch)
+      best_images_per_s = (
+          args.peak_tflops
+          * jax.device_count()
+          * 1e12
+          / ours['flops_per_step']
+          * batch
+      )
       record['ratio_at_peak'] = round(
-          best_images_per_s / peer['images_per_s'], 3)
+          best_images_per_s / peer['images_per_s'], 3
+      )
     print(json.dumps({'batch': batch, 'ratio': record['ratio']}), flush=True)
   if args.loss:
     other = _catgan_jax(
-        args, peer_matched_config(base, batch, args.dtype, args.loss))
+        args, peer_matched_config(base, batch, args.dtype, args.loss)
+    )
     key = f'step_time_ratio_{args.loss}'
     record[f'catgan_jax_{args.loss}'] = other
     record[key] = round(
-        other['s_per_step'] / record['catgan_jax']['s_per_step'], 3)
+        other['s_per_step'] / record['catgan_jax']['s_per_step'], 3
+    )
     print(json.dumps({'batch': batch, key: record[key]}), flush=True)
   return record
 
 
-def check_targets(record: dict[str, Any], platform_name: str,
-                  dtype: str) -> dict[str, bool]:
+def check_targets(
+    record: dict[str, Any], platform_name: str, dtype: str
+) -> dict[str, bool]:
   """Which of the benchmark's targets one batch size's record meets."""
   ours, checks = record['catgan_jax'], {}
   if platform_name == 'cpu':
     checks[f'compile_s <= {TARGET_COMPILE_S:g}'] = (
-        ours['compile_s'] <= TARGET_COMPILE_S)
+        ours['compile_s'] <= TARGET_COMPILE_S
+    )
   if record.get('peer_same_model'):
     target = TARGET_CPU_RATIO if platform_name == 'cpu' else TARGET_GPU_RATIO
     checks[f'ratio >= {target:g}'] = record['ratio'] >= target
-  if (platform_name != 'cpu' and dtype == 'bfloat16'
-      and record['batch'] >= 256 and ours['mfu'] is not None):
+  if (
+      platform_name != 'cpu'
+      and dtype == 'bfloat16'
+      and record['batch'] >= 256
+      and ours['mfu'] is not None
+  ):
     checks[f'mfu >= {TARGET_GPU_BF16_MFU:g}'] = (
-        ours['mfu'] >= TARGET_GPU_BF16_MFU)
+        ours['mfu'] >= TARGET_GPU_BF16_MFU
+    )
   if 'step_time_ratio_wgan_gp' in record:
     checks[f'step_time_ratio_wgan_gp <= {TARGET_WGAN_GP_STEP_RATIO:g}'] = (
-        record['step_time_ratio_wgan_gp'] <= TARGET_WGAN_GP_STEP_RATIO)
+        record['step_time_ratio_wgan_gp'] <= TARGET_WGAN_GP_STEP_RATIO
+    )
   return checks
 
 
 def code_digest() -> str:
   """SHA-256 of catgan_jax's sources: tells which code a result measured."""
   digest = hashlib.sha256()
-  for path in sorted(glob.glob(os.path.join(_REPO, 'catgan_jax', '**', '*.py'),
-                               recursive=True)):
+  for path in sorted(
+      glob.glob(os.path.join(_REPO, 'catgan_jax', '**', '*.py'), recursive=True)
+  ):
     digest.update(os.path.relpath(path, _REPO).encode())
     with open(path, 'rb') as f:
       digest.update(f.read())
@@ -360,18 +460,24 @@ def machine_info() -> dict[str, Any]:
   cpu = platform.processor()
   try:
     with open('/proc/cpuinfo') as f:
-      names = [l.split(':', 1)[1].strip() for l in f
-               if l.startswith('model name')]
+      names = [
+          l.split(':', 1)[1].strip() for l in f if l.startswith('model name')
+      ]
     cpu = names[0] if names else cpu
   except OSError:
     pass
   devices = jax.devices()
-  return {'platform': devices[0].platform,
-          'device_kind': devices[0].device_kind, 'num_devices': len(devices),
-          'cpu': cpu, 'cpu_count': os.cpu_count(),
-          'python': platform.python_version(), 'jax': jax.__version__,
-          'xla_flags': os.environ.get('XLA_FLAGS', ''),
-          'load_at_start': _load()}
+  return {
+      'platform': devices[0].platform,
+      'device_kind': devices[0].device_kind,
+      'num_devices': len(devices),
+      'cpu': cpu,
+      'cpu_count': os.cpu_count(),
+      'python': platform.python_version(),
+      'jax': jax.__version__,
+      'xla_flags': os.environ.get('XLA_FLAGS', ''),
+      'load_at_start': _load(),
+  }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -380,20 +486,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   if args.peer and not os.path.exists(args.peer_script):
     raise SystemExit(f'--peer-script {args.peer_script} does not exist.')
   base = load_config(args.config)
-  result = {'command': ' '.join(
-      [os.path.relpath(sys.argv[0])] + (sys.argv[1:] if argv is None
-                                        else argv)),
-            'machine': machine_info(), 'code_sha256': code_digest()}
+  result = {
+      'command': ' '.join(
+          [os.path.relpath(sys.argv[0])]
+          + (sys.argv[1:] if argv is None else argv)
+      ),
+      'machine': machine_info(),
+      'code_sha256': code_digest(),
+  }
   if args.peak_tflops <= 0 and result['machine']['platform'] == 'cpu':
     args.peak_tflops = round(matmul_tflops(), 4)
     result['machine']['matmul_tflops_f32'] = args.peak_tflops
   result['peak_tflops'] = args.peak_tflops or None
   runs = [bench_batch(args, base, b) for b in args.batch]
   for run in runs:
-    run['targets'] = check_targets(run, result['machine']['platform'],
-                                   args.dtype)
-    print(json.dumps({'batch': run['batch'], 'targets': run['targets']}),
-          flush=True)
+    run['targets'] = check_targets(
+        run, result['machine']['platform'], args.dtype
+    )
+    print(
+        json.dumps({'batch': run['batch'], 'targets': run['targets']}),
+        flush=True,
+    )
   # The first batch size's numbers also sit at the top level, so that a
   # one-batch result reads {catgan_jax, peer, ratio, ...}.
   result.update({k: v for k, v in runs[0].items() if k != 'batch'})

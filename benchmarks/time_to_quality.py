@@ -61,8 +61,9 @@ def _load_config(path: str, overrides: list[str]):
     for part in parents:
       node = node[part]
     old = node[leaf]
-    node[leaf] = type(old)(json.loads(text)) if not isinstance(
-        old, str) else text
+    node[leaf] = (
+        type(old)(json.loads(text)) if not isinstance(old, str) else text
+    )
   return config
 
 
@@ -72,11 +73,12 @@ def _step_flops(config) -> float:
   run = train.build(config, mesh)
   generator, discriminator, state = run.generator, run.discriminator, run.state
   size = config.data.image_size
-  batch = jnp.zeros((step_lib.input_batch_size(config), size, size, 3),
-                    jnp.uint8)
+  batch = jnp.zeros(
+      (step_lib.input_batch_size(config), size, size, 3), jnp.uint8
+  )
   return flop_count.dense_flops(
-      step_lib.make_train_step(config, generator, discriminator), state,
-      batch)
+      step_lib.make_train_step(config, generator, discriminator), state, batch
+  )
 
 
 def main() -> None:
@@ -87,13 +89,21 @@ def main() -> None:
   parser.add_argument('--features_path', default='')
   parser.add_argument('--budget_min', type=float, default=40.0)
   parser.add_argument('--points', type=int, default=4)
-  parser.add_argument('--probe_steps', type=int, default=20,
-                      help='steps of the first chunk, which measures the rate')
+  parser.add_argument(
+      '--probe_steps',
+      type=int,
+      default=20,
+      help='steps of the first chunk, which measures the rate',
+  )
   parser.add_argument('--num_samples', type=int, default=2000)
   parser.add_argument('--workdir', default='')
   parser.add_argument('--out', required=True)
-  parser.add_argument('--override', action='append', default=[],
-                      help='field=value (JSON value), repeatable')
+  parser.add_argument(
+      '--override',
+      action='append',
+      default=[],
+      help='field=value (JSON value), repeatable',
+  )
   args = parser.parse_args()
 
   config = _load_config(args.config, args.override)
@@ -106,8 +116,13 @@ def main() -> None:
     config.sample_every_steps = 10**9
     config.checkpoint_every_steps = 10**9
   workdir = args.workdir or os.path.join(
-      '/tmp', 'ttq_' + os.path.basename(args.config).replace('.py', '')
-      .replace(':', '_').replace(',', '_'))
+      '/tmp',
+      'ttq_'
+      + os.path.basename(args.config)
+      .replace('.py', '')
+      .replace(':', '_')
+      .replace(',', '_'),
+  )
   run_scorer = scorer.Scorer(config)
   flops = _step_flops(config)
   load_before = os.getloadavg()
@@ -118,8 +133,11 @@ def main() -> None:
   for target in targets:
     while trained_s < target * 0.98:
       rate = steps / trained_s if steps else 0.0
-      next_steps = (args.probe_steps if not steps else
-                    steps + max(1, int(rate * (target - trained_s))))
+      next_steps = (
+          args.probe_steps
+          if not steps
+          else steps + max(1, int(rate * (target - trained_s)))
+      )
       with config.unlocked():
         config.num_train_steps = next_steps
       t0 = time.perf_counter()
@@ -128,19 +146,29 @@ def main() -> None:
       steps = next_steps
     _, sample, _ = inference.load_generator(workdir, 'latest')
     scores = run_scorer.score(sample)
-    point = {'train_wall_s': round(trained_s, 1), 'steps': steps,
-             'images_seen': steps * config.batch_size,
-             'train_flops': flops * steps, **scores}
+    point = {
+        'train_wall_s': round(trained_s, 1),
+        'steps': steps,
+        'images_seen': steps * config.batch_size,
+        'train_flops': flops * steps,
+        **scores,
+    }
     points.append(point)
     print(json.dumps(point), flush=True)
 
   record = {
-      'config': args.config, 'overrides': args.override,
-      'budget_min': args.budget_min, 'features': args.features,
-      'num_samples': args.num_samples, 'flops_per_step': flops,
-      'points': points, 'machine': platform.processor() or platform.machine(),
-      'cpu_count': os.cpu_count(), 'loadavg_before': load_before,
-      'loadavg_after': os.getloadavg(), 'jax': jax.__version__,
+      'config': args.config,
+      'overrides': args.override,
+      'budget_min': args.budget_min,
+      'features': args.features,
+      'num_samples': args.num_samples,
+      'flops_per_step': flops,
+      'points': points,
+      'machine': platform.processor() or platform.machine(),
+      'cpu_count': os.cpu_count(),
+      'loadavg_before': load_before,
+      'loadavg_after': os.getloadavg(),
+      'jax': jax.__version__,
   }
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, 'w') as f:

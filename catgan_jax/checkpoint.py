@@ -50,8 +50,10 @@ class CheckpointMismatch(cli.UserError):
     self.differences = differences
     shown = '; '.join(differences[:4])
     more = f' (and {len(differences) - 4} more)' if len(differences) > 4 else ''
-    super().__init__(f'checkpoint {step} in {directory} does not fit this '
-                     f'config: {shown}{more}')
+    super().__init__(
+        f'checkpoint {step} in {directory} does not fit this '
+        f'config: {shown}{more}'
+    )
 
 
 class NoRestorableCheckpoint(cli.UserError):
@@ -60,6 +62,7 @@ class NoRestorableCheckpoint(cli.UserError):
 
 def _leaf_layout(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
   """'/'-joined path -> (shape, dtype) of every leaf of a state or metadata."""
+
   def name(key) -> str:
     for attr in ('key', 'name', 'idx'):
       if hasattr(key, attr):
@@ -71,7 +74,9 @@ def _leaf_layout(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
     shape = tuple(getattr(leaf, 'shape', ()) or ())
     dtype = getattr(leaf, 'dtype', None)
     layout['/'.join(name(k) for k in path)] = (
-        shape, str(np.dtype(dtype)) if dtype is not None else '')
+        shape,
+        str(np.dtype(dtype)) if dtype is not None else '',
+    )
   return layout
 
 
@@ -95,16 +100,25 @@ def layout_differences(saved: Any, target: Any) -> list[str]:
     else:
       (old_shape, old_dtype), (new_shape, new_dtype) = old[path], new[path]
       if old_shape != new_shape:
-        lines.append(f'{path} has shape {old_shape} in the checkpoint, '
-                     f'{new_shape} in this config')
+        lines.append(
+            f'{path} has shape {old_shape} in the checkpoint, '
+            f'{new_shape} in this config'
+        )
       elif old_dtype and new_dtype and old_dtype != new_dtype:
-        lines.append(f'{path} has dtype {old_dtype} in the checkpoint, '
-                     f'{new_dtype} in this config')
+        lines.append(
+            f'{path} has dtype {old_dtype} in the checkpoint, '
+            f'{new_dtype} in this config'
+        )
   return lines
 
 
-_RESOURCE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
-                    errno.EROFS)
+_RESOURCE_ERRNOS = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+)
 
 
 def resource_cause(error: BaseException) -> str:
@@ -116,8 +130,12 @@ def resource_cause(error: BaseException) -> str:
       where = f' ({error.filename})' if error.filename else ''
       return f'{os.strerror(error.errno)}{where}'
     text = str(error)
-    for marker in ('RESOURCE_EXHAUSTED', 'No space left on device',
-                   'Permission denied', 'Read-only file system'):
+    for marker in (
+        'RESOURCE_EXHAUSTED',
+        'No space left on device',
+        'Permission denied',
+        'Read-only file system',
+    ):
       if marker in text:
         return text.strip().splitlines()[0][:300]
     error = error.__cause__ or error.__context__
@@ -144,13 +162,18 @@ class Checkpointer:
     if best_by:
       directory = self._workdir / BEST_DIR
       options = ocp.CheckpointManagerOptions(
-          max_to_keep=keep, create=False, best_mode='min',
-          best_fn=lambda metrics: metrics[best_by])
+          max_to_keep=keep,
+          create=False,
+          best_mode='min',
+          best_fn=lambda metrics: metrics[best_by],
+      )
     # The handler is named up front so that a new process can read a
     # checkpoint's metadata (layout checks) before restoring it.
     self._mgr = ocp.CheckpointManager(
-        directory, options=options,
-        item_handlers=ocp.StandardCheckpointHandler())
+        directory,
+        options=options,
+        item_handlers=ocp.StandardCheckpointHandler(),
+    )
 
   @property
   def directory(self) -> epath.Path:
@@ -165,8 +188,9 @@ class Checkpointer:
   def best_step(self) -> int | None:
     return self._mgr.best_step()
 
-  def save(self, step: int, state: Any,
-           metrics: dict[str, float] | None = None) -> bool:
+  def save(
+      self, step: int, state: Any, metrics: dict[str, float] | None = None
+  ) -> bool:
     """Starts an asynchronous save of `state` at `step` (all processes).
 
     Raises:
@@ -178,13 +202,13 @@ class Checkpointer:
       if not self.directory.exists():
         self.directory.mkdir(parents=True, exist_ok=True)
         self._mgr.reload()
-      return self._mgr.save(step, args=ocp.args.StandardSave(state),
-                            metrics=metrics, force=True)
+      return self._mgr.save(
+          step, args=ocp.args.StandardSave(state), metrics=metrics, force=True
+      )
     except Exception as e:  # pylint: disable=broad-except
       raise self._resource_error(e, step) from e
 
-  def _resource_error(self, error: Exception, step: int | None
-                      ) -> Exception:
+  def _resource_error(self, error: Exception, step: int | None) -> Exception:
     cause = resource_cause(error)
     if not cause:
       return error
@@ -192,12 +216,14 @@ class Checkpointer:
     return cli.ResourceError(
         f'cannot write {what} in {self.directory}: {cause}; the checkpoints '
         'already saved there are intact (free space or fix permissions, '
-        'then rerun the same command)')
+        'then rerun the same command)'
+    )
 
   def restore(self, step: int, target: Any) -> Any:
     """Restores the checkpoint of `step` onto the shardings of `target`."""
     return self._mgr.restore(
-        step, args=ocp.args.StandardRestore(abstract_like(target)))
+        step, args=ocp.args.StandardRestore(abstract_like(target))
+    )
 
   def check_fits(self, step: int, target: Any) -> bool:
     """False if checkpoint `step` is damaged (its metadata is unreadable).
@@ -210,13 +236,19 @@ class Checkpointer:
       saved = self._mgr.item_metadata(step)
       saved = getattr(saved, 'tree', saved)
     except Exception as e:  # pylint: disable=broad-except
-      logging.warning('Checkpoint %d in %s is damaged (its metadata cannot '
-                      'be read: %s: %s).', step, self.directory,
-                      type(e).__name__, e)
+      logging.warning(
+          'Checkpoint %d in %s is damaged (its metadata cannot '
+          'be read: %s: %s).',
+          step,
+          self.directory,
+          type(e).__name__,
+          e,
+      )
       return False
     if not saved:
-      logging.warning('Checkpoint %d in %s is damaged (no metadata).', step,
-                      self.directory)
+      logging.warning(
+          'Checkpoint %d in %s is damaged (no metadata).', step, self.directory
+      )
       return False
     differences = layout_differences(saved, target)
     if differences:
@@ -247,19 +279,27 @@ class Checkpointer:
         try:
           return self.restore(step, target)
         except Exception as e:  # pylint: disable=broad-except
-          logging.warning('Checkpoint %d in %s cannot be restored (%s: %s).',
-                          step, self.directory, type(e).__name__,
-                          str(e).splitlines()[0] if str(e) else '')
+          logging.warning(
+              'Checkpoint %d in %s cannot be restored (%s: %s).',
+              step,
+              self.directory,
+              type(e).__name__,
+              str(e).splitlines()[0] if str(e) else '',
+          )
       self._move_aside(step)
       moved += 1
-      logging.warning('Damaged checkpoint %d moved to %s; trying the '
-                      'previous one.', step, self._workdir / CORRUPT_DIR)
+      logging.warning(
+          'Damaged checkpoint %d moved to %s; trying the ' 'previous one.',
+          step,
+          self._workdir / CORRUPT_DIR,
+      )
     corrupt = self._workdir / CORRUPT_DIR
     if moved or (corrupt.exists() and any(corrupt.iterdir())):
       raise NoRestorableCheckpoint(
           f'workdir={str(self._workdir)!r} has no restorable checkpoint (the '
           f'damaged ones are in {corrupt}); use another workdir, or '
-          '--start_over to move the old run aside and start again at step 0')
+          '--start_over to move the old run aside and start again at step 0'
+      )
     return None
 
   def _move_aside(self, step: int) -> None:
@@ -273,6 +313,7 @@ class Checkpointer:
     # Keep processes in step before the manager re-reads the directory.
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
       multihost_utils.sync_global_devices(f'move_aside_{step}')
     self._mgr.reload()
 

@@ -71,12 +71,15 @@ def configure() -> None:
   """
   flag = '--xla_cpu_experimental_ynn_fusion_type=-individual_convolution'
   xla_flags = os.environ.get('XLA_FLAGS', '')
-  if ('xla_cpu_experimental_ynn_fusion_type' not in xla_flags
-      and importlib.util.find_spec('libtpu') is None):
+  if (
+      'xla_cpu_experimental_ynn_fusion_type' not in xla_flags
+      and importlib.util.find_spec('libtpu') is None
+  ):
     os.environ['XLA_FLAGS'] = f'{xla_flags} {flag}'.strip()
   # TensorFlow's C++ notices (oneDNN, CPU features) are not for the user.
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import jax  # pylint: disable=g-import-not-at-top
+
   jax.config.update('jax_threefry_partitionable', False)
 
 
@@ -114,8 +117,9 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 def _is_own_or_warning(record: std_logging.LogRecord) -> bool:
   """Keeps catgan_jax's records and every library's warnings and errors."""
-  return (record.levelno >= std_logging.WARNING
-          or os.path.abspath(record.pathname).startswith(_PACKAGE_DIR))
+  return record.levelno >= std_logging.WARNING or os.path.abspath(
+      record.pathname
+  ).startswith(_PACKAGE_DIR)
 
 
 def quiet_libraries(mute_tensorflow: bool = True) -> None:
@@ -127,6 +131,7 @@ def quiet_libraries(mute_tensorflow: bool = True) -> None:
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
+
   if flags.FLAGS.is_parsed() and flags.FLAGS.verbosity > 0:
     return
   logging.get_absl_handler().addFilter(_is_own_or_warning)
@@ -137,6 +142,7 @@ def quiet_libraries(mute_tensorflow: bool = True) -> None:
 def _parse_absl_flags(argv: Sequence[str]) -> list[str]:
   """absl's flag parsing, with every parse error as one line and exit 2."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   try:
     args = flags.FLAGS(list(argv))
     _check_config_flags(flags.FLAGS)
@@ -175,16 +181,19 @@ def _check_config_flags(flag_values) -> None:
       path = flag_values[name].serialize().partition('=')[2]
       lines = [line.strip() for line in str(error).splitlines()]
       reason = next((line for line in reversed(lines) if line), '')
-      raise UserError(f'--{name}={path}: cannot load the config file '
-                      f'({reason})')
+      raise UserError(
+          f'--{name}={path}: cannot load the config file ' f'({reason})'
+      )
 
 
 def _describe_flag_error(e: Exception) -> str:
   text = ' '.join(str(e).split()).strip('"\'')
   if isinstance(e, (AttributeError, KeyError)):
     field = text.strip('"\'')
-    return (f'unknown config field {field!r} (every field is listed in '
-            'configs/default.py)')
+    return (
+        f'unknown config field {field!r} (every field is listed in '
+        'configs/default.py)'
+    )
   return f'bad flag value: {type(e).__name__}: {text}'
 
 
@@ -204,8 +213,9 @@ def user_errors():
     fail(str(e))
 
 
-def run(main: Callable[[list[str]], None],
-        uses_tensorflow: bool = True) -> None:
+def run(
+    main: Callable[[list[str]], None], uses_tensorflow: bool = True
+) -> None:
   """`absl.app.run(main)` with the shared error handling and quiet logs.
 
   Args:

@@ -22,10 +22,20 @@ CONFIG_FILE = 'config.json'
 
 # Fields that may change between the runs of one workdir without
 # allow_config_change: they do not change what is being trained.
-_MUTABLE_FIELDS = ('num_train_steps', 'log_every_steps', 'sample_every_steps',
-                   'checkpoint_every_steps', 'keep_checkpoints',
-                   'allow_config_change', 'eval', 'distributed', 'data.dir',
-                   'data.manifest', 'data.cache', 'data.tfds_data_dir')
+_MUTABLE_FIELDS = (
+    'num_train_steps',
+    'log_every_steps',
+    'sample_every_steps',
+    'checkpoint_every_steps',
+    'keep_checkpoints',
+    'allow_config_change',
+    'eval',
+    'distributed',
+    'data.dir',
+    'data.manifest',
+    'data.cache',
+    'data.tfds_data_dir',
+)
 
 
 class ConfigError(cli.UserError):
@@ -38,11 +48,19 @@ def _require(ok: bool, message: str) -> None:
 
 
 def _check_positive(config: ml_collections.ConfigDict) -> None:
-  for field in ('batch_size', 'num_train_steps', 'log_every_steps',
-                'sample_every_steps', 'checkpoint_every_steps',
-                'keep_checkpoints', 'optim.g_lr', 'optim.d_lr',
-                'train.d_steps_per_g_step', 'train.d_every_k_steps',
-                'model.z_dim'):
+  for field in (
+      'batch_size',
+      'num_train_steps',
+      'log_every_steps',
+      'sample_every_steps',
+      'checkpoint_every_steps',
+      'keep_checkpoints',
+      'optim.g_lr',
+      'optim.d_lr',
+      'train.d_steps_per_g_step',
+      'train.d_every_k_steps',
+      'model.z_dim',
+  ):
     value = _get(config, field)
     _require(value > 0, f'{field}={value!r} must be positive')
 
@@ -57,14 +75,19 @@ def _check_lipschitz(loss: ml_collections.ConfigDict) -> None:
   """A WGAN critic without its Lipschitz constraint trains without error and
   without meaning (the critic's output grows without bound), so refuse it."""
   if loss.name == 'wgan_gp':
-    _require(loss.gp_weight > 0, f'loss.gp_weight={loss.gp_weight!r} must be '
-             "positive for loss.name='wgan_gp' (its gradient penalty)")
+    _require(
+        loss.gp_weight > 0,
+        f'loss.gp_weight={loss.gp_weight!r} must be '
+        "positive for loss.name='wgan_gp' (its gradient penalty)",
+    )
   if loss.name == 'wgan':
-    _require(loss.clip > 0 or loss.gp_weight > 0 or loss.r1_weight > 0,
-             f"loss.name='wgan' needs a Lipschitz constraint: loss.clip="
-             f'{loss.clip!r} (weight clipping), loss.gp_weight='
-             f'{loss.gp_weight!r} or loss.r1_weight={loss.r1_weight!r} must '
-             'be positive')
+    _require(
+        loss.clip > 0 or loss.gp_weight > 0 or loss.r1_weight > 0,
+        f"loss.name='wgan' needs a Lipschitz constraint: loss.clip="
+        f'{loss.clip!r} (weight clipping), loss.gp_weight='
+        f'{loss.gp_weight!r} or loss.r1_weight={loss.r1_weight!r} must '
+        'be positive',
+    )
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -82,6 +105,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     models.create_models(config)
     step_lib.check_config(config)
     from catgan_jax import data  # pylint: disable=g-import-not-at-top
+
     data.validate_data_config(config)
     schedules.check_config(config)
   except ConfigError:
@@ -90,20 +114,27 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(str(e)) from None
   for net in ('g', 'd'):
     name = config.optim[f'{net}_name']
-    _require(name in state_lib.OPTIMIZERS,
-             f'optim.{net}_name={name!r} is unknown; valid: '
-             f'{", ".join(sorted(state_lib.OPTIMIZERS))}')
+    _require(
+        name in state_lib.OPTIMIZERS,
+        f'optim.{net}_name={name!r} is unknown; valid: '
+        f'{", ".join(sorted(state_lib.OPTIMIZERS))}',
+    )
   _check_lipschitz(config.loss)
-  _require(0.0 <= config.train.ema_decay < 1.0,
-           f'train.ema_decay={config.train.ema_decay!r} must be in [0, 1)')
+  _require(
+      0.0 <= config.train.ema_decay < 1.0,
+      f'train.ema_decay={config.train.ema_decay!r} must be in [0, 1)',
+  )
   splits = config.eval.get('is_splits', 10)
-  _require(isinstance(splits, int) and 1 <= splits <= config.eval.num_samples,
-           f'eval.is_splits={splits!r} must be an integer from 1 to '
-           f'eval.num_samples={config.eval.num_samples}')
+  _require(
+      isinstance(splits, int) and 1 <= splits <= config.eval.num_samples,
+      f'eval.is_splits={splits!r} must be an integer from 1 to '
+      f'eval.num_samples={config.eval.num_samples}',
+  )
   n = jax.device_count()
-  _require(config.batch_size % n == 0,
-           f'batch_size={config.batch_size} is not divisible by the {n} '
-           'devices')
+  _require(
+      config.batch_size % n == 0,
+      f'batch_size={config.batch_size} is not divisible by the {n} ' 'devices',
+  )
 
 
 def _flatten(config: ml_collections.ConfigDict) -> dict:
@@ -114,13 +145,16 @@ def _flatten(config: ml_collections.ConfigDict) -> dict:
         yield from walk(v, key + '.')
       else:
         yield key, v
+
   return dict(walk(json.loads(config.to_json()), ''))
 
 
 def hparams(config: ml_collections.ConfigDict) -> dict:
   """The config as flat scalar hyperparameters (for TensorBoard)."""
-  return {k: v if isinstance(v, (bool, int, float, str)) else str(v)
-          for k, v in _flatten(config).items()}
+  return {
+      k: v if isinstance(v, (bool, int, float, str)) else str(v)
+      for k, v in _flatten(config).items()
+  }
 
 
 def _is_mutable(field: str) -> bool:
@@ -134,8 +168,11 @@ def config_changes(old: dict, new: dict) -> list[str]:
   catgan_jax) are not changes: an upgrade must not strand a run.
   """
   keys = sorted(set(old) & set(new))
-  return [f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in keys
-          if not _is_mutable(k) and old.get(k) != new.get(k)]
+  return [
+      f'{k}: {old.get(k)!r} -> {new.get(k)!r}'
+      for k in keys
+      if not _is_mutable(k) and old.get(k) != new.get(k)
+  ]
 
 
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -151,18 +188,22 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   existing = workdir
   while existing and not os.path.exists(existing):
     existing = os.path.dirname(existing.rstrip('/')) or '.'
-  _require(os.path.isdir(existing) and os.access(existing, os.W_OK),
-           f'workdir={workdir!r} is not writable')
+  _require(
+      os.path.isdir(existing) and os.access(existing, os.W_OK),
+      f'workdir={workdir!r} is not writable',
+  )
   if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
     return
   old = _flatten(load_config(workdir))
   if config.allow_config_change:
     return
   changes = config_changes(old, _flatten(config))
-  _require(not changes,
-           f'workdir={workdir!r} holds a run with a different config '
-           f'({"; ".join(changes[:5])}); use another workdir or '
-           '--config.allow_config_change=True')
+  _require(
+      not changes,
+      f'workdir={workdir!r} holds a run with a different config '
+      f'({"; ".join(changes[:5])}); use another workdir or '
+      '--config.allow_config_change=True',
+  )
 
 
 def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -184,22 +225,27 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   """
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.isfile(path):
-    raise ConfigError(f'no run in workdir={workdir!r}: {CONFIG_FILE} is '
-                      'missing')
+    raise ConfigError(
+        f'no run in workdir={workdir!r}: {CONFIG_FILE} is ' 'missing'
+    )
   try:
     with open(path) as f:
       record = json.load(f)
   except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise ConfigError(f'{path} cannot be read ({e}); restore it, or use '
-                      'another workdir') from None
+    raise ConfigError(
+        f'{path} cannot be read ({e}); restore it, or use ' 'another workdir'
+    ) from None
   if not isinstance(record, dict):
-    raise ConfigError(f'{path} does not hold a config (a JSON object); '
-                      'restore it, or use another workdir')
+    raise ConfigError(
+        f'{path} does not hold a config (a JSON object); '
+        'restore it, or use another workdir'
+    )
   return ml_collections.ConfigDict(record)
 
 
-def changed_fields(config: ml_collections.ConfigDict, workdir: str
-                   ) -> list[str]:
+def changed_fields(
+    config: ml_collections.ConfigDict, workdir: str
+) -> list[str]:
   """`config_changes` between the workdir's recorded config and `config`."""
   if not os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
     return []

@@ -45,7 +45,9 @@ def contrast(x: Array, key: Array) -> Array:
   return (x - mean) * (_uniform(key, x) + 0.5) + mean
 
 
-def translation(x: Array, key: Array, ratio: float = _TRANSLATION_RATIO) -> Array:
+def translation(
+    x: Array, key: Array, ratio: float = _TRANSLATION_RATIO
+) -> Array:
   """Shifts each image by up to ``ratio`` of its size; uncovered pixels become 0."""
   _, height, width, _ = x.shape
   max_y, max_x = int(height * ratio + 0.5), int(width * ratio + 0.5)
@@ -55,7 +57,10 @@ def translation(x: Array, key: Array, ratio: float = _TRANSLATION_RATIO) -> Arra
   padded = jnp.pad(x, ((0, 0), (max_y, max_y), (max_x, max_x), (0, 0)))
 
   def shift_one(image, dy, dx):
-    return jax.lax.dynamic_slice(image, (max_y + dy, max_x + dx, 0), x.shape[1:])
+    return jax.lax.dynamic_slice(
+        image, (max_y + dy, max_x + dx, 0), x.shape[1:]
+    )
+
   return jax.vmap(shift_one)(padded, shift_y, shift_x)
 
 
@@ -65,8 +70,14 @@ def cutout(x: Array, key: Array, ratio: float = _CUTOUT_RATIO) -> Array:
   size_y, size_x = int(height * ratio + 0.5), int(width * ratio + 0.5)
   key_y, key_x = jax.random.split(key)
   # Centres range so that the square may hang over the border, as in the original.
-  top = jax.random.randint(key_y, (n, 1), 0, height + (1 - size_y % 2)) - size_y // 2
-  left = jax.random.randint(key_x, (n, 1), 0, width + (1 - size_x % 2)) - size_x // 2
+  top = (
+      jax.random.randint(key_y, (n, 1), 0, height + (1 - size_y % 2))
+      - size_y // 2
+  )
+  left = (
+      jax.random.randint(key_x, (n, 1), 0, width + (1 - size_x % 2))
+      - size_x // 2
+  )
   rows = jnp.arange(height)[None]
   cols = jnp.arange(width)[None]
   in_y = (rows >= top) & (rows < top + size_y)
@@ -88,12 +99,16 @@ def parse_policy(policy: str) -> list[str]:
   names = [name.strip() for name in policy.split(',') if name.strip()]
   for name in names:
     if name not in POLICIES:
-      raise ValueError(f'data.diffaugment={policy!r}: unknown policy {name!r}; '
-                       f'valid: {sorted(POLICIES)}')
+      raise ValueError(
+          f'data.diffaugment={policy!r}: unknown policy {name!r}; '
+          f'valid: {sorted(POLICIES)}'
+      )
   return names
 
 
-def diff_augment(x: Array, key: Array, policy: str, p: float | Array = 1.0) -> Array:
+def diff_augment(
+    x: Array, key: Array, policy: str, p: float | Array = 1.0
+) -> Array:
   """Applies the DiffAugment ``policy`` to a batch of images.
 
   Args:
@@ -122,8 +137,9 @@ def diff_augment(x: Array, key: Array, policy: str, p: float | Array = 1.0) -> A
   return x
 
 
-def ada_adjustment(r_t: Array, target: float, batch_size: int, interval: int,
-                   kimg: float) -> Array:
+def ada_adjustment(
+    r_t: Array, target: float, batch_size: int, interval: int, kimg: float
+) -> Array:
   """ADA's change of ``p`` after one interval (stylegan2-ada-pytorch).
 
   ``sign(r_t - target) * (batch_size * interval) / (kimg * 1000)``: ``p``
@@ -134,9 +150,15 @@ def ada_adjustment(r_t: Array, target: float, batch_size: int, interval: int,
   return jnp.sign(r_t - target) * (batch_size * interval) / (kimg * 1000.0)
 
 
-def ada_update(p: Array, stats: Array, step: Array, real_logits: Array,
-               target: float, interval: int,
-               kimg: float) -> tuple[Array, Array]:
+def ada_update(
+    p: Array,
+    stats: Array,
+    step: Array,
+    real_logits: Array,
+    target: float,
+    interval: int,
+    kimg: float,
+) -> tuple[Array, Array]:
   """Accumulates ``sign(D(real))`` and adjusts ``p`` every ``interval`` steps.
 
   As in stylegan2-ada-pytorch's training loop: the signs of the real logits
@@ -159,12 +181,17 @@ def ada_update(p: Array, stats: Array, step: Array, real_logits: Array,
     (new p, new stats); stats are reset after an adjustment.
   """
   signs = jnp.sign(real_logits.astype(jnp.float32))
-  stats = stats + jnp.stack([jnp.sum(signs),
-                             jnp.asarray(signs.size, jnp.float32)])
+  stats = stats + jnp.stack(
+      [jnp.sum(signs), jnp.asarray(signs.size, jnp.float32)]
+  )
   due = (step + 1) % interval == 0
   r_t = stats[0] / jnp.maximum(stats[1], 1.0)
   adjusted = jnp.clip(
       p + ada_adjustment(r_t, target, real_logits.shape[0], interval, kimg),
-      0.0, 1.0)
-  return (jnp.where(due, adjusted, p).astype(p.dtype),
-          jnp.where(due, jnp.zeros_like(stats), stats))
+      0.0,
+      1.0,
+  )
+  return (
+      jnp.where(due, adjusted, p).astype(p.dtype),
+      jnp.where(due, jnp.zeros_like(stats), stats),
+  )

@@ -112,8 +112,10 @@ def format_table(rows: Sequence[dict[str, float]]) -> str:
   lines = [header]
   for r in rows:
     mark = '  <- lowest FID' if r['fid'] == best else ''
-    line = (f'{r["step"]:>10d}  {r["fid"]:>10.3f}  {r["kid"]:>10.5f}  '
-            f'{r["kid_std"]:>10.5f}')
+    line = (
+        f'{r["step"]:>10d}  {r["fid"]:>10.3f}  {r["kid"]:>10.5f}  '
+        f'{r["kid_std"]:>10.5f}'
+    )
     if with_is:
       line += f'  {r["is_mean"]:>8.3f}  {r["is_std"]:>8.3f}'
     lines.append(line + mark)
@@ -123,18 +125,29 @@ def format_table(rows: Sequence[dict[str, float]]) -> str:
 def _define_flags() -> None:
   # Defined only when run as a program (no clash with the trainer's flags).
   flags.DEFINE_string('workdir', None, 'Run directory.', required=True)
-  flags.DEFINE_list('steps', [], "Checkpoints to score (N, 'best', "
-                    "'latest'); default: all.")
-  flags.DEFINE_integer('num_samples', 0,
-                       'Generated images per score (0 = eval.num_samples).')
-  flags.DEFINE_string('cache_dir', None,
-                      'Reference cache directory (default: eval.cache_dir).')
-  flags.DEFINE_string('features', '',
-                      "Feature network: 'inception_v3' or 'mobilenet_v2' "
-                      '(default: the run\'s eval.features).')
-  flags.DEFINE_string('features_path', None,
-                      'Weights file of the feature network (default: the '
-                      "run's eval.features_path).")
+  flags.DEFINE_list(
+      'steps',
+      [],
+      "Checkpoints to score (N, 'best', " "'latest'); default: all.",
+  )
+  flags.DEFINE_integer(
+      'num_samples', 0, 'Generated images per score (0 = eval.num_samples).'
+  )
+  flags.DEFINE_string(
+      'cache_dir', None, 'Reference cache directory (default: eval.cache_dir).'
+  )
+  flags.DEFINE_string(
+      'features',
+      '',
+      "Feature network: 'inception_v3' or 'mobilenet_v2' "
+      "(default: the run's eval.features).",
+  )
+  flags.DEFINE_string(
+      'features_path',
+      None,
+      'Weights file of the feature network (default: the '
+      "run's eval.features_path).",
+  )
   flags.DEFINE_string('json', '', 'Also write the scores to this JSON file.')
 
 
@@ -144,8 +157,9 @@ def main(argv: Sequence[str]) -> None:
   steps = [int(s) if s.isdigit() else s for s in f.steps] or None
   if f.json and os.path.isdir(f.json):
     raise cli.UserError(f'--json={f.json!r} is a folder, not a file')
-  rows = score_checkpoints(f.workdir, steps, f.num_samples, f.cache_dir,
-                           f.features, f.features_path)
+  rows = score_checkpoints(
+      f.workdir, steps, f.num_samples, f.cache_dir, f.features, f.features_path
+  )
   # The table is this program's output, hence stdout.
   print(format_table(rows))
   if f.json:

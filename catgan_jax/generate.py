@@ -30,21 +30,27 @@ SampleFn = Callable[[np.ndarray], np.ndarray]
 def latents(seed: int, num: int, z_dim: int) -> np.ndarray:
   """`num` latents z ~ N(0, I) from `seed`, as float32 [num, z_dim]."""
   return np.asarray(
-      jax.random.normal(jax.random.PRNGKey(seed), (num, z_dim)), np.float32)
+      jax.random.normal(jax.random.PRNGKey(seed), (num, z_dim)), np.float32
+  )
 
 
 def generate_images(
     sample: SampleFn, z: np.ndarray, batch_size: int = 100
 ) -> np.ndarray:
   """Runs the generator over `z` in batches; images in [-1, 1], NHWC."""
-  return np.concatenate([
-      np.asarray(sample(z[i:i + batch_size]))
-      for i in range(0, z.shape[0], batch_size)
-  ])
+  return np.concatenate(
+      [
+          np.asarray(sample(z[i : i + batch_size]))
+          for i in range(0, z.shape[0], batch_size)
+      ]
+  )
 
 
 def interpolation_frames(
-    sample: SampleFn, z_start: np.ndarray, z_end: np.ndarray, steps: int,
+    sample: SampleFn,
+    z_start: np.ndarray,
+    z_end: np.ndarray,
+    steps: int,
     batch_size: int = 100,
 ) -> np.ndarray:
   """Images along slerp paths from each z_start[i] to z_end[i].
@@ -59,30 +65,41 @@ def interpolation_frames(
   Returns:
     Images [P, steps, H, W, C].
   """
-  paths = np.stack([sampling.interpolate(a, b, steps)
-                    for a, b in zip(z_start, z_end)])
-  flat = generate_images(sample, paths.reshape(-1, paths.shape[-1]),
-                         batch_size)
+  paths = np.stack(
+      [sampling.interpolate(a, b, steps) for a, b in zip(z_start, z_end)]
+  )
+  flat = generate_images(sample, paths.reshape(-1, paths.shape[-1]), batch_size)
   return flat.reshape(paths.shape[:2] + flat.shape[1:])
 
 
-def check_options(out_dir: str, *, num: int = 1000, interpolate: int = 0,
-                  paths: int = 8, batch_size: int = 100) -> None:
+def check_options(
+    out_dir: str,
+    *,
+    num: int = 1000,
+    interpolate: int = 0,
+    paths: int = 8,
+    batch_size: int = 100,
+) -> None:
   """Refuses bad counts and an output path that is not a folder.
 
   Raises:
     cli.UserError: naming the option and its value.
   """
-  for name, value in (('num', num), ('paths', paths),
-                      ('batch_size', batch_size)):
+  for name, value in (
+      ('num', num),
+      ('paths', paths),
+      ('batch_size', batch_size),
+  ):
     if value < 1:
       raise cli.UserError(f'--{name}={value} must be >= 1')
   if interpolate == 1 or interpolate < 0:
-    raise cli.UserError(f'--interpolate={interpolate} needs >= 2 points '
-                        '(0 = off)')
+    raise cli.UserError(
+        f'--interpolate={interpolate} needs >= 2 points ' '(0 = off)'
+    )
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-    raise cli.UserError(f'--out={out_dir!r} is an existing file, not a '
-                        'folder')
+    raise cli.UserError(
+        f'--out={out_dir!r} is an existing file, not a ' 'folder'
+    )
 
 
 def write_images(
@@ -115,16 +132,23 @@ def write_images(
   Raises:
     cli.UserError: on bad counts or an output path that is a file.
   """
-  check_options(out_dir, num=num, interpolate=interpolate, paths=paths,
-                batch_size=batch_size)
+  check_options(
+      out_dir,
+      num=num,
+      interpolate=interpolate,
+      paths=paths,
+      batch_size=batch_size,
+  )
   os.makedirs(out_dir, exist_ok=True)
   written = []
   if interpolate:
     z = latents(seed, 2 * paths, z_dim)
-    frames = interpolation_frames(sample, z[:paths], z[paths:], interpolate,
-                                  batch_size)
+    frames = interpolation_frames(
+        sample, z[:paths], z[paths:], interpolate, batch_size
+    )
     strip = sampling.make_grid(
-        frames.reshape((-1,) + frames.shape[2:]), ncol=interpolate)
+        frames.reshape((-1,) + frames.shape[2:]), ncol=interpolate
+    )
     written.append(os.path.join(out_dir, 'interpolation.png'))
     sampling.save_png(strip, written[-1])
     # There and back, so that the loop has no jump.
@@ -163,9 +187,14 @@ def generate(
     cli.UserError: on a missing run or checkpoint, or bad options (before
       anything is written).
   """
-  check_options(out_dir, **{k: v for k, v in kwargs.items()
-                            if k in ('num', 'interpolate', 'paths',
-                                     'batch_size')})
+  check_options(
+      out_dir,
+      **{
+          k: v
+          for k, v in kwargs.items()
+          if k in ('num', 'interpolate', 'paths', 'batch_size')
+      },
+  )
   config_lib.load_config(workdir)  # No run here: one line, nothing built.
   config, sample, chosen = inference.load_generator(workdir, step)
   logging.info('Generator of %s at step %d.', workdir, chosen)
@@ -181,8 +210,9 @@ def _define_flags() -> None:
   flags.DEFINE_string('step', 'latest', "Checkpoint: 'latest', 'best' or N.")
   flags.DEFINE_integer('seed', 0, 'Seed of the latents.')
   flags.DEFINE_bool('grid', False, 'Write one grid picture of --num images.')
-  flags.DEFINE_integer('interpolate', 0,
-                       'Points per latent interpolation path (0 = off).')
+  flags.DEFINE_integer(
+      'interpolate', 0, 'Points per latent interpolation path (0 = off).'
+  )
   flags.DEFINE_integer('paths', 8, 'Number of interpolation paths.')
   flags.DEFINE_integer('batch_size', 100, 'Latents per generator call.')
 
@@ -190,9 +220,17 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
   del argv  # cli.run refuses extra arguments.
   f = flags.FLAGS
-  generate(f.workdir, f.out, num=f.num, step=f.step, seed=f.seed,
-           grid=f.grid, interpolate=f.interpolate, paths=f.paths,
-           batch_size=f.batch_size)
+  generate(
+      f.workdir,
+      f.out,
+      num=f.num,
+      step=f.step,
+      seed=f.seed,
+      grid=f.grid,
+      interpolate=f.interpolate,
+      paths=f.paths,
+      batch_size=f.batch_size,
+  )
 
 
 if __name__ == '__main__':

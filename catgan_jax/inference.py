@@ -26,15 +26,18 @@ def make_sample_fn(generator: nn.Module) -> SampleFn:
   """Returns `(state, z) -> images` using the EMA generator in eval mode."""
 
   def sample(state: state_lib.GANState, z: jax.Array) -> jax.Array:
-    return generator.apply({'params': state.ema_params,
-                            'batch_stats': state.g.batch_stats}, z,
-                           train=False)
+    return generator.apply(
+        {'params': state.ema_params, 'batch_stats': state.g.batch_stats},
+        z,
+        train=False,
+    )
 
   return sample
 
 
-def load_generator(workdir: str, step: str | int = 'latest'
-                   ) -> tuple[Any, Callable[[jax.Array], np.ndarray], int]:
+def load_generator(
+    workdir: str, step: str | int = 'latest'
+) -> tuple[Any, Callable[[jax.Array], np.ndarray], int]:
   """Loads a run's generator for sampling, on whatever devices are present.
 
   Args:
@@ -54,21 +57,30 @@ def load_generator(workdir: str, step: str | int = 'latest'
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   target = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-      jax.eval_shape(lambda: state_lib.create_state(config, generator,
-                                                    discriminator)))
-  ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints,
-                      best_by='fid' if step == 'best' else '')
+      jax.eval_shape(
+          lambda: state_lib.create_state(config, generator, discriminator)
+      ),
+  )
+  ckpt = checkpoint.Checkpointer(
+      workdir,
+      keep=config.keep_checkpoints,
+      best_by='fid' if step == 'best' else '',
+  )
   steps = ckpt.all_steps()
   if step in ('latest', 'best'):
     chosen = ckpt.best_step() if step == 'best' else ckpt.latest_step()
   elif str(step).isdigit():
     chosen = int(step)
   else:
-    raise cli.UserError(f"--step={step!r} must be 'latest', 'best' or a "
-                        'checkpoint step number')
+    raise cli.UserError(
+        f"--step={step!r} must be 'latest', 'best' or a "
+        'checkpoint step number'
+    )
   if chosen is None or chosen not in steps:
-    raise cli.UserError(f'no checkpoint step={step!r} in {ckpt.directory} '
-                        f'(available: {steps or "none"})')
+    raise cli.UserError(
+        f'no checkpoint step={step!r} in {ckpt.directory} '
+        f'(available: {steps or "none"})'
+    )
   state = ckpt.restore(chosen, target)
   ckpt.close()
   sample = jax.jit(make_sample_fn(generator))

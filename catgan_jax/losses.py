@@ -52,6 +52,7 @@ class GANLoss:
     g_uses_real: whether ``g_loss`` needs the real logits (the relativistic
       losses); the step then computes ``D(real)`` in the generator update too.
   """
+
   d_loss: DLossFn
   g_loss: GLossFn
   g_uses_real: bool
@@ -66,8 +67,9 @@ def _f32(x: jax.Array) -> jax.Array:
 
 def _bce(logits: jax.Array, target: float) -> jax.Array:
   """Mean binary cross-entropy of raw logits against a constant target."""
-  return jnp.mean(optax.sigmoid_binary_cross_entropy(
-      logits, jnp.full_like(logits, target)))
+  return jnp.mean(
+      optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, target))
+  )
 
 
 def _mse(x: jax.Array, target: float) -> jax.Array:
@@ -90,8 +92,9 @@ def _require_real(real_logits: jax.Array | None, name: str) -> jax.Array:
   return _f32(real_logits)
 
 
-def _relative_to_mean(real: jax.Array,
-                      fake: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _relative_to_mean(
+    real: jax.Array, fake: jax.Array
+) -> tuple[jax.Array, jax.Array]:
   """Returns ``C(x_r) - E C(x_f)`` and ``C(x_f) - E C(x_r)``."""
   return real - jnp.mean(fake), fake - jnp.mean(real)
 
@@ -102,8 +105,9 @@ def _relative_to_mean(real: jax.Array,
 def _bce_d_loss(real_logits, fake_logits, cfg):
   """Standard GAN discriminator (sum of the two means, as PyTorch DCGAN)."""
   real_label, fake_label = _labels(cfg)
-  return (_bce(_f32(real_logits), real_label)
-          + _bce(_f32(fake_logits), fake_label))
+  return _bce(_f32(real_logits), real_label) + _bce(
+      _f32(fake_logits), fake_label
+  )
 
 
 def _nsgan_g_loss(real_logits, fake_logits, cfg):
@@ -156,8 +160,10 @@ def _check_paired(real: jax.Array, fake: jax.Array) -> None:
   # Shapes are static under jit, so this costs nothing at run time and stops
   # a silent broadcast of mismatched batches into a B x B comparison.
   if real.shape != fake.shape:
-    raise ValueError('rsgan compares real and fake samples in pairs; got '
-                     f'logits of shapes {real.shape} and {fake.shape}.')
+    raise ValueError(
+        'rsgan compares real and fake samples in pairs; got '
+        f'logits of shapes {real.shape} and {fake.shape}.'
+    )
 
 
 def _rsgan_d_loss(real_logits, fake_logits, cfg):
@@ -187,7 +193,8 @@ def _rasgan_g_loss(real_logits, fake_logits, cfg):
   """(-E log sigmoid(f~) - E log(1 - sigmoid(r~))) / 2."""
   del cfg
   rel_real, rel_fake = _relative_to_mean(
-      _require_real(real_logits, 'rasgan'), _f32(fake_logits))
+      _require_real(real_logits, 'rasgan'), _f32(fake_logits)
+  )
   return (_bce(rel_fake, 1.0) + _bce(rel_real, 0.0)) / 2
 
 
@@ -202,7 +209,8 @@ def _ralsgan_g_loss(real_logits, fake_logits, cfg):
   """(E (f~ - 1)^2 + E (r~ + 1)^2) / 2."""
   del cfg
   rel_real, rel_fake = _relative_to_mean(
-      _require_real(real_logits, 'ralsgan'), _f32(fake_logits))
+      _require_real(real_logits, 'ralsgan'), _f32(fake_logits)
+  )
   return (_mse(rel_fake, 1.0) + _mse(rel_real, -1.0)) / 2
 
 
@@ -217,7 +225,8 @@ def _rahinge_g_loss(real_logits, fake_logits, cfg):
   """(E relu(1 - f~) + E relu(1 + r~)) / 2."""
   del cfg
   rel_real, rel_fake = _relative_to_mean(
-      _require_real(real_logits, 'rahinge'), _f32(fake_logits))
+      _require_real(real_logits, 'rahinge'), _f32(fake_logits)
+  )
   return (_hinge(rel_fake, 1.0) + _hinge(rel_real, -1.0)) / 2
 
 
@@ -251,8 +260,9 @@ def get_loss(name: str) -> GANLoss:
   try:
     return LOSSES[name]
   except KeyError:
-    raise ValueError(f'loss.name={name!r} is unknown; valid: '
-                     f'{", ".join(sorted(LOSSES))}') from None
+    raise ValueError(
+        f'loss.name={name!r} is unknown; valid: ' f'{", ".join(sorted(LOSSES))}'
+    ) from None
 
 
 # --- Penalties ----------------------------------------------------------------
@@ -281,11 +291,13 @@ def _sum_sq_per_sample(g: jax.Array) -> jax.Array:
   return jnp.sum(jnp.square(_f32(g)), axis=tuple(range(1, g.ndim)))
 
 
-def gradient_penalty(critic_fn: CriticFn,
-                     real: jax.Array,
-                     fake: jax.Array,
-                     key: jax.Array,
-                     target: float = 1.0) -> jax.Array:
+def gradient_penalty(
+    critic_fn: CriticFn,
+    real: jax.Array,
+    fake: jax.Array,
+    key: jax.Array,
+    target: float = 1.0,
+) -> jax.Array:
   """WGAN-GP penalty (Gulrajani et al. 2017), unweighted.
 
   Args:
@@ -358,8 +370,9 @@ def r2_penalty(critic_fn: CriticFn, fake: jax.Array) -> jax.Array:
 # --- Metrics ------------------------------------------------------------------
 
 
-def d_accuracy(real_logits: jax.Array,
-               fake_logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+def d_accuracy(
+    real_logits: jax.Array, fake_logits: jax.Array
+) -> tuple[jax.Array, jax.Array]:
   """Fractions of real and fake samples the discriminator gets right.
 
   Args:
@@ -369,5 +382,7 @@ def d_accuracy(real_logits: jax.Array,
   Returns:
     ``(mean(real_logits > 0), mean(fake_logits < 0))`` as float32 scalars.
   """
-  return (jnp.mean(real_logits > 0, dtype=jnp.float32),
-          jnp.mean(fake_logits < 0, dtype=jnp.float32))
+  return (
+      jnp.mean(real_logits > 0, dtype=jnp.float32),
+      jnp.mean(fake_logits < 0, dtype=jnp.float32),
+  )

@@ -56,8 +56,13 @@ def read_records(path: str) -> list[dict]:
   records, damaged = _parse(path)
   if damaged:
     numbers = ', '.join(str(n) for n, _ in damaged[:5])
-    logging.warning('%s: skipped %d damaged line(s) (line %s%s).', path,
-                    len(damaged), numbers, ', ...' if len(damaged) > 5 else '')
+    logging.warning(
+        '%s: skipped %d damaged line(s) (line %s%s).',
+        path,
+        len(damaged),
+        numbers,
+        ', ...' if len(damaged) > 5 else '',
+    )
   return records
 
 
@@ -83,10 +88,15 @@ class MetricsLog:
       return
     if damaged:
       with open(self.path + DAMAGED_SUFFIX, 'a') as f:
-        f.writelines(line if line.endswith('\n') else line + '\n'
-                     for _, line in damaged)
-      logging.warning('%s: %d damaged line(s) moved to %s.', self.path,
-                      len(damaged), self.path + DAMAGED_SUFFIX)
+        f.writelines(
+            line if line.endswith('\n') else line + '\n' for _, line in damaged
+        )
+      logging.warning(
+          '%s: %d damaged line(s) moved to %s.',
+          self.path,
+          len(damaged),
+          self.path + DAMAGED_SUFFIX,
+      )
     tmp = self.path + '.tmp'
     with open(tmp, 'w') as f:
       f.writelines(json.dumps(r) + '\n' for r in kept)

@@ -37,17 +37,23 @@ def initialize(dist: ml_collections.ConfigDict) -> None:
     kwargs['num_processes'] = dist.num_processes
   if dist.process_id >= 0:
     kwargs['process_id'] = dist.process_id
-  logging.info('Initialising jax.distributed with %s',
-               kwargs or 'automatic cluster detection')
+  logging.info(
+      'Initialising jax.distributed with %s',
+      kwargs or 'automatic cluster detection',
+  )
   jax.distributed.initialize(**kwargs)
 
 
 def log_topology() -> None:
   """Logs process index/count and local/global device counts."""
-  logging.info('process %d of %d; %d local / %d global devices (%s)',
-               jax.process_index(), jax.process_count(),
-               jax.local_device_count(), jax.device_count(),
-               jax.devices()[0].platform)
+  logging.info(
+      'process %d of %d; %d local / %d global devices (%s)',
+      jax.process_index(),
+      jax.process_count(),
+      jax.local_device_count(),
+      jax.device_count(),
+      jax.devices()[0].platform,
+  )
 
 
 def create_mesh() -> Mesh:
@@ -77,9 +83,11 @@ def local_batch_size(global_batch: int) -> int:
   """
   n = jax.device_count()
   if global_batch <= 0 or global_batch % n:
-    raise ValueError(f'batch_size={global_batch} is not divisible by the '
-                     f'{n} devices (global batch must be a positive multiple '
-                     'of the device count)')
+    raise ValueError(
+        f'batch_size={global_batch} is not divisible by the '
+        f'{n} devices (global batch must be a positive multiple '
+        'of the device count)'
+    )
   return global_batch // jax.process_count()
 
 
@@ -88,8 +96,9 @@ def to_global(batch: np.ndarray, sharding: NamedSharding) -> jax.Array:
   return jax.make_array_from_process_local_data(sharding, batch)
 
 
-def prefetch_to_mesh(batches: Iterator[np.ndarray], sharding: NamedSharding,
-                     size: int = 2) -> Iterator[jax.Array]:
+def prefetch_to_mesh(
+    batches: Iterator[np.ndarray], sharding: NamedSharding, size: int = 2
+) -> Iterator[jax.Array]:
   """Keeps `size` batches in flight to the devices ahead of the consumer."""
   queue = []
   for batch in batches:

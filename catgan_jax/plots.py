@@ -28,16 +28,32 @@ from catgan_jax.metrics_log import METRICS_FILE  # pylint: disable=g-import-not-
 # One figure per entry: file name, title, y label and the curves it holds
 # (metric key, legend label). Figures whose keys never appear are skipped.
 FIGURES = (
-    ('losses.png', 'Losses', 'loss',
-     (('d_loss', 'D loss'), ('g_loss', 'G loss'))),
-    ('d_accuracy.png', 'Discriminator accuracy', 'accuracy',
-     (('d_real_acc', 'on real'), ('d_fake_acc', 'on fake'))),
-    ('d_outputs.png', 'Mean discriminator output', 'mean D',
-     (('D_x', 'D(x)'), ('D_G_z', 'D(G(z))'))),
+    (
+        'losses.png',
+        'Losses',
+        'loss',
+        (('d_loss', 'D loss'), ('g_loss', 'G loss')),
+    ),
+    (
+        'd_accuracy.png',
+        'Discriminator accuracy',
+        'accuracy',
+        (('d_real_acc', 'on real'), ('d_fake_acc', 'on fake')),
+    ),
+    (
+        'd_outputs.png',
+        'Mean discriminator output',
+        'mean D',
+        (('D_x', 'D(x)'), ('D_G_z', 'D(G(z))')),
+    ),
     ('fid.png', 'FID', 'FID', (('fid', 'FID'),)),
     ('kid.png', 'KID', 'KID', (('kid', 'KID'),)),
-    ('sample_std.png', 'Pixel std across the fixed-noise samples',
-     'std in [0, 1] units', (('sample_std', 'samples'),)),
+    (
+        'sample_std.png',
+        'Pixel std across the fixed-noise samples',
+        'std in [0, 1] units',
+        (('sample_std', 'samples'),),
+    ),
 )
 
 
@@ -112,8 +128,10 @@ def main(argv: Sequence[str]) -> None:
   workdir = flags.FLAGS.workdir
   metrics_path = os.path.join(workdir, METRICS_FILE)
   if not os.path.isfile(metrics_path):
-    raise cli.UserError(f'no {METRICS_FILE} in --workdir={workdir!r} (is it '
-                        'a run directory?)')
+    raise cli.UserError(
+        f'no {METRICS_FILE} in --workdir={workdir!r} (is it '
+        'a run directory?)'
+    )
   if not metrics_log.read_records(metrics_path):
     raise cli.UserError(f'{metrics_path} holds no metric record to plot')
   out_dir = flags.FLAGS.out or os.path.join(workdir, 'plots')

@@ -45,8 +45,10 @@ def pixel_std_across_samples(images: np.ndarray) -> float:
   """
   images = np.asarray(images, dtype=np.float32)
   if images.ndim != 4 or images.shape[0] < 2:
-    raise ValueError('pixel_std_across_samples needs a batch [N, H, W, C] of '
-                     f'at least 2 images; got shape {images.shape}.')
+    raise ValueError(
+        'pixel_std_across_samples needs a batch [N, H, W, C] of '
+        f'at least 2 images; got shape {images.shape}.'
+    )
   return float(np.mean(np.std(images * 0.5, axis=0)))
 
 
@@ -86,7 +88,7 @@ def make_grid(
   for i in range(n):
     top = padding + (i // ncol) * (h + padding)
     left = padding + (i % ncol) * (w + padding)
-    grid[top:top + h, left:left + w] = tiles[i]
+    grid[top : top + h, left : left + w] = tiles[i]
   return grid
 
 

@@ -53,23 +53,29 @@ def images_seen(step: jax.Array | int, batch_size: int) -> jax.Array:
   return jnp.asarray(step, jnp.float32) * batch_size
 
 
-def ema_decay_from_half_life(half_life_nimg: Scalar,
-                             batch_size: int) -> Scalar:
+def ema_decay_from_half_life(half_life_nimg: Scalar, batch_size: int) -> Scalar:
   """EMA decay per step of a half-life in images: 0.5 ** (batch / half-life).
 
   A half-life of 0 gives decay 0 (the EMA is the current parameters), as the
   reference's ``max(half_life, 1e-8)`` does.
   """
-  return 0.5**(batch_size / jnp.maximum(half_life_nimg, 1e-8))
+  return 0.5 ** (batch_size / jnp.maximum(half_life_nimg, 1e-8))
 
 
 # --- The schedules of a config -------------------------------------------------
 
 # What a config without a `schedule` section (one saved by a run from before
 # schedules existed, read back by checkpoint.load_generator) means.
-_OFF = ml_collections.ConfigDict({
-    'decay_nimg': 0, 'lr_end_factor': 1.0, 'b2_end': None,
-    'gamma_end_factor': 1.0, 'aug_p_ramp': False, 'ema_half_life_nimg': 0})
+_OFF = ml_collections.ConfigDict(
+    {
+        'decay_nimg': 0,
+        'lr_end_factor': 1.0,
+        'b2_end': None,
+        'gamma_end_factor': 1.0,
+        'aug_p_ramp': False,
+        'ema_half_life_nimg': 0,
+    }
+)
 
 
 def _fields(config: Config) -> Config:
@@ -92,8 +98,9 @@ def ema_scheduled(config: Config) -> bool:
   return _fields(config).ema_half_life_nimg > 0
 
 
-def _ramp(config: Config, start: float, end: float,
-          step: jax.Array | int) -> jax.Array:
+def _ramp(
+    config: Config, start: float, end: float, step: jax.Array | int
+) -> jax.Array:
   ramp = cosine_ramp(start, end, _fields(config).decay_nimg)
   return jnp.asarray(ramp(images_seen(step, config.batch_size)), jnp.float32)
 
@@ -104,8 +111,9 @@ def b2_start(config: Config, net: str) -> float:
   return config.optim.b2 if b2 is None else b2
 
 
-def optimizer_hyperparams(config: Config, net: str,
-                          step: jax.Array | int) -> dict[str, jax.Array]:
+def optimizer_hyperparams(
+    config: Config, net: str, step: jax.Array | int
+) -> dict[str, jax.Array]:
   """The scheduled optimiser hyperparameters of `net` at `step`.
 
   Returns:
@@ -117,8 +125,9 @@ def optimizer_hyperparams(config: Config, net: str,
   if lr_scheduled(config):
     out['lr_factor'] = _ramp(config, 1.0, _fields(config).lr_end_factor, step)
   if b2_scheduled(config):
-    out['b2'] = _ramp(config, b2_start(config, net), _fields(config).b2_end,
-                      step)
+    out['b2'] = _ramp(
+        config, b2_start(config, net), _fields(config).b2_end, step
+    )
   return out
 
 
@@ -145,12 +154,14 @@ def ema_decay(config: Config, step: jax.Array | int) -> Scalar:
   """EMA decay of the generator at `step`: train.ema_decay when not scheduled."""
   if not ema_scheduled(config):
     return config.train.ema_decay
-  return ema_decay_from_half_life(ema_half_life(config, step),
-                                  config.batch_size)
+  return ema_decay_from_half_life(
+      ema_half_life(config, step), config.batch_size
+  )
 
 
-def logged_values(config: Config,
-                  step: jax.Array | int) -> dict[str, jax.Array]:
+def logged_values(
+    config: Config, step: jax.Array | int
+) -> dict[str, jax.Array]:
   """The scheduled values of `step` that are on, as scalars to log.
 
   The learning rates are logged from the optimiser state (``g_lr``,
@@ -177,30 +188,42 @@ def logged_values(config: Config,
 def check_config(config: Config) -> None:
   """Raises a one-line ValueError for schedule settings that cannot work."""
   s = _fields(config)
-  ramps = {'schedule.lr_end_factor': lr_scheduled(config),
-           'schedule.b2_end': b2_scheduled(config),
-           'schedule.gamma_end_factor': gamma_scheduled(config),
-           'schedule.aug_p_ramp': s.aug_p_ramp}
+  ramps = {
+      'schedule.lr_end_factor': lr_scheduled(config),
+      'schedule.b2_end': b2_scheduled(config),
+      'schedule.gamma_end_factor': gamma_scheduled(config),
+      'schedule.aug_p_ramp': s.aug_p_ramp,
+  }
   for field, on in ramps.items():
     if on and s.decay_nimg <= 0:
-      raise ValueError(f'{field} is set but schedule.decay_nimg='
-                       f'{s.decay_nimg} (the ramp needs a length > 0).')
+      raise ValueError(
+          f'{field} is set but schedule.decay_nimg='
+          f'{s.decay_nimg} (the ramp needs a length > 0).'
+      )
   if s.lr_end_factor <= 0:
     raise ValueError(
-        f'schedule.lr_end_factor={s.lr_end_factor} must be positive.')
+        f'schedule.lr_end_factor={s.lr_end_factor} must be positive.'
+    )
   if b2_scheduled(config):
     for net in ('g', 'd'):
       if config.optim[f'{net}_name'] != 'adam':
-        raise ValueError(f'schedule.b2_end={s.b2_end} needs Adam; '
-                         f'optim.{net}_name={config.optim[f"{net}_name"]!r}.')
+        raise ValueError(
+            f'schedule.b2_end={s.b2_end} needs Adam; '
+            f'optim.{net}_name={config.optim[f"{net}_name"]!r}.'
+        )
   if s.aug_p_ramp and not config.data.diffaugment:
-    raise ValueError('schedule.aug_p_ramp=True needs a data.diffaugment '
-                     'policy (it is empty).')
+    raise ValueError(
+        'schedule.aug_p_ramp=True needs a data.diffaugment '
+        'policy (it is empty).'
+    )
   if s.aug_p_ramp and config.data.ada_target > 0:
-    raise ValueError('schedule.aug_p_ramp=True and data.ada_target='
-                     f'{config.data.ada_target} both set the augmentation '
-                     'probability; use one.')
+    raise ValueError(
+        'schedule.aug_p_ramp=True and data.ada_target='
+        f'{config.data.ada_target} both set the augmentation '
+        'probability; use one.'
+    )
   if ema_scheduled(config) and config.train.ema_decay > 0:
     raise ValueError(
         f'schedule.ema_half_life_nimg={s.ema_half_life_nimg} and '
-        f'train.ema_decay={config.train.ema_decay} both set the EMA; use one.')
+        f'train.ema_decay={config.train.ema_decay} both set the EMA; use one.'
+    )

@@ -22,12 +22,14 @@ from catgan_jax import schedules
 
 class TrainState(train_state.TrainState):
   """A network's `TrainState` plus its non-trainable `batch_stats`."""
+
   batch_stats: Any = None
 
 
 @flax.struct.dataclass
 class GANState:
   """The whole GAN as one pytree."""
+
   step: jax.Array
   g: TrainState
   d: TrainState
@@ -49,20 +51,28 @@ def _scaled_adam(learning_rate, lr_factor, b1, b2):
 
 
 def _scaled_rmsprop(learning_rate, lr_factor, decay, eps):
-  return optax.rmsprop(learning_rate * lr_factor, decay=decay, eps=eps,
-                       initial_scale=0.0, eps_in_sqrt=False)
+  return optax.rmsprop(
+      learning_rate * lr_factor,
+      decay=decay,
+      eps=eps,
+      initial_scale=0.0,
+      eps_in_sqrt=False,
+  )
 
 
-def _adam(lr: float, b1: float, b2: float,
-          lr_factor: bool = False) -> optax.GradientTransformation:
+def _adam(
+    lr: float, b1: float, b2: float, lr_factor: bool = False
+) -> optax.GradientTransformation:
   if lr_factor:
     return optax.inject_hyperparams(_scaled_adam)(
-        learning_rate=lr, lr_factor=1.0, b1=b1, b2=b2)
+        learning_rate=lr, lr_factor=1.0, b1=b1, b2=b2
+    )
   return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=b1, b2=b2)
 
 
-def _rmsprop(lr: float, b1: float, b2: float,
-             lr_factor: bool = False) -> optax.GradientTransformation:
+def _rmsprop(
+    lr: float, b1: float, b2: float, lr_factor: bool = False
+) -> optax.GradientTransformation:
   """torch.optim.RMSprop with its defaults, as the WGAN references use it.
 
   v = alpha * v + (1 - alpha) * g^2 (v starts at 0, alpha = 0.99) and
@@ -74,10 +84,15 @@ def _rmsprop(lr: float, b1: float, b2: float,
   del b1, b2  # RMSProp has no momentum terms here (as in the WGAN paper).
   if lr_factor:
     return optax.inject_hyperparams(_scaled_rmsprop)(
-        learning_rate=lr, lr_factor=1.0, decay=0.99, eps=1e-8)
+        learning_rate=lr, lr_factor=1.0, decay=0.99, eps=1e-8
+    )
   return optax.inject_hyperparams(optax.rmsprop, static_args=('eps_in_sqrt',))(
-      learning_rate=lr, decay=0.99, eps=1e-8, initial_scale=0.0,
-      eps_in_sqrt=False)
+      learning_rate=lr,
+      decay=0.99,
+      eps=1e-8,
+      initial_scale=0.0,
+      eps_in_sqrt=False,
+  )
 
 
 # Optimisers by name; the learning rate is an injected hyperparameter so it
@@ -95,8 +110,9 @@ def _pick(value, default):
   return default if value is None else value
 
 
-def make_optimizer(optim: ml_collections.ConfigDict, net: str,
-                   lr_factor: bool = False) -> optax.GradientTransformation:
+def make_optimizer(
+    optim: ml_collections.ConfigDict, net: str, lr_factor: bool = False
+) -> optax.GradientTransformation:
   """Builds the optimiser of network `net` ('g' or 'd') from `config.optim`.
 
   Args:
@@ -109,21 +125,34 @@ def make_optimizer(optim: ml_collections.ConfigDict, net: str,
     The optax optimiser, with injected hyperparameters.
   """
   name = optim[f'{net}_name']
-  return OPTIMIZERS[name](optim[f'{net}_lr'],
-                          _pick(optim[f'{net}_b1'], optim.b1),
-                          _pick(optim[f'{net}_b2'], optim.b2),
-                          lr_factor=lr_factor)
+  return OPTIMIZERS[name](
+      optim[f'{net}_lr'],
+      _pick(optim[f'{net}_b1'], optim.b1),
+      _pick(optim[f'{net}_b2'], optim.b2),
+      lr_factor=lr_factor,
+  )
 
 
-def _init_train_state(module: nn.Module, tx: optax.GradientTransformation,
-                      key: jax.Array, dummy: jax.Array) -> TrainState:
+def _init_train_state(
+    module: nn.Module,
+    tx: optax.GradientTransformation,
+    key: jax.Array,
+    dummy: jax.Array,
+) -> TrainState:
   variables = module.init({'params': key}, dummy, train=False)
-  return TrainState.create(apply_fn=module.apply, params=variables['params'],
-                           batch_stats=variables.get('batch_stats', {}), tx=tx)
+  return TrainState.create(
+      apply_fn=module.apply,
+      params=variables['params'],
+      batch_stats=variables.get('batch_stats', {}),
+      tx=tx,
+  )
 
 
-def create_state(config: ml_collections.ConfigDict, generator: nn.Module,
-                 discriminator: nn.Module) -> GANState:
+def create_state(
+    config: ml_collections.ConfigDict,
+    generator: nn.Module,
+    discriminator: nn.Module,
+) -> GANState:
   """Initialises the GAN state from `config.seed`.
 
   Args:
@@ -138,20 +167,31 @@ def create_state(config: ml_collections.ConfigDict, generator: nn.Module,
   g_key, d_key, rng = jax.random.split(rng, 3)
   size = config.data.image_size
   lr_factor = schedules.lr_scheduled(config)
-  g = _init_train_state(generator,
-                        make_optimizer(config.optim, 'g', lr_factor), g_key,
-                        jnp.zeros((1, config.model.z_dim), jnp.float32))
-  d = _init_train_state(discriminator,
-                        make_optimizer(config.optim, 'd', lr_factor), d_key,
-                        jnp.zeros((1, size, size, 3), jnp.float32))
+  g = _init_train_state(
+      generator,
+      make_optimizer(config.optim, 'g', lr_factor),
+      g_key,
+      jnp.zeros((1, config.model.z_dim), jnp.float32),
+  )
+  d = _init_train_state(
+      discriminator,
+      make_optimizer(config.optim, 'd', lr_factor),
+      d_key,
+      jnp.zeros((1, size, size, 3), jnp.float32),
+  )
   ada = config.data.ada_target > 0
   # ADA starts from p = 0, as stylegan2-ada-pytorch does (augment_p=0).
   aug_p = 0.0 if ada else config.data.diffaugment_p
   aug_p = schedules.aug_p(config, 0, aug_p)
-  return GANState(step=jnp.zeros((), jnp.int32), g=g, d=d,
-                  ema_params=g.params, rng=rng,
-                  aug_p=jnp.asarray(aug_p, jnp.float32),
-                  ada_stats=jnp.zeros((2,), jnp.float32) if ada else None)
+  return GANState(
+      step=jnp.zeros((), jnp.int32),
+      g=g,
+      d=d,
+      ema_params=g.params,
+      rng=rng,
+      aug_p=jnp.asarray(aug_p, jnp.float32),
+      ada_stats=jnp.zeros((2,), jnp.float32) if ada else None,
+  )
 
 
 def set_hyperparams(ts: TrainState, values: dict[str, Any]) -> TrainState:
@@ -171,7 +211,8 @@ def set_hyperparams(ts: TrainState, values: dict[str, Any]) -> TrainState:
 def scale_learning_rate(ts: TrainState, factor: float) -> TrainState:
   """Returns `ts` with the injected learning rate multiplied by `factor`."""
   return set_hyperparams(
-      ts, {'learning_rate': ts.opt_state.hyperparams['learning_rate'] * factor})
+      ts, {'learning_rate': ts.opt_state.hyperparams['learning_rate'] * factor}
+  )
 
 
 def learning_rate(ts: TrainState) -> jax.Array:

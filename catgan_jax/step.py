@@ -44,18 +44,23 @@ _MUTABLE = ['batch_stats']
 
 class Phase(NamedTuple):
   """Which networks one iteration updates (see `update_phase`)."""
+
   update_d: bool
   update_g: bool
 
 
 def _critic_warmup(train: ml_collections.ConfigDict) -> tuple[int, int, int]:
   """(n_warm, first_g, every_g) of train.warmup_*; n_warm = 0 is off."""
-  return (train.get('warmup_d_steps_per_g_step', 0),
-          train.get('warmup_g_steps', 0), train.get('warmup_every_g_steps', 0))
+  return (
+      train.get('warmup_d_steps_per_g_step', 0),
+      train.get('warmup_g_steps', 0),
+      train.get('warmup_every_g_steps', 0),
+  )
 
 
-def _iterations_before(g_step: int, n_critic: int, n_warm: int, first_g: int,
-                       every_g: int) -> int:
+def _iterations_before(
+    g_step: int, n_critic: int, n_warm: int, first_g: int, every_g: int
+) -> int:
   """Iterations before the group of G update `g_step` (warm-up on)."""
   warm = min(g_step, first_g)
   # Multiples of every_g in [first_g, g_step) are warm-up groups too
@@ -91,8 +96,13 @@ def update_phase(config: ml_collections.ConfigDict, step: int) -> Phase:
   n_warm, first_g, every_g = _critic_warmup(config.train)
   if n_warm <= 0:
     return Phase(step % k == 0, step % n_critic == n_critic - 1)
-  before = functools.partial(_iterations_before, n_critic=n_critic,
-                             n_warm=n_warm, first_g=first_g, every_g=every_g)
+  before = functools.partial(
+      _iterations_before,
+      n_critic=n_critic,
+      n_warm=n_warm,
+      first_g=first_g,
+      every_g=every_g,
+  )
   # The G update whose group holds `step`: the largest j with
   # before(j) <= step, by bisection (before is increasing).
   lo, hi = 0, step + 1
@@ -103,8 +113,16 @@ def update_phase(config: ml_collections.ConfigDict, step: int) -> Phase:
 
 
 # The named keys of one iteration (see `iteration_keys`).
-_KEY_NAMES = ('z', 'gp', 'noise_r', 'noise_f', 'noise_g', 'aug_r', 'aug_f',
-              'aug_g')
+_KEY_NAMES = (
+    'z',
+    'gp',
+    'noise_r',
+    'noise_f',
+    'noise_g',
+    'aug_r',
+    'aug_f',
+    'aug_g',
+)
 # Keys of the generator step's own samples (train.g_samples != 'reuse'),
 # folded in rather than split off so that the keys above, and with them
 # every 'reuse' run, stay what they were.
@@ -126,28 +144,38 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   """
   clip_mode = config.loss.get('clip_mode', 'after_update')
   if clip_mode not in CLIP_MODES:
-    raise ValueError(f'loss.clip_mode={clip_mode!r} is unknown; valid: '
-                     f'{", ".join(CLIP_MODES)}')
+    raise ValueError(
+        f'loss.clip_mode={clip_mode!r} is unknown; valid: '
+        f'{", ".join(CLIP_MODES)}'
+    )
   n_warm, first_g, every_g = _critic_warmup(config.train)
-  for field, value in (('warmup_d_steps_per_g_step', n_warm),
-                       ('warmup_g_steps', first_g),
-                       ('warmup_every_g_steps', every_g)):
+  for field, value in (
+      ('warmup_d_steps_per_g_step', n_warm),
+      ('warmup_g_steps', first_g),
+      ('warmup_every_g_steps', every_g),
+  ):
     if value < 0:
       raise ValueError(f'train.{field}={value!r} must be >= 0')
   if n_warm > 0 and not (first_g or every_g):
     raise ValueError(
         f'train.warmup_d_steps_per_g_step={n_warm!r} has no effect with '
-        'train.warmup_g_steps=0 and train.warmup_every_g_steps=0')
+        'train.warmup_g_steps=0 and train.warmup_every_g_steps=0'
+    )
   value = config.train.get('g_samples', 'reuse')
   if value not in G_SAMPLES:
-    raise ValueError(f'train.g_samples={value!r} is unknown; valid: '
-                     f'{", ".join(G_SAMPLES)}')
-  if (value == 'fresh_z_and_reals'
-      and not losses_lib.get_loss(config.loss.name).g_uses_real):
+    raise ValueError(
+        f'train.g_samples={value!r} is unknown; valid: '
+        f'{", ".join(G_SAMPLES)}'
+    )
+  if (
+      value == 'fresh_z_and_reals'
+      and not losses_lib.get_loss(config.loss.name).g_uses_real
+  ):
     raise ValueError(
         "train.g_samples='fresh_z_and_reals' draws real images the "
         f'generator loss of loss.name={config.loss.name!r} does not use; '
-        "use 'fresh_z'")
+        "use 'fresh_z'"
+    )
 
 
 def input_batch_size(config: ml_collections.ConfigDict) -> int:
@@ -196,6 +224,7 @@ def _make_augment(config: ml_collections.ConfigDict) -> Callable[..., Any]:
 
 class Hyperparams(NamedTuple):
   """The scheduled values of one iteration (see `hyperparams`)."""
+
   # Instance-noise std; None when instance noise is off (no normal draws).
   noise_std: jax.Array | None
   # Probability of each augmentation op.
@@ -206,8 +235,9 @@ class Hyperparams(NamedTuple):
   ema_decay: jax.Array | float
 
 
-def _noise_std(config: ml_collections.ConfigDict,
-               step: jax.Array) -> jax.Array | None:
+def _noise_std(
+    config: ml_collections.ConfigDict, step: jax.Array
+) -> jax.Array | None:
   """Instance-noise std, annealed linearly from loss.instance_noise to 0.
 
   None when instance noise is off: then the step draws no noise, and has no
@@ -220,14 +250,17 @@ def _noise_std(config: ml_collections.ConfigDict,
   return config.loss.instance_noise * jnp.maximum(frac, 0.0)
 
 
-def hyperparams(config: ml_collections.ConfigDict, step: jax.Array,
-                aug_p: jax.Array) -> Hyperparams:
+def hyperparams(
+    config: ml_collections.ConfigDict, step: jax.Array, aug_p: jax.Array
+) -> Hyperparams:
   """The scheduled values of iteration `step` (the plain config values when
   a schedule is off); `aug_p` is the state's augmentation probability."""
-  return Hyperparams(noise_std=_noise_std(config, step),
-                     aug_p=schedules.aug_p(config, step, aug_p),
-                     gamma_factor=schedules.gamma_factor(config, step),
-                     ema_decay=schedules.ema_decay(config, step))
+  return Hyperparams(
+      noise_std=_noise_std(config, step),
+      aug_p=schedules.aug_p(config, step, aug_p),
+      gamma_factor=schedules.gamma_factor(config, step),
+      ema_decay=schedules.ema_decay(config, step),
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +274,7 @@ class Networks:
     gan_loss: the `losses.GANLoss` of loss_cfg.name.
     augment: `(images, key, p) -> images`, the differentiable augmentation.
   """
+
   generator: nn.Module
   discriminator: nn.Module
   loss_cfg: ml_collections.ConfigDict
@@ -248,37 +282,61 @@ class Networks:
   augment: Callable[..., Any]
 
   @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict, generator: nn.Module,
-                  discriminator: nn.Module) -> 'Networks':
-    return cls(generator=generator, discriminator=discriminator,
-               loss_cfg=config.loss,
-               gan_loss=losses_lib.get_loss(config.loss.name),
-               augment=_make_augment(config))
+  def from_config(
+      cls,
+      config: ml_collections.ConfigDict,
+      generator: nn.Module,
+      discriminator: nn.Module,
+  ) -> 'Networks':
+    return cls(
+        generator=generator,
+        discriminator=discriminator,
+        loss_cfg=config.loss,
+        gan_loss=losses_lib.get_loss(config.loss.name),
+        augment=_make_augment(config),
+    )
 
   def d_apply(self, params, batch_stats, x):
     """D's logits of `x` in train mode, and its new batch statistics."""
     return self.discriminator.apply(
-        {'params': params, 'batch_stats': batch_stats}, x, train=True,
-        mutable=_MUTABLE)
+        {'params': params, 'batch_stats': batch_stats},
+        x,
+        train=True,
+        mutable=_MUTABLE,
+    )
 
   def g_apply(self, params, batch_stats, z):
     """G's images of `z` in train mode, and its new batch statistics."""
     return self.generator.apply(
-        {'params': params, 'batch_stats': batch_stats}, z, train=True,
-        mutable=_MUTABLE)
+        {'params': params, 'batch_stats': batch_stats},
+        z,
+        train=True,
+        mutable=_MUTABLE,
+    )
 
 
-def d_view(nets: Networks, x: jax.Array, noise_key: jax.Array,
-           aug_key: jax.Array, hp: Hyperparams) -> jax.Array:
+def d_view(
+    nets: Networks,
+    x: jax.Array,
+    noise_key: jax.Array,
+    aug_key: jax.Array,
+    hp: Hyperparams,
+) -> jax.Array:
   """What D sees of images `x`: instance noise, then augmentation."""
   if hp.noise_std is not None:  # No normal draws for a zero std.
     x = x + hp.noise_std * jax.random.normal(noise_key, x.shape)
   return nets.augment(x, aug_key, hp.aug_p)
 
 
-def d_objective(nets: Networks, d_params: Any, batch_stats: Any,
-                real: jax.Array, fake: jax.Array, keys: Keys,
-                hp: Hyperparams) -> tuple[jax.Array, tuple[Any, ...]]:
+def d_objective(
+    nets: Networks,
+    d_params: Any,
+    batch_stats: Any,
+    real: jax.Array,
+    fake: jax.Array,
+    keys: Keys,
+    hp: Hyperparams,
+) -> tuple[jax.Array, tuple[Any, ...]]:
   """D's loss with its penalties, G held constant.
 
   `real` and `fake` are D's inputs before noise and augmentation. The
@@ -294,14 +352,13 @@ def d_objective(nets: Networks, d_params: Any, batch_stats: Any,
   real_view = lambda x: d_view(nets, x, keys['noise_r'], keys['aug_r'], hp)
   fake_view = lambda x: d_view(nets, x, keys['noise_f'], keys['aug_f'], hp)
   real_logits, mut = nets.d_apply(d_params, batch_stats, real_view(real))
-  fake_logits, mut = nets.d_apply(d_params, mut['batch_stats'],
-                                  fake_view(fake))
+  fake_logits, mut = nets.d_apply(d_params, mut['batch_stats'], fake_view(fake))
   loss = nets.gan_loss.d_loss(real_logits, fake_logits, cfg)
   aux = {}
-  critic = lambda x: nets.d_apply(d_params, mut['batch_stats'],
-                                  real_view(x))[0]
-  fake_critic = lambda x: nets.d_apply(d_params, mut['batch_stats'],
-                                       fake_view(x))[0]
+  critic = lambda x: nets.d_apply(d_params, mut['batch_stats'], real_view(x))[0]
+  fake_critic = lambda x: nets.d_apply(
+      d_params, mut['batch_stats'], fake_view(x)
+  )[0]
   if cfg.gp_weight > 0:
     aux['gp'] = losses_lib.gradient_penalty(critic, real, fake, keys['gp'])
     loss = loss + cfg.gp_weight * aux['gp']
@@ -314,9 +371,14 @@ def d_objective(nets: Networks, d_params: Any, batch_stats: Any,
   return loss, (real_logits, fake_logits, mut['batch_stats'], aux)
 
 
-def g_objective(nets: Networks, fake: jax.Array, d: TrainState,
-                real_in: jax.Array | None, keys: Keys,
-                hp: Hyperparams) -> tuple[jax.Array, Any]:
+def g_objective(
+    nets: Networks,
+    fake: jax.Array,
+    d: TrainState,
+    real_in: jax.Array | None,
+    keys: Keys,
+    hp: Hyperparams,
+) -> tuple[jax.Array, Any]:
   """G's loss of its images `fake` against D (D's parameters held constant).
 
   `real_in` is D's view of a real batch (noised and augmented), which the
@@ -330,8 +392,10 @@ def g_objective(nets: Networks, fake: jax.Array, d: TrainState,
     (loss, D's batch_stats after these passes).
   """
   fake_logits, mut = nets.d_apply(
-      d.params, d.batch_stats,
-      d_view(nets, fake, keys['noise_g'], keys['aug_g'], hp))
+      d.params,
+      d.batch_stats,
+      d_view(nets, fake, keys['noise_g'], keys['aug_g'], hp),
+  )
   real_logits = None
   if nets.gan_loss.g_uses_real:
     real_logits, mut = nets.d_apply(d.params, mut['batch_stats'], real_in)
@@ -352,15 +416,22 @@ def _ema(ema: Any, params: Any, decay: float | jax.Array) -> Any:
 
 # What a D phase returns: (new D, loss, real logits, fake logits, gradient
 # norm, penalties).
-DResult = tuple[TrainState, jax.Array, jax.Array, jax.Array, jax.Array,
-                dict[str, jax.Array]]
+DResult = tuple[
+    TrainState, jax.Array, jax.Array, jax.Array, jax.Array, dict[str, jax.Array]
+]
 # What a G phase returns: (new G, new EMA params, loss, gradient norm, D's
 # batch_stats after the phase's passes of D).
 GResult = tuple[TrainState, Any, jax.Array, jax.Array, Any]
 
 
-def d_update(nets: Networks, d: TrainState, real: jax.Array, fake: jax.Array,
-             keys: Keys, hp: Hyperparams) -> DResult:
+def d_update(
+    nets: Networks,
+    d: TrainState,
+    real: jax.Array,
+    fake: jax.Array,
+    keys: Keys,
+    hp: Hyperparams,
+) -> DResult:
   """One optimiser step of D on `real` and the constant `fake`."""
   cfg = nets.loss_cfg
   clip_before = cfg.get('clip_mode', 'after_update') == 'before_update'
@@ -372,38 +443,68 @@ def d_update(nets: Networks, d: TrainState, real: jax.Array, fake: jax.Array,
     d = d.replace(params=_clip_params(d.params, cfg.clip))
   grad_fn = jax.value_and_grad(d_objective, argnums=1, has_aux=True)
   (loss, (real_logits, fake_logits, bs, aux)), grads = grad_fn(
-      nets, d.params, d.batch_stats, real, fake, keys, hp)
+      nets, d.params, d.batch_stats, real, fake, keys, hp
+  )
   new_d = d.apply_gradients(grads=grads, batch_stats=bs)
   if cfg.clip > 0 and not clip_before:
     new_d = new_d.replace(params=_clip_params(new_d.params, cfg.clip))
   return new_d, loss, real_logits, fake_logits, optax.global_norm(grads), aux
 
 
-def d_skip(nets: Networks, d: TrainState, real: jax.Array, fake: jax.Array,
-           keys: Keys, hp: Hyperparams) -> DResult:
+def d_skip(
+    nets: Networks,
+    d: TrainState,
+    real: jax.Array,
+    fake: jax.Array,
+    keys: Keys,
+    hp: Hyperparams,
+) -> DResult:
   """D's loss and logits without an update (iterations that skip D)."""
   loss, (real_logits, fake_logits, _, aux) = d_objective(
-      nets, d.params, d.batch_stats, real, fake, keys, hp)
+      nets, d.params, d.batch_stats, real, fake, keys, hp
+  )
   return d, loss, real_logits, fake_logits, jnp.zeros(()), aux
 
 
-def g_update_reuse(nets: Networks, g: TrainState, d: TrainState,
-                   fake: jax.Array, g_vjp: Callable[..., Any], g_mut: Any,
-                   real_in: jax.Array, keys: Keys, hp: Hyperparams,
-                   ema: Any) -> GResult:
+def g_update_reuse(
+    nets: Networks,
+    g: TrainState,
+    d: TrainState,
+    fake: jax.Array,
+    g_vjp: Callable[..., Any],
+    g_mut: Any,
+    real_in: jax.Array,
+    keys: Keys,
+    hp: Hyperparams,
+    ema: Any,
+) -> GResult:
   """Updates G through the D phase's forward pass of G (`fake`, `g_vjp`)."""
   # The chain rule by hand: dL/dfake through the new D, then G's VJP.
   (loss, d_stats), grad_fake = jax.value_and_grad(
-      lambda x: g_objective(nets, x, d, real_in, keys, hp), has_aux=True)(fake)
+      lambda x: g_objective(nets, x, d, real_in, keys, hp), has_aux=True
+  )(fake)
   (grads,) = g_vjp(grad_fake)
   new_g = g.apply_gradients(grads=grads, batch_stats=g_mut['batch_stats'])
-  return (new_g, _ema(ema, new_g.params, hp.ema_decay), loss,
-          optax.global_norm(grads), d_stats)
+  return (
+      new_g,
+      _ema(ema, new_g.params, hp.ema_decay),
+      loss,
+      optax.global_norm(grads),
+      d_stats,
+  )
 
 
-def g_update_fresh(nets: Networks, g: TrainState, d: TrainState,
-                   z: jax.Array, g_mut: Any, real_in: jax.Array, keys: Keys,
-                   hp: Hyperparams, ema: Any) -> GResult:
+def g_update_fresh(
+    nets: Networks,
+    g: TrainState,
+    d: TrainState,
+    z: jax.Array,
+    g_mut: Any,
+    real_in: jax.Array,
+    keys: Keys,
+    hp: Hyperparams,
+    ema: Any,
+) -> GResult:
   """Updates G on its own forward pass of `z`, with its own real inputs.
 
   The pass starts from the batch statistics the D phase's pass left, as two
@@ -415,28 +516,46 @@ def g_update_fresh(nets: Networks, g: TrainState, d: TrainState,
     loss, d_stats = g_objective(nets, fake, d, real_in, keys, hp)
     return loss, (mut, d_stats)
 
-  (loss, (mut, d_stats)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(g.params)
+  (loss, (mut, d_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      g.params
+  )
   new_g = g.apply_gradients(grads=grads, batch_stats=mut['batch_stats'])
-  return (new_g, _ema(ema, new_g.params, hp.ema_decay), loss,
-          optax.global_norm(grads), d_stats)
+  return (
+      new_g,
+      _ema(ema, new_g.params, hp.ema_decay),
+      loss,
+      optax.global_norm(grads),
+      d_stats,
+  )
 
 
-def g_skip(nets: Networks, g: TrainState, d: TrainState, ema: Any,
-           real_logits: jax.Array, fake_logits: jax.Array,
-           g_mut: Any) -> GResult:
+def g_skip(
+    nets: Networks,
+    g: TrainState,
+    d: TrainState,
+    ema: Any,
+    real_logits: jax.Array,
+    fake_logits: jax.Array,
+    g_mut: Any,
+) -> GResult:
   """G unchanged (iterations that skip G); its loss from D's logits.
 
   Keeps the batch statistics of the D phase's forward pass of G, so that G's
   running statistics advance once per iteration either way; D is not run.
   """
   loss = nets.gan_loss.g_loss(real_logits, fake_logits, nets.loss_cfg)
-  return (g.replace(batch_stats=g_mut['batch_stats']), ema, loss,
-          jnp.zeros(()), d.batch_stats)
+  return (
+      g.replace(batch_stats=g_mut['batch_stats']),
+      ema,
+      loss,
+      jnp.zeros(()),
+      d.batch_stats,
+  )
 
 
-def _step_metrics(d_loss, g_loss, real_logits, fake_logits, d_gnorm,
-                  g_gnorm) -> Metrics:
+def _step_metrics(
+    d_loss, g_loss, real_logits, fake_logits, d_gnorm, g_gnorm
+) -> Metrics:
   real_acc, fake_acc = losses_lib.d_accuracy(real_logits, fake_logits)
   return {
       'd_loss': d_loss,
@@ -452,14 +571,21 @@ def _step_metrics(d_loss, g_loss, real_logits, fake_logits, d_gnorm,
       # Finite losses and gradients keep finite parameters finite (an
       # optimiser step of a finite gradient is finite), so this guards the
       # parameters without two more passes over them every step.
-      'finite': (jnp.isfinite(d_loss) & jnp.isfinite(g_loss)
-                 & jnp.isfinite(d_gnorm) & jnp.isfinite(g_gnorm)),
+      'finite': (
+          jnp.isfinite(d_loss)
+          & jnp.isfinite(g_loss)
+          & jnp.isfinite(d_gnorm)
+          & jnp.isfinite(g_gnorm)
+      ),
   }
 
 
-def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
-                    discriminator: nn.Module,
-                    phase: Phase = Phase(True, True)) -> StepFn:
+def make_train_step(
+    config: ml_collections.ConfigDict,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    phase: Phase = Phase(True, True),
+) -> StepFn:
   """Builds the pure train step for `config` and one update phase.
 
   Args:
@@ -495,9 +621,11 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     keys = iteration_keys(state.rng, state.step)
     hp = hyperparams(config, state.step, state.aug_p)
     g_state = state_lib.set_hyperparams(
-        state.g, schedules.optimizer_hyperparams(config, 'g', state.step))
+        state.g, schedules.optimizer_hyperparams(config, 'g', state.step)
+    )
     d_state = state_lib.set_hyperparams(
-        state.d, schedules.optimizer_hyperparams(config, 'd', state.step))
+        state.d, schedules.optimizer_hyperparams(config, 'd', state.step)
+    )
     real = to_float_images(batch)
     real_g = None
     if g_samples == 'fresh_z_and_reals':
@@ -509,29 +637,46 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     # constants, and G's update pulls its gradient back through the VJP
     # (same z and parameters: the same images and batch statistics).
     fake, g_vjp, g_mut = jax.vjp(
-        lambda p: nets.g_apply(p, g_state.batch_stats, z), g_state.params,
-        has_aux=True)
+        lambda p: nets.g_apply(p, g_state.batch_stats, z),
+        g_state.params,
+        has_aux=True,
+    )
     new_d, d_loss, real_logits, fake_logits, d_gnorm, aux = (
-        d_update if phase.update_d else d_skip)(
-            nets, d_state, real, jax.lax.stop_gradient(fake), keys, hp)
+        d_update if phase.update_d else d_skip
+    )(nets, d_state, real, jax.lax.stop_gradient(fake), keys, hp)
     real_in = d_view(nets, real, keys['noise_r'], keys['aug_r'], hp)
 
     # Generator: against the new D.
     if phase.update_g and g_samples == 'reuse':
       new_g, new_ema, g_loss, g_gnorm, d_stats = g_update_reuse(
-          nets, g_state, new_d, fake, g_vjp, g_mut, real_in, keys, hp,
-          state.ema_params)
+          nets,
+          g_state,
+          new_d,
+          fake,
+          g_vjp,
+          g_mut,
+          real_in,
+          keys,
+          hp,
+          state.ema_params,
+      )
     elif phase.update_g:
       z_g = latents(keys['z_g'], real.shape[0], z_dim)
       if real_g is not None:
         real_in = d_view(nets, real_g, keys['noise_rg'], keys['aug_rg'], hp)
       new_g, new_ema, g_loss, g_gnorm, d_stats = g_update_fresh(
-          nets, g_state, new_d, z_g, g_mut, real_in, keys, hp,
-          state.ema_params)
+          nets, g_state, new_d, z_g, g_mut, real_in, keys, hp, state.ema_params
+      )
     else:
       new_g, new_ema, g_loss, g_gnorm, d_stats = g_skip(
-          nets, g_state, new_d, state.ema_params, real_logits, fake_logits,
-          g_mut)
+          nets,
+          g_state,
+          new_d,
+          state.ema_params,
+          real_logits,
+          fake_logits,
+          g_mut,
+      )
     new_d = new_d.replace(batch_stats=d_stats)
 
     aug_p, ada_stats = hp.aug_p, state.ada_stats
@@ -539,21 +684,32 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
       # ADA: raise p while D is too sure of the reals, lower it otherwise,
       # every data.ada_interval iterations (stylegan2-ada's rule).
       aug_p, ada_stats = diffaugment.ada_update(
-          state.aug_p, ada_stats, state.step, real_logits,
-          config.data.ada_target, config.data.ada_interval,
-          config.data.ada_kimg)
+          state.aug_p,
+          ada_stats,
+          state.step,
+          real_logits,
+          config.data.ada_target,
+          config.data.ada_interval,
+          config.data.ada_kimg,
+      )
 
     metrics = {
-        **_step_metrics(d_loss, g_loss, real_logits, fake_logits, d_gnorm,
-                        g_gnorm),
+        **_step_metrics(
+            d_loss, g_loss, real_logits, fake_logits, d_gnorm, g_gnorm
+        ),
         **aux,
         **schedules.logged_values(config, state.step),
     }
     if config.data.diffaugment:
       metrics['aug_p'] = aug_p
-    new_state = state.replace(step=state.step + 1, g=new_g, d=new_d,
-                              ema_params=new_ema, aug_p=aug_p,
-                              ada_stats=ada_stats)
+    new_state = state.replace(
+        step=state.step + 1,
+        g=new_g,
+        d=new_d,
+        ema_params=new_ema,
+        aug_p=aug_p,
+        ada_stats=ada_stats,
+    )
     return new_state, metrics
 
   return train_step
@@ -568,8 +724,11 @@ class ScheduledStep:
   Most configs have a single phase, and so a single program.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict,
-               compile_phase: Callable[[Phase], StepFn]):
+  def __init__(
+      self,
+      config: ml_collections.ConfigDict,
+      compile_phase: Callable[[Phase], StepFn],
+  ):
     """Args: the run config; `compile_phase(phase)` builds one program."""
     self._config = config
     self._compile_phase = compile_phase
@@ -586,6 +745,7 @@ class ScheduledStep:
     """Compiles the program iteration `step` runs, if not compiled yet."""
     self.program(update_phase(self._config, step))
 
-  def __call__(self, state: GANState, batch: jax.Array,
-               step: int) -> tuple[GANState, Metrics]:
+  def __call__(
+      self, state: GANState, batch: jax.Array, step: int
+  ) -> tuple[GANState, Metrics]:
     return self.program(update_phase(self._config, step))(state, batch)

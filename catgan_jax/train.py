@@ -75,6 +75,7 @@ class _StopRequest:
     if jax.process_count() == 1:
       return self.requested
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
     flags = multihost_utils.process_allgather(np.int32(self.requested))
     return bool(np.max(flags))
 
@@ -85,6 +86,7 @@ def _is_due(step: int, every: int, last: int) -> bool:
 
 class Run(NamedTuple):
   """What `build` makes of a config: the models, the state and the step."""
+
   generator: nn.Module
   discriminator: nn.Module
   # The initial state, replicated over the mesh.
@@ -104,36 +106,54 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Run:
   and is compiled ahead of time per update phase.
   """
   generator, discriminator = models.create_models(config)
-  init = functools.partial(state_lib.create_state, config, generator,
-                           discriminator)
+  init = functools.partial(
+      state_lib.create_state, config, generator, discriminator
+  )
   rep, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   state = jax.jit(init, out_shardings=rep)()
   size = config.data.image_size
-  batch_spec = jax.ShapeDtypeStruct((step_lib.input_batch_size(config), size,
-                                     size, 3),
-                                    jnp.uint8, sharding=batch)
+  batch_spec = jax.ShapeDtypeStruct(
+      (step_lib.input_batch_size(config), size, size, 3),
+      jnp.uint8,
+      sharding=batch,
+  )
   state_spec = checkpoint_lib.abstract_like(state)
 
   def compile_phase(phase):
     t0 = time.time()
     step_fn = step_lib.make_train_step(config, generator, discriminator, phase)
-    jitted = jax.jit(step_fn, in_shardings=(rep, batch),
-                     out_shardings=(rep, rep), donate_argnums=0)
+    jitted = jax.jit(
+        step_fn,
+        in_shardings=(rep, batch),
+        out_shardings=(rep, rep),
+        donate_argnums=0,
+    )
     compiled = jitted.lower(state_spec, batch_spec).compile()
-    logging.info('Compiled the train step (update D, G = %s) in %.1f s.',
-                 tuple(phase), time.time() - t0)
+    logging.info(
+        'Compiled the train step (update D, G = %s) in %.1f s.',
+        tuple(phase),
+        time.time() - t0,
+    )
     return compiled
 
-  return Run(generator, discriminator, state,
-             step_lib.ScheduledStep(config, compile_phase))
+  return Run(
+      generator,
+      discriminator,
+      state,
+      step_lib.ScheduledStep(config, compile_phase),
+  )
 
 
 def _input_iter(config, start_step: int, mesh) -> Iterator[jax.Array]:
   batches = data_lib.create_input_iter(
-      config, local_batch_size=parallel.local_batch_size(
-          step_lib.input_batch_size(config)),
-      start_step=start_step, process_index=jax.process_index(),
-      process_count=jax.process_count())
+      config,
+      local_batch_size=parallel.local_batch_size(
+          step_lib.input_batch_size(config)
+      ),
+      start_step=start_step,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+  )
   return parallel.prefetch_to_mesh(batches, parallel.batch_sharded(mesh))
 
 
@@ -151,24 +171,32 @@ def _restore(ckpt, state, config, workdir):
     restored = ckpt.restore_latest(state)
   except checkpoint_lib.CheckpointMismatch as e:
     changed = config_lib.changed_fields(config, workdir)
-    fields = (f'; changed config fields: {"; ".join(changed[:5])}'
-              if changed else '')
+    fields = (
+        f'; changed config fields: {"; ".join(changed[:5])}' if changed else ''
+    )
     raise config_lib.ConfigError(
         f'{e}{fields}; use another workdir, or --start_over to move the old '
-        'run aside and start again at step 0') from None
+        'run aside and start again at step 0'
+    ) from None
   except checkpoint_lib.NoRestorableCheckpoint as e:
     raise config_lib.ConfigError(str(e)) from None
   if restored is not None:
-    logging.info('Resumed from checkpoint at step %d.',
-                 int(restored.step))
+    logging.info('Resumed from checkpoint at step %d.', int(restored.step))
   return restored
 
 
 # What a run writes in its workdir; --start_over moves all of it aside.
-_RUN_FILES = ('checkpoints', 'checkpoints_best', 'checkpoints_corrupt',
-              'samples', 'plots', 'samples.gif', metrics_log.METRICS_FILE,
-              metrics_log.METRICS_FILE + metrics_log.DAMAGED_SUFFIX,
-              config_lib.CONFIG_FILE)
+_RUN_FILES = (
+    'checkpoints',
+    'checkpoints_best',
+    'checkpoints_corrupt',
+    'samples',
+    'plots',
+    'samples.gif',
+    metrics_log.METRICS_FILE,
+    metrics_log.METRICS_FILE + metrics_log.DAMAGED_SUFFIX,
+    config_lib.CONFIG_FILE,
+)
 PREVIOUS_DIR = 'previous'
 
 
@@ -176,8 +204,11 @@ def _move_old_run_aside(workdir: str) -> str | None:
   """Moves an earlier run's files to `workdir/previous/<n>/` (process 0)."""
   if jax.process_index() != 0 or not os.path.isdir(workdir):
     return None
-  names = [n for n in os.listdir(workdir)
-           if n in _RUN_FILES or n.startswith('events.out.tfevents')]
+  names = [
+      n
+      for n in os.listdir(workdir)
+      if n in _RUN_FILES or n.startswith('events.out.tfevents')
+  ]
   if not names:
     return None
   n = 1
@@ -195,14 +226,16 @@ def _rollback(ckpt, target, config, rollbacks: int):
   """Restores the last good checkpoint with lower LRs and fresh noise."""
   state = ckpt.restore_latest(target)
   if state is None:
-    raise DivergenceError('Training diverged and no checkpoint is left to '
-                          'roll back to.')
+    raise DivergenceError(
+        'Training diverged and no checkpoint is left to ' 'roll back to.'
+    )
   factor = config.train.rollback_lr_factor
   # A different noise stream, so the replay does not hit the same blow-up.
   return state.replace(
       g=state_lib.scale_learning_rate(state.g, factor),
       d=state_lib.scale_learning_rate(state.d, factor),
-      rng=jax.random.fold_in(state.rng, 1_000_003 + rollbacks))
+      rng=jax.random.fold_in(state.rng, 1_000_003 + rollbacks),
+  )
 
 
 def _scalars(host_metrics: dict[str, Any], state) -> dict[str, float]:
@@ -218,14 +251,19 @@ class _Evaluator:
 
   def __init__(self, config, generator, mesh):
     from catgan_jax.evaluation import scorer  # pylint: disable=g-import-not-at-top
+
     self._scorer = scorer.Scorer(config)
     self._rep = parallel.replicated(mesh)
-    self._sample = jax.jit(inference.make_sample_fn(generator),
-                           out_shardings=self._rep)
+    self._sample = jax.jit(
+        inference.make_sample_fn(generator), out_shardings=self._rep
+    )
 
   def __call__(self, state) -> dict[str, float]:
-    return self._scorer.score(lambda z: parallel.fetch(
-        self._sample(state, jax.device_put(z, self._rep))))
+    return self._scorer.score(
+        lambda z: parallel.fetch(
+            self._sample(state, jax.device_put(z, self._rep))
+        )
+    )
 
 
 def _load_feature_network(config) -> None:
@@ -238,8 +276,12 @@ def _load_feature_network(config) -> None:
   if config.eval.every_steps < 0:
     return
   from catgan_jax.evaluation import features  # pylint: disable=g-import-not-at-top
-  features.get_feature_fn(config.eval.features, config.eval.features_path,
-                          batch_size=config.eval.batch_size)
+
+  features.get_feature_fn(
+      config.eval.features,
+      config.eval.features_path,
+      batch_size=config.eval.batch_size,
+  )
 
 
 def _make_evaluator(config, generator, mesh):
@@ -269,8 +311,11 @@ class _ProgressLine:
     eta = (self._total - step) / rate if rate > 0 else float('inf')
     if 'fid' in record:
       self.fid = record['fid']
-    parts = [f'step {step}/{self._total}', f'{rate:.2f} steps/s',
-             f'ETA {_duration(eta)}']
+    parts = [
+        f'step {step}/{self._total}',
+        f'{rate:.2f} steps/s',
+        f'ETA {_duration(eta)}',
+    ]
     for name in ('d_loss', 'g_loss'):
       if name in record:
         parts.append(f'{name} {record[name]:.4f}')
@@ -284,8 +329,11 @@ def _duration(seconds: float) -> str:
     return '?'
   seconds = int(round(seconds))
   hours, rest = divmod(seconds, 3600)
-  return (f'{hours}h{rest // 60:02d}m' if hours else
-          f'{rest // 60}m{rest % 60:02d}s')
+  return (
+      f'{hours}h{rest // 60:02d}m'
+      if hours
+      else f'{rest // 60}m{rest % 60:02d}s'
+  )
 
 
 def _diverged(metrics: dict[str, float], max_loss: float) -> str:
@@ -306,8 +354,10 @@ class _Samples:
     rng = jax.random.PRNGKey(config.seed + 1)
     z = jax.random.normal(rng, (NUM_FIXED_SAMPLES, config.model.z_dim))
     self._z = jax.device_put(z, parallel.replicated(mesh))
-    self._fn = jax.jit(inference.make_sample_fn(generator),
-                       out_shardings=parallel.replicated(mesh))
+    self._fn = jax.jit(
+        inference.make_sample_fn(generator),
+        out_shardings=parallel.replicated(mesh),
+    )
     self._dir = os.path.join(workdir, SAMPLES_DIR)
     self._writer = writer
 
@@ -329,16 +379,21 @@ def _finish_pictures(workdir: str) -> None:
   sample_dir = os.path.join(workdir, SAMPLES_DIR)
   names = sorted(n for n in os.listdir(sample_dir) if n.endswith('.png'))
   if names:
-    frames = [np.asarray(Image.open(os.path.join(sample_dir, n)))
-              for n in names]
+    frames = [
+        np.asarray(Image.open(os.path.join(sample_dir, n))) for n in names
+    ]
     sampling.save_gif(frames, os.path.join(workdir, 'samples.gif'))
   from catgan_jax import plots  # pylint: disable=g-import-not-at-top
-  plots.plot_metrics(os.path.join(workdir, metrics_log.METRICS_FILE),
-                     os.path.join(workdir, 'plots'))
+
+  plots.plot_metrics(
+      os.path.join(workdir, metrics_log.METRICS_FILE),
+      os.path.join(workdir, 'plots'),
+  )
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str, start_over: bool = False) -> Any:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, start_over: bool = False
+) -> Any:
   """Trains a GAN as `config` says, in (and resuming from) `workdir`.
 
   Everything the run needs is resolved before the first file is written:
@@ -392,8 +447,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints)
   config_lib.save_config(config, workdir)
   is_main = jax.process_index() == 0
-  writer = metric_writers.create_default_writer(workdir,
-                                                just_logging=not is_main)
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=not is_main
+  )
   log = metrics_log.MetricsLog(workdir)
   if is_main:
     log.truncate(start)
@@ -403,15 +459,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     # to.
     ckpt.save(0, state)
   samples = _Samples(config, generator, mesh, workdir, writer)
-  best = (checkpoint_lib.Checkpointer(workdir, 1, best_by='fid')
-          if evaluator else None)
+  best = (
+      checkpoint_lib.Checkpointer(workdir, 1, best_by='fid')
+      if evaluator
+      else None
+  )
   total = config.num_train_steps
   # Steps are dispatched asynchronously and the host waits for the device only
   # at logged steps: progress (steps/s, ETA) is reported there and only there
   # (not every N seconds), so that it measures device time.
   new_progress = functools.partial(
-      periodic_actions.ReportProgress, num_train_steps=total, writer=writer,
-      every_steps=config.log_every_steps, every_secs=None)
+      periodic_actions.ReportProgress,
+      num_train_steps=total,
+      writer=writer,
+      every_steps=config.log_every_steps,
+      every_secs=None,
+  )
   progress = new_progress()
   progress_line = _ProgressLine(start, total)
   rollbacks = 0
@@ -423,28 +486,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       # With several processes, agreeing on a stop is an all-gather; it is
       # done only at logged or checkpoint steps (the same steps on every
       # process), so there a requested stop waits for the next of those.
-      stopping = (jax.process_count() == 1
-                  or _is_due(step, config.log_every_steps, total)
-                  or _is_due(step, config.checkpoint_every_steps, total)
-                  ) and stop.agreed()
+      stopping = (
+          jax.process_count() == 1
+          or _is_due(step, config.log_every_steps, total)
+          or _is_due(step, config.checkpoint_every_steps, total)
+      ) and stop.agreed()
       last = total if not stopping else step
       log_due = _is_due(step, config.log_every_steps, last)
       ckpt_due = _is_due(step, config.checkpoint_every_steps, last)
-      eval_due = evaluator and not stopping and _is_due(
-          step, config.eval.every_steps, total)
+      eval_due = (
+          evaluator
+          and not stopping
+          and _is_due(step, config.eval.every_steps, total)
+      )
       record = {}
       if log_due or ckpt_due or eval_due:
         host_metrics = parallel.fetch(metrics)
         why = _diverged(host_metrics, config.train.max_loss)
         if why:
           rollbacks += 1
-          logging.error('Divergence at step %d: %s (rollback %d of %d).',
-                        step, why, rollbacks, config.train.max_rollbacks)
+          logging.error(
+              'Divergence at step %d: %s (rollback %d of %d).',
+              step,
+              why,
+              rollbacks,
+              config.train.max_rollbacks,
+          )
           if rollbacks > config.train.max_rollbacks:
             raise DivergenceError(
                 f'Training diverged at step {step} ({why}) after '
                 f'{config.train.max_rollbacks} rollbacks '
-                '(train.max_rollbacks).')
+                '(train.max_rollbacks).'
+            )
           state = _rollback(ckpt, target, config, rollbacks)
           step = int(parallel.fetch(state.step))
           if is_main:
@@ -474,8 +547,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if log_due:
         progress_line(step, record)
       if stopping:
-        logging.warning('Stopped at step %d on request; checkpoint saved.',
-                        step)
+        logging.warning(
+            'Stopped at step %d on request; checkpoint saved.', step
+        )
         break
   if best:
     best.close()

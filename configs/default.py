@@ -267,8 +267,9 @@ def get_config() -> ml_collections.ConfigDict:
   return config
 
 
-def r3gan_config(image_size: int, widths: tuple[int, ...],
-                 gamma: float) -> ml_collections.ConfigDict:
+def r3gan_config(
+    image_size: int, widths: tuple[int, ...], gamma: float
+) -> ml_collections.ConfigDict:
   """The R3GAN recipe (Huang et al. 2024) on a folder of cat faces.
 
   The FFHQ presets of the reference's ``train.py`` (github.com/brownvc/R3GAN):

@@ -71,7 +71,9 @@ def get_config(variants: str = ''):
   config.eval.is_splits = 10
   for name in filter(None, (v.strip() for v in variants.split(','))):
     if name not in VARIANTS:
-      raise ValueError(f'configs/dogs64.py:{variants}: unknown variant '
-                       f'{name!r}; valid: {", ".join(VARIANTS)}')
+      raise ValueError(
+          f'configs/dogs64.py:{variants}: unknown variant '
+          f'{name!r}; valid: {", ".join(VARIANTS)}'
+      )
     config.update_from_flattened_dict(VARIANTS[name])
   return config

@@ -25,5 +25,6 @@ from configs import default
 
 def get_config():
   """Returns the r3gan128 config."""
-  return default.r3gan_config(128, widths=(768, 768, 768, 768, 384, 192),
-                              gamma=17.0)
+  return default.r3gan_config(
+      128, widths=(768, 768, 768, 768, 384, 192), gamma=17.0
+  )

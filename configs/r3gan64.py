@@ -35,5 +35,4 @@ from configs import default
 
 def get_config():
   """Returns the r3gan64 config."""
-  return default.r3gan_config(64, widths=(768, 768, 768, 768, 384),
-                              gamma=2.0)
+  return default.r3gan_config(64, widths=(768, 768, 768, 768, 384), gamma=2.0)

@@ -55,7 +55,8 @@ def _parse(arg: str) -> tuple[str, int]:
     raise ValueError(
         f'configs/relativistic.py:{arg}: expected loss[,image_size] with '
         f'loss in {", ".join(LOSSES)} and image_size in '
-        f'{", ".join(map(str, IMAGE_SIZES))}')
+        f'{", ".join(map(str, IMAGE_SIZES))}'
+    )
   return loss, int(size or 64)
 
 

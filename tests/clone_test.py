@@ -31,17 +31,29 @@ from catgan_jax.data import synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = helpers.experiment_configs()
-TINY = ['--config.num_train_steps=2', '--config.batch_size=8',
-        '--config.log_every_steps=1', '--config.sample_every_steps=2',
-        '--config.checkpoint_every_steps=2', '--config.data.image_size=16',
-        '--config.data.min_size=8', '--config.model.z_dim=8',
-        '--config.model.g_width=4', '--config.model.d_width=4']
+TINY = [
+    '--config.num_train_steps=2',
+    '--config.batch_size=8',
+    '--config.log_every_steps=1',
+    '--config.sample_every_steps=2',
+    '--config.checkpoint_every_steps=2',
+    '--config.data.image_size=16',
+    '--config.data.min_size=8',
+    '--config.model.z_dim=8',
+    '--config.model.g_width=4',
+    '--config.model.d_width=4',
+]
 
 
 def _tracked_files() -> list[str]:
   try:
-    out = subprocess.run(['git', 'ls-files', '-z'], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ['git', 'ls-files', '-z'],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
   except (OSError, subprocess.CalledProcessError):
     pytest.skip('not a git checkout')
   return [p for p in out.split('\0') if p]
@@ -64,22 +76,38 @@ def clone(tmp_path_factory):
     Image.fromarray(np.asarray(face, np.uint8)).save(images / f'cat{i}.png')
   home = base / 'home'
   home.mkdir()
-  env = {k: v for k, v in os.environ.items()
-         if not k.startswith(('XDG_', 'PYTHONPATH'))}
-  env.update(HOME=str(home), JAX_PLATFORMS='cpu',
-             http_proxy='http://127.0.0.1:9', https_proxy='http://127.0.0.1:9',
-             HTTP_PROXY='http://127.0.0.1:9', HTTPS_PROXY='http://127.0.0.1:9',
-             no_proxy='', NO_PROXY='')
+  env = {
+      k: v
+      for k, v in os.environ.items()
+      if not k.startswith(('XDG_', 'PYTHONPATH'))
+  }
+  env.update(
+      HOME=str(home),
+      JAX_PLATFORMS='cpu',
+      http_proxy='http://127.0.0.1:9',
+      https_proxy='http://127.0.0.1:9',
+      HTTP_PROXY='http://127.0.0.1:9',
+      HTTPS_PROXY='http://127.0.0.1:9',
+      no_proxy='',
+      NO_PROXY='',
+  )
   return repo, images, env
 
 
 def _main(clone, name, workdir, *extra):
   repo, images, env = clone
-  args = [sys.executable, 'main.py', f'--config={helpers.config_flag(name)}',
-          f'--workdir={workdir}', f'--config.data.dir={images}', *TINY,
-          *extra]
-  return subprocess.run(args, cwd=repo, env=env, capture_output=True,
-                        text=True, timeout=600)
+  args = [
+      sys.executable,
+      'main.py',
+      f'--config={helpers.config_flag(name)}',
+      f'--workdir={workdir}',
+      f'--config.data.dir={images}',
+      *TINY,
+      *extra,
+  ]
+  return subprocess.run(
+      args, cwd=repo, env=env, capture_output=True, text=True, timeout=600
+  )
 
 
 @pytest.mark.parametrize('name', CONFIGS)
@@ -92,10 +120,11 @@ def test_config_runs_from_a_users_clone(clone, name, tmp_path):
   assert len(errors) == 1, proc.stderr[-3000:]
   # The default a user gets is the standard FID network, and the way out
   # is named: the weights path, the offline backend, or no evaluation.
-  assert re.search(r'the inception_v3 weights are not in .*downloading .* '
-                   r'failed', errors[0]), errors[0]
-  for way_out in ('eval.features_path', 'mobilenet_v2',
-                  'eval.every_steps=-1'):
+  assert re.search(
+      r'the inception_v3 weights are not in .*downloading .* ' r'failed',
+      errors[0],
+  ), errors[0]
+  for way_out in ('eval.features_path', 'mobilenet_v2', 'eval.every_steps=-1'):
     assert way_out in errors[0], errors[0]
   assert not workdir.exists()
   # No half-downloaded weights are left in the cache.
@@ -108,26 +137,36 @@ def test_config_runs_from_a_users_clone(clone, name, tmp_path):
     proc = _main(clone, name, workdir, *extra)
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [l for l in proc.stderr.splitlines() if 'main.py: error:' in l]
-    assert len(errors) == 1 and 'Traceback' not in proc.stderr, (
-        proc.stderr[-3000:])
-    assert re.search(r"tfds '\w+'.*cannot be read.*tfds build \w+",
-                     errors[0]), errors[0]
+    assert len(errors) == 1 and 'Traceback' not in proc.stderr, proc.stderr[
+        -3000:
+    ]
+    assert re.search(
+        r"tfds '\w+'.*cannot be read.*tfds build \w+", errors[0]
+    ), errors[0]
     assert not workdir.exists()
     extra.append('--config.data.source=folder')
   proc = _main(clone, name, workdir, *extra)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  steps = sorted(int(d) for d in os.listdir(workdir / 'checkpoints')
-                 if d.isdigit())
+  steps = sorted(
+      int(d) for d in os.listdir(workdir / 'checkpoints') if d.isdigit()
+  )
   assert steps[-1] == 2, steps
-  records = [json.loads(line) for line in
-             (workdir / 'metrics.jsonl').read_text().splitlines()]
+  records = [
+      json.loads(line)
+      for line in (workdir / 'metrics.jsonl').read_text().splitlines()
+  ]
   losses = [r['d_loss'] for r in records] + [r['g_loss'] for r in records]
   assert len(losses) == 4 and np.isfinite(losses).all(), records
   # The run reads as one line per logged step, without framework notices.
-  assert re.search(r'step 2/2  [0-9.]+ steps/s  ETA \S+  d_loss ',
-                   proc.stderr), proc.stderr[-3000:]
-  for chatter in ('Setting work unit notes', 'oneDNN', 'libtpu',
-                  'checkpoint_manager.py'):
+  assert re.search(
+      r'step 2/2  [0-9.]+ steps/s  ETA \S+  d_loss ', proc.stderr
+  ), proc.stderr[-3000:]
+  for chatter in (
+      'Setting work unit notes',
+      'oneDNN',
+      'libtpu',
+      'checkpoint_manager.py',
+  ):
     assert chatter not in proc.stderr, proc.stderr[-3000:]
 
 

@@ -1,6 +1,5 @@
 """Every experiment config builds and trains for 2 steps at a tiny size."""
 
-
 import os
 
 import numpy as np
@@ -36,13 +35,27 @@ def _tiny(config):
 
 
 def test_every_experiment_has_a_config():
-  expected = {'dcgan64', 'selu128', 'wgan64', 'wgan_gp64', 'lsgan64',
-              'lsgan_boundary64', 'hinge64', 'relativistic:rsgan',
-              'relativistic:rasgan', 'relativistic:ralsgan',
-              'relativistic:rahinge', 'relativistic:ralsgan,128',
-              'keras_cats64',
-              'petgen64', 'dcgan128_tf', 'default', 'test', 'quickstart',
-              'dogs64'}
+  expected = {
+      'dcgan64',
+      'selu128',
+      'wgan64',
+      'wgan_gp64',
+      'lsgan64',
+      'lsgan_boundary64',
+      'hinge64',
+      'relativistic:rsgan',
+      'relativistic:rasgan',
+      'relativistic:ralsgan',
+      'relativistic:rahinge',
+      'relativistic:ralsgan,128',
+      'keras_cats64',
+      'petgen64',
+      'dcgan128_tf',
+      'default',
+      'test',
+      'quickstart',
+      'dogs64',
+  }
   assert expected <= set(CONFIGS)
 
 
@@ -53,10 +66,13 @@ def test_shipped_config_validates(name, tmp_path):
   config_lib.validate(config)
 
 
-@pytest.mark.parametrize('overrides, message', [
-    ({'loss.name': 'wgan_gp', 'loss.gp_weight': 0.0}, 'loss.gp_weight=0.0'),
-    ({'loss.name': 'wgan', 'loss.clip': 0.0}, 'loss.clip=0.0'),
-])
+@pytest.mark.parametrize(
+    'overrides, message',
+    [
+        ({'loss.name': 'wgan_gp', 'loss.gp_weight': 0.0}, 'loss.gp_weight=0.0'),
+        ({'loss.name': 'wgan', 'loss.clip': 0.0}, 'loss.clip=0.0'),
+    ],
+)
 def test_unconstrained_wgan_is_a_config_error(overrides, message):
   config = test_config.get_config()
   for field, value in overrides.items():
@@ -79,57 +95,131 @@ def test_constrained_wgans_validate():
 # override them for cats, those values) of each recipe's reference code.
 RECIPES = {
     # Deep-learning-with-cats Generating cats/WGAN.py.
-    'wgan64': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 64,
-               'model.d_width': 64, 'optim.g_name': 'rmsprop',
-               'optim.d_name': 'rmsprop', 'optim.g_lr': 5e-5,
-               'optim.d_lr': 5e-5, 'train.d_steps_per_g_step': 5,
-               'loss.clip': 0.01, 'loss.clip_mode': 'before_update',
-               'train.warmup_d_steps_per_g_step': 100,
-               'train.warmup_g_steps': 25, 'train.warmup_every_g_steps': 500,
-               'train.g_samples': 'fresh_z', 'model.norm': 'batch'},
+    'wgan64': {
+        'batch_size': 64,
+        'model.z_dim': 100,
+        'model.g_width': 64,
+        'model.d_width': 64,
+        'optim.g_name': 'rmsprop',
+        'optim.d_name': 'rmsprop',
+        'optim.g_lr': 5e-5,
+        'optim.d_lr': 5e-5,
+        'train.d_steps_per_g_step': 5,
+        'loss.clip': 0.01,
+        'loss.clip_mode': 'before_update',
+        'train.warmup_d_steps_per_g_step': 100,
+        'train.warmup_g_steps': 25,
+        'train.warmup_every_g_steps': 500,
+        'train.g_samples': 'fresh_z',
+        'model.norm': 'batch',
+    },
     # Generating cats/WGAN-GP.py.
-    'wgan_gp64': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 128,
-                  'model.d_width': 128, 'optim.g_lr': 1e-4,
-                  'optim.d_lr': 1e-4, 'optim.b1': 0.0, 'optim.b2': 0.9,
-                  'train.d_steps_per_g_step': 5, 'loss.gp_weight': 10.0,
-                  'model.d_norm': 'none', 'model.use_bias': False,
-                  'train.g_samples': 'fresh_z'},
+    'wgan_gp64': {
+        'batch_size': 64,
+        'model.z_dim': 100,
+        'model.g_width': 128,
+        'model.d_width': 128,
+        'optim.g_lr': 1e-4,
+        'optim.d_lr': 1e-4,
+        'optim.b1': 0.0,
+        'optim.b2': 0.9,
+        'train.d_steps_per_g_step': 5,
+        'loss.gp_weight': 10.0,
+        'model.d_norm': 'none',
+        'model.use_bias': False,
+        'train.g_samples': 'fresh_z',
+    },
     # Generating cats/DCGAN.py with the README's 128px SELU command.
-    'selu128': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 64,
-                'model.d_width': 64, 'data.image_size': 128,
-                'optim.g_lr': 2e-4, 'optim.d_lr': 5e-5, 'optim.b1': 0.5,
-                'model.norm': 'selu', 'model.kernel_init': 'dcgan_normal',
-                'model.use_bias': False, 'train.g_samples': 'reuse'},
+    'selu128': {
+        'batch_size': 64,
+        'model.z_dim': 100,
+        'model.g_width': 64,
+        'model.d_width': 64,
+        'data.image_size': 128,
+        'optim.g_lr': 2e-4,
+        'optim.d_lr': 5e-5,
+        'optim.b1': 0.5,
+        'model.norm': 'selu',
+        'model.kernel_init': 'dcgan_normal',
+        'model.use_bias': False,
+        'train.g_samples': 'reuse',
+    },
     # Generating cats/LSGAN.py.
-    'lsgan64': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 128,
-                'model.d_width': 128, 'optim.g_lr': 1e-4, 'optim.d_lr': 1e-4,
-                'optim.b1': 0.5, 'loss.a': 0.0, 'loss.b': 1.0, 'loss.c': 1.0},
-    'lsgan_boundary64': {'model.g_width': 128, 'optim.g_lr': 1e-4,
-                         'loss.c': 0.5},
+    'lsgan64': {
+        'batch_size': 64,
+        'model.z_dim': 100,
+        'model.g_width': 128,
+        'model.d_width': 128,
+        'optim.g_lr': 1e-4,
+        'optim.d_lr': 1e-4,
+        'optim.b1': 0.5,
+        'loss.a': 0.0,
+        'loss.b': 1.0,
+        'loss.c': 1.0,
+    },
+    'lsgan_boundary64': {
+        'model.g_width': 128,
+        'optim.g_lr': 1e-4,
+        'loss.c': 0.5,
+    },
     # The dog experiment (its code is not available): the PyTorch DCGAN
     # example (pytorch/examples dcgan/main.py) on TFDS stanford_dogs.
-    'dogs64': {'batch_size': 64, 'model.z_dim': 100, 'model.g_width': 64,
-               'model.d_width': 64, 'model.norm': 'batch', 'loss.name': 'nsgan',
-               'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4, 'optim.b1': 0.5,
-               'optim.b2': 0.999, 'train.g_samples': 'reuse',
-               'data.source': 'tfds', 'data.tfds_name': 'stanford_dogs',
-               'model.base_size': 4, 'model.g_leak': 0.0,
-               'eval.is_splits': 10},
+    'dogs64': {
+        'batch_size': 64,
+        'model.z_dim': 100,
+        'model.g_width': 64,
+        'model.d_width': 64,
+        'model.norm': 'batch',
+        'loss.name': 'nsgan',
+        'optim.g_lr': 2e-4,
+        'optim.d_lr': 2e-4,
+        'optim.b1': 0.5,
+        'optim.b2': 0.999,
+        'train.g_samples': 'reuse',
+        'data.source': 'tfds',
+        'data.tfds_name': 'stanford_dogs',
+        'model.base_size': 4,
+        'model.g_leak': 0.0,
+        'eval.is_splits': 10,
+    },
     # GAN_losses_iter.py --loss_D 4 --spectral True, unstable.sh settings.
-    'hinge64': {'batch_size': 32, 'model.z_dim': 128, 'model.g_width': 64,
-                'model.d_width': 64, 'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4,
-                'optim.b1': 0.5, 'optim.b2': 0.999, 'loss.name': 'hinge',
-                'model.spectral_norm': True, 'num_train_steps': 100_000,
-                'train.g_samples': 'fresh_z'},
+    'hinge64': {
+        'batch_size': 32,
+        'model.z_dim': 128,
+        'model.g_width': 64,
+        'model.d_width': 64,
+        'optim.g_lr': 2e-4,
+        'optim.d_lr': 2e-4,
+        'optim.b1': 0.5,
+        'optim.b2': 0.999,
+        'loss.name': 'hinge',
+        'model.spectral_norm': True,
+        'num_train_steps': 100_000,
+        'train.g_samples': 'fresh_z',
+    },
     # RelativisticGAN code/GAN_losses_iter.py as code/unstable.sh runs it.
-    **{name: {'batch_size': 32, 'model.z_dim': 128, 'model.g_width': 64,
-              'model.d_width': 64, 'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4,
-              'optim.b1': 0.5, 'optim.b2': 0.999,
-              'train.d_steps_per_g_step': 1, 'num_train_steps': 100_000,
-              'train.g_samples': 'fresh_z_and_reals'}
-       for name in ('relativistic:rsgan', 'relativistic:rasgan',
-                    'relativistic:ralsgan', 'relativistic:rahinge',
-                    'relativistic:ralsgan,128')},
+    **{
+        name: {
+            'batch_size': 32,
+            'model.z_dim': 128,
+            'model.g_width': 64,
+            'model.d_width': 64,
+            'optim.g_lr': 2e-4,
+            'optim.d_lr': 2e-4,
+            'optim.b1': 0.5,
+            'optim.b2': 0.999,
+            'train.d_steps_per_g_step': 1,
+            'num_train_steps': 100_000,
+            'train.g_samples': 'fresh_z_and_reals',
+        }
+        for name in (
+            'relativistic:rsgan',
+            'relativistic:rasgan',
+            'relativistic:ralsgan',
+            'relativistic:rahinge',
+            'relativistic:ralsgan,128',
+        )
+    },
 }
 
 
@@ -143,13 +233,23 @@ def test_recipe_follows_its_reference_code(name):
     assert value == expected, f'{name}: {field}={value!r}, not {expected!r}'
 
 
-@pytest.mark.parametrize('overrides, message', [
-    ({'data.ada_target': 0.6}, "data.diffaugment=''"),
-    ({'data.ada_target': 0.6, 'data.diffaugment': 'translation',
-      'data.ada_interval': 0}, 'data.ada_interval=0'),
-])
-def test_ada_without_augmentation_or_interval_is_a_config_error(overrides,
-                                                                message):
+@pytest.mark.parametrize(
+    'overrides, message',
+    [
+        ({'data.ada_target': 0.6}, "data.diffaugment=''"),
+        (
+            {
+                'data.ada_target': 0.6,
+                'data.diffaugment': 'translation',
+                'data.ada_interval': 0,
+            },
+            'data.ada_interval=0',
+        ),
+    ],
+)
+def test_ada_without_augmentation_or_interval_is_a_config_error(
+    overrides, message
+):
   config = test_config.get_config()
   for field, value in overrides.items():
     group, leaf = field.split('.')

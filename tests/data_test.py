@@ -10,8 +10,13 @@ from catgan_jax import data
 from catgan_jax.data import synthetic
 from configs import default
 
-CAT_FACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         '..', 'shared', 'data', 'cat_faces_64')
+CAT_FACES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    '..',
+    'shared',
+    'data',
+    'cat_faces_64',
+)
 
 
 def _config(**data_fields):
@@ -35,7 +40,9 @@ def _id_folder(folder, n, size=8):
     # Nested sub-folders check the recursive listing.
     sub = os.path.join(folder, f'sub{i % 3}')
     os.makedirs(sub, exist_ok=True)
-    Image.new('RGB', (size, size), colour).save(os.path.join(sub, f'{i:03d}.png'))
+    Image.new('RGB', (size, size), colour).save(
+        os.path.join(sub, f'{i:03d}.png')
+    )
   return folder
 
 
@@ -51,7 +58,9 @@ def test_synthetic_faces_look_like_faces():
   assert faces.shape == (8, 32, 32, 3) and faces.dtype == np.uint8
   np.testing.assert_array_equal(faces, synthetic.draw_cat_faces(8, 32, seed=3))
   # Image i depends only on (seed, i): a prefix of a larger set is the smaller set.
-  np.testing.assert_array_equal(faces[:4], synthetic.draw_cat_faces(4, 32, seed=3))
+  np.testing.assert_array_equal(
+      faces[:4], synthetic.draw_cat_faces(4, 32, seed=3)
+  )
   assert not np.array_equal(faces, synthetic.draw_cat_faces(8, 32, seed=4))
   for face in faces:
     assert face.std() > 20  # Not constant: a face drawn on a background.
@@ -81,21 +90,27 @@ def test_same_seed_same_batches_and_seed_changes_them():
   assert not np.array_equal(np.stack(first), np.stack(other))
 
 
-@pytest.mark.parametrize('fields', [
-    dict(crop='center'),
-    dict(crop='random', rrc_min_scale=0.5),
-    dict(crop='center', cache=False),
-])
+@pytest.mark.parametrize(
+    'fields',
+    [
+        dict(crop='center'),
+        dict(crop='random', rrc_min_scale=0.5),
+        dict(crop='center', cache=False),
+    ],
+)
 def test_start_step_equals_advancing(tmp_path, fields):
   # 13 images in batches of 4: step 5 starts in the middle of the second epoch.
   folder = str(tmp_path / 'imgs')
   for i in range(13):
     rng = np.random.default_rng(i)
     Image.fromarray(rng.integers(0, 256, (24, 20 + i, 3), np.uint8)).save(
-        _mkdir(folder, f'{i}.png'))
+        _mkdir(folder, f'{i}.png')
+    )
   config = _config(source='folder', dir=folder, min_size=8, **fields)
   advanced = _take(data.create_input_iter(config, local_batch_size=4), 7)
-  resumed = _take(data.create_input_iter(config, local_batch_size=4, start_step=5), 2)
+  resumed = _take(
+      data.create_input_iter(config, local_batch_size=4, start_step=5), 2
+  )
   np.testing.assert_array_equal(advanced[5], resumed[0])
   np.testing.assert_array_equal(advanced[6], resumed[1])
 
@@ -109,30 +124,52 @@ def test_cache_and_no_cache_agree(tmp_path):
   folder = _id_folder(str(tmp_path / 'ids'), 9)
   batches = {}
   for cache in (True, False):
-    config = _config(source='folder', dir=folder, image_size=8, min_size=8, cache=cache,
-                     crop='random', rrc_min_scale=0.6)
-    batches[cache] = np.stack(_take(data.create_input_iter(config, local_batch_size=3), 4))
+    config = _config(
+        source='folder',
+        dir=folder,
+        image_size=8,
+        min_size=8,
+        cache=cache,
+        crop='random',
+        rrc_min_scale=0.6,
+    )
+    batches[cache] = np.stack(
+        _take(data.create_input_iter(config, local_batch_size=3), 4)
+    )
   np.testing.assert_array_equal(batches[True], batches[False])
 
 
 def test_epochs_are_permutations_and_differ(tmp_path):
   folder = _id_folder(str(tmp_path / 'ids'), 10)
-  config = _config(source='folder', dir=folder, image_size=8, min_size=8, flip=False)
-  ids = _ids(np.concatenate(_take(data.create_input_iter(config, local_batch_size=5), 4)))
-  assert sorted(ids[:10]) == list(range(10)) and sorted(ids[10:]) == list(range(10))
+  config = _config(
+      source='folder', dir=folder, image_size=8, min_size=8, flip=False
+  )
+  ids = _ids(
+      np.concatenate(
+          _take(data.create_input_iter(config, local_batch_size=5), 4)
+      )
+  )
+  assert sorted(ids[:10]) == list(range(10)) and sorted(ids[10:]) == list(
+      range(10)
+  )
   assert ids[:10] != ids[10:]  # A fresh shuffle each epoch.
   assert ids[:10] != list(range(10))
 
 
 def test_two_processes_read_disjoint_complete_shards(tmp_path):
   folder = _id_folder(str(tmp_path / 'ids'), 11)
-  config = _config(source='folder', dir=folder, image_size=8, min_size=8, flip=False)
+  config = _config(
+      source='folder', dir=folder, image_size=8, min_size=8, flip=False
+  )
   seen = []
   for process_index, shard_size in ((0, 6), (1, 5)):  # 11 images: 6 + 5.
-    iterator = data.create_input_iter(config, local_batch_size=1,
-                                      process_index=process_index, process_count=2)
+    iterator = data.create_input_iter(
+        config, local_batch_size=1, process_index=process_index, process_count=2
+    )
     epoch = _ids(np.concatenate(_take(iterator, shard_size)))
-    assert len(set(epoch)) == shard_size  # One full epoch of the shard, no repeats.
+    assert (
+        len(set(epoch)) == shard_size
+    )  # One full epoch of the shard, no repeats.
     seen.append(set(epoch))
   assert not seen[0] & seen[1]
   assert seen[0] | seen[1] == set(range(11))
@@ -146,10 +183,15 @@ def test_flip_is_random_and_deterministic(tmp_path):
   config = _config(source='folder', dir=folder, min_size=8)
   batch = next(data.create_input_iter(config, local_batch_size=32))
   flipped = batch[:, 0, -1, 0] == 255
-  assert 4 < flipped.sum() < 28  # About half of 32 (binomial, p < 1e-4 to fail).
-  np.testing.assert_array_equal(batch[~flipped], np.broadcast_to(image, batch[~flipped].shape))
-  np.testing.assert_array_equal(batch[flipped][:, :, ::-1], np.broadcast_to(
-      image, batch[flipped].shape))
+  assert (
+      4 < flipped.sum() < 28
+  )  # About half of 32 (binomial, p < 1e-4 to fail).
+  np.testing.assert_array_equal(
+      batch[~flipped], np.broadcast_to(image, batch[~flipped].shape)
+  )
+  np.testing.assert_array_equal(
+      batch[flipped][:, :, ::-1], np.broadcast_to(image, batch[flipped].shape)
+  )
   again = next(data.create_input_iter(config, local_batch_size=32))
   np.testing.assert_array_equal(batch, again)
   config.data.flip = False
@@ -162,11 +204,18 @@ def test_folder_modes_and_resize(tmp_path):
   Image.new('L', (40, 30), 128).save(_mkdir(folder, 'gray.jpg'))
   Image.new('RGBA', (30, 30), (255, 0, 0, 0)).save(_mkdir(folder, 'clear.png'))
   Image.new('CMYK', (30, 40), (0, 255, 255, 0)).save(_mkdir(folder, 'cmyk.jpg'))
-  config = _config(source='folder', dir=folder, min_size=8, flip=False,
-                   background=(0, 0, 255))
+  config = _config(
+      source='folder',
+      dir=folder,
+      min_size=8,
+      flip=False,
+      background=(0, 0, 255),
+  )
   batch = next(data.create_input_iter(config, local_batch_size=3))
-  colours = sorted(tuple(int(v) for v in image.reshape(-1, 3).mean(0).round())
-                   for image in batch)
+  colours = sorted(
+      tuple(int(v) for v in image.reshape(-1, 3).mean(0).round())
+      for image in batch
+  )
   # Transparent red on a blue background is blue; CMYK (0, 255, 255, 0) is red.
   assert colours[0] == (0, 0, 255)
   assert colours[1] == (128, 128, 128)
@@ -180,9 +229,19 @@ def test_bad_files_are_skipped(tmp_path):
   open(os.path.join(folder, 'empty.jpg'), 'wb').close()
   Image.new('RGB', (6, 6)).save(os.path.join(folder, 'tiny.png'))
   for cache in (True, False):
-    config = _config(source='folder', dir=folder, image_size=8, min_size=8, flip=False,
-                     cache=cache)
-    ids = _ids(np.concatenate(_take(data.create_input_iter(config, local_batch_size=7), 2)))
+    config = _config(
+        source='folder',
+        dir=folder,
+        image_size=8,
+        min_size=8,
+        flip=False,
+        cache=cache,
+    )
+    ids = _ids(
+        np.concatenate(
+            _take(data.create_input_iter(config, local_batch_size=7), 2)
+        )
+    )
     assert set(ids) == set(range(4))
 
 
@@ -193,8 +252,11 @@ def test_folder_without_usable_images_is_a_clear_error(tmp_path):
   Image.new('RGB', (4, 4)).save(os.path.join(folder, 'b.png'))
   for cache in (True, False):
     config = _config(source='folder', dir=folder, cache=cache)
-    with pytest.raises(ValueError, match=r"bad.*no usable image among 2 found "
-                       r"\(1 not_image, 1 too_small; data.min_size=32\)"):
+    with pytest.raises(
+        ValueError,
+        match=r'bad.*no usable image among 2 found '
+        r'\(1 not_image, 1 too_small; data.min_size=32\)',
+    ):
       next(data.create_input_iter(config, local_batch_size=2))
 
 
@@ -206,13 +268,20 @@ def test_empty_folder_is_a_clear_error(tmp_path):
     data.create_input_iter(config, local_batch_size=2)
 
 
-@pytest.mark.parametrize('field, value, message', [
-    ('source', 'imagenet', r"data.source='imagenet' is unknown; valid: \[.*'folder'.*"
-     r"'synthetic'"),
-    ('image_size', 4, 'data.image_size=4'),
-    ('crop', 'middle', "data.crop='middle'"),
-    ('rrc_min_scale', 0.0, 'data.rrc_min_scale=0.0'),
-])
+@pytest.mark.parametrize(
+    'field, value, message',
+    [
+        (
+            'source',
+            'imagenet',
+            r"data.source='imagenet' is unknown; valid: \[.*'folder'.*"
+            r"'synthetic'",
+        ),
+        ('image_size', 4, 'data.image_size=4'),
+        ('crop', 'middle', "data.crop='middle'"),
+        ('rrc_min_scale', 0.0, 'data.rrc_min_scale=0.0'),
+    ],
+)
 def test_validate_data_config_rejects_bad_fields(field, value, message):
   config = _config(**{field: value})
   with pytest.raises(ValueError, match=message):
@@ -232,12 +301,16 @@ def test_validate_data_config_folder(tmp_path):
     data.validate_data_config(_config(source='folder', dir=str(a_file)))
 
 
-@pytest.mark.skipif(not os.path.isdir(CAT_FACES), reason='needs ../shared/data/cat_faces_64')
+@pytest.mark.skipif(
+    not os.path.isdir(CAT_FACES), reason='needs ../shared/data/cat_faces_64'
+)
 def test_real_cat_faces_subset(tmp_path):
   names = sorted(os.listdir(CAT_FACES))[:40]
   manifest = tmp_path / 'manifest.txt'
   manifest.write_text('\n'.join(names) + '\n')
-  config = _config(source='folder', dir=CAT_FACES, manifest=str(manifest), image_size=32)
+  config = _config(
+      source='folder', dir=CAT_FACES, manifest=str(manifest), image_size=32
+  )
   batch = next(data.create_input_iter(config, local_batch_size=16))
   assert batch.shape == (16, 32, 32, 3) and batch.dtype == np.uint8
   assert 40 < batch.mean() < 220 and batch.std() > 20
@@ -249,18 +322,30 @@ def _mean_colour(image):
 
 def test_load_rgb_converts_every_mode(tmp_path):
   from catgan_jax.data import preprocess  # pylint: disable=g-import-not-at-top
+
   blue = (0, 0, 255)
   cases = {}
   # 16-bit grey 32896 = 128 * 257 -> 8-bit 128.
-  cases['i16.png'] = (Image.fromarray(np.full((8, 8), 32896, np.uint16)), (128, 128, 128))
+  cases['i16.png'] = (
+      Image.fromarray(np.full((8, 8), 32896, np.uint16)),
+      (128, 128, 128),
+  )
   half = Image.new('LA', (8, 8), (200, 128))  # 50% white-ish grey over blue.
-  cases['la.png'] = (half, (100, 100, 228))  # 200*128/255 = 100; 255*127/255 = 127 + 100.
+  cases['la.png'] = (
+      half,
+      (100, 100, 228),
+  )  # 200*128/255 = 100; 255*127/255 = 127 + 100.
   palette = Image.new('P', (8, 8), 1)
   palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
-  palette.info['transparency'] = 1  # Index 1 (red) is transparent: all background.
+  palette.info['transparency'] = (
+      1  # Index 1 (red) is transparent: all background.
+  )
   cases['p_transparent.png'] = (palette, blue)
   cases['rgb.bmp'] = (Image.new('RGB', (8, 8), (10, 200, 30)), (10, 200, 30))
-  cases['lossless.webp'] = (Image.new('RGB', (8, 8), (10, 200, 30)), (10, 200, 30))
+  cases['lossless.webp'] = (
+      Image.new('RGB', (8, 8), (10, 200, 30)),
+      (10, 200, 30),
+  )
   for name, (image, colour) in cases.items():
     path = str(tmp_path / name)
     image.save(path, **({'lossless': True} if name.endswith('webp') else {}))
@@ -271,9 +356,14 @@ def test_load_rgb_converts_every_mode(tmp_path):
 
 def test_load_rgb_gif_first_frame_and_exif_orientation(tmp_path):
   from catgan_jax.data import preprocess  # pylint: disable=g-import-not-at-top
+
   frames = [Image.new('RGB', (8, 8), c) for c in ((255, 0, 0), (0, 255, 0))]
   frames[0].save(tmp_path / 'anim.gif', save_all=True, append_images=frames[1:])
-  assert _mean_colour(preprocess.load_rgb(str(tmp_path / 'anim.gif'))) == (255, 0, 0)
+  assert _mean_colour(preprocess.load_rgb(str(tmp_path / 'anim.gif'))) == (
+      255,
+      0,
+      0,
+  )
   # A 40x20 landscape photo, top half white, stored with EXIF orientation 6
   # (display rotated 90 degrees clockwise): upright it is 20x40, white on the right.
   image = np.zeros((20, 40, 3), np.uint8)
@@ -289,12 +379,23 @@ def test_load_rgb_gif_first_frame_and_exif_orientation(tmp_path):
 def test_tfds_source_with_label_filter():
   tfds = pytest.importorskip('tensorflow_datasets')
   from catgan_jax.data import sources  # pylint: disable=g-import-not-at-top
-  config = _config(source='tfds', tfds_name='cats_vs_dogs', tfds_labels=(0,),
-                   tfds_data_dir='/nonexistent/tfds', min_size=8)
+
+  config = _config(
+      source='tfds',
+      tfds_name='cats_vs_dogs',
+      tfds_labels=(0,),
+      tfds_data_dir='/nonexistent/tfds',
+      min_size=8,
+  )
   with tfds.testing.mock_data(num_examples=12):
-    labels = [ex['label'] for ex in tfds.as_numpy(
-        tfds.builder('cats_vs_dogs', data_dir='/nonexistent/tfds').as_dataset(
-            split='train', shuffle_files=False))]
+    labels = [
+        ex['label']
+        for ex in tfds.as_numpy(
+            tfds.builder(
+                'cats_vs_dogs', data_dir='/nonexistent/tfds'
+            ).as_dataset(split='train', shuffle_files=False)
+        )
+    ]
     source = sources.load_source(config)
     assert len(source) == labels.count(0) > 0
     batch = next(data.create_input_iter(config, local_batch_size=4))
@@ -304,8 +405,13 @@ def test_tfds_source_with_label_filter():
 def test_tfds_source_missing_data_set_is_a_clear_error(tmp_path):
   pytest.importorskip('tensorflow_datasets')
   from catgan_jax.data import sources  # pylint: disable=g-import-not-at-top
-  config = _config(source='tfds', tfds_name='cats_vs_dogs', tfds_data_dir=str(tmp_path))
-  with pytest.raises(ValueError, match="tfds 'cats_vs_dogs'.*tfds build cats_vs_dogs"):
+
+  config = _config(
+      source='tfds', tfds_name='cats_vs_dogs', tfds_data_dir=str(tmp_path)
+  )
+  with pytest.raises(
+      ValueError, match="tfds 'cats_vs_dogs'.*tfds build cats_vs_dogs"
+  ):
     sources.load_source(config)
   with pytest.raises(ValueError, match="data.tfds_name=''"):
     data.validate_data_config(_config(source='tfds'))

@@ -11,13 +11,17 @@ POLICY = 'color,translation,cutout'
 
 
 def _images(n=8, size=16, seed=0):
-  return jax.random.uniform(jax.random.key(seed), (n, size, size, 3), minval=-1, maxval=1)
+  return jax.random.uniform(
+      jax.random.key(seed), (n, size, size, 3), minval=-1, maxval=1
+  )
 
 
 def test_identity_at_zero_probability():
   x = _images()
   key = jax.random.key(1)
-  np.testing.assert_array_equal(diffaugment.diff_augment(x, key, POLICY, 0.0), x)
+  np.testing.assert_array_equal(
+      diffaugment.diff_augment(x, key, POLICY, 0.0), x
+  )
   # A traced p (adaptive augmentation) of 0 is the identity too.
   jitted = jax.jit(lambda x, p: diffaugment.diff_augment(x, key, POLICY, p))
   np.testing.assert_array_equal(jitted(x, jnp.float32(0.0)), x)
@@ -28,16 +32,22 @@ def test_shape_dtype_determinism_and_change():
   x = _images()
   y = diffaugment.diff_augment(x, jax.random.key(2), POLICY, 1.0)
   assert y.shape == x.shape and y.dtype == x.dtype
-  np.testing.assert_array_equal(y, diffaugment.diff_augment(x, jax.random.key(2), POLICY))
+  np.testing.assert_array_equal(
+      y, diffaugment.diff_augment(x, jax.random.key(2), POLICY)
+  )
   assert not np.allclose(y, x)
-  assert not np.allclose(y, diffaugment.diff_augment(x, jax.random.key(3), POLICY))
+  assert not np.allclose(
+      y, diffaugment.diff_augment(x, jax.random.key(3), POLICY)
+  )
 
 
 def test_gradients_are_finite_and_nonzero():
   x = _images()
 
   def loss(x, p):
-    return jnp.sum(diffaugment.diff_augment(x, jax.random.key(4), POLICY, p) ** 2)
+    return jnp.sum(
+        diffaugment.diff_augment(x, jax.random.key(4), POLICY, p) ** 2
+    )
 
   for p in (1.0, jnp.float32(0.5)):
     grad = jax.jit(jax.grad(loss))(x, p)
@@ -64,7 +74,7 @@ def test_translation_is_a_zero_filled_shift():
     for dy in range(-2, 3):
       for dx in range(-2, 3):
         padded = np.pad(source, 2)
-        if np.array_equal(y, padded[2 + dy:18 + dy, 2 + dx:18 + dx]):
+        if np.array_equal(y, padded[2 + dy : 18 + dy, 2 + dx : 18 + dx]):
           found = True
     assert found
 
@@ -82,11 +92,17 @@ def test_color_changes_brightness_within_range():
   x = jnp.zeros((64, 4, 4, 3))
   y = np.asarray(diffaugment.brightness(x, jax.random.key(7)))
   offsets = y[:, 0, 0, 0]
-  assert (offsets >= -0.5).all() and (offsets < 0.5).all() and offsets.std() > 0.2
+  assert (
+      (offsets >= -0.5).all() and (offsets < 0.5).all() and offsets.std() > 0.2
+  )
   # Saturation and contrast keep a grey constant image unchanged.
   grey = jnp.full((4, 4, 4, 3), 0.3)
-  np.testing.assert_allclose(diffaugment.saturation(grey, jax.random.key(8)), grey, atol=1e-6)
-  np.testing.assert_allclose(diffaugment.contrast(grey, jax.random.key(9)), grey, atol=1e-6)
+  np.testing.assert_allclose(
+      diffaugment.saturation(grey, jax.random.key(8)), grey, atol=1e-6
+  )
+  np.testing.assert_allclose(
+      diffaugment.contrast(grey, jax.random.key(9)), grey, atol=1e-6
+  )
 
 
 def test_unknown_policy_is_an_error():
@@ -94,19 +110,25 @@ def test_unknown_policy_is_an_error():
     diffaugment.diff_augment(_images(), jax.random.key(0), 'colour,cutout', 1.0)
 
 
-@pytest.mark.parametrize('sign, start, expected', [
-    # r_t = 1 > target: +64 * 4 / 500k per interval; 10 steps -> 2 intervals.
-    (1.0, 0.0, 2 * 64 * 4 / 500_000),
-    # r_t = -1 < target: clamped at 0 from the first adjustment on.
-    (-1.0, 0.0, 0.0),
-    (-1.0, 0.5, 0.5 - 2 * 64 * 4 / 500_000),
-    # Clamped at 1 too.
-    (1.0, 0.9999, 1.0),
-])
+@pytest.mark.parametrize(
+    'sign, start, expected',
+    [
+        # r_t = 1 > target: +64 * 4 / 500k per interval; 10 steps -> 2 intervals.
+        (1.0, 0.0, 2 * 64 * 4 / 500_000),
+        # r_t = -1 < target: clamped at 0 from the first adjustment on.
+        (-1.0, 0.0, 0.0),
+        (-1.0, 0.5, 0.5 - 2 * 64 * 4 / 500_000),
+        # Clamped at 1 too.
+        (1.0, 0.9999, 1.0),
+    ],
+)
 def test_ada_matches_stylegan2_ada_closed_form(sign, start, expected):
   """With a constant r_t, p after N steps is p0 + (N // 4) * sign * B*4/500k."""
-  update = jax.jit(lambda p, stats, step, logits: diffaugment.ada_update(
-      p, stats, step, logits, target=0.6, interval=4, kimg=500))
+  update = jax.jit(
+      lambda p, stats, step, logits: diffaugment.ada_update(
+          p, stats, step, logits, target=0.6, interval=4, kimg=500
+      )
+  )
   p, stats = jnp.float32(start), jnp.zeros((2,), jnp.float32)
   logits = jnp.full((64,), sign * 3.0)
   history = []
@@ -128,6 +150,7 @@ def test_ada_uses_the_mean_sign_over_the_interval():
   p, stats = jnp.float32(0.5), jnp.zeros((2,), jnp.float32)
   # Three batches all positive, the last one all negative: r_t = 0.5 < 0.6.
   for step, s in enumerate([1.0, 1.0, 1.0, -1.0]):
-    p, stats = diffaugment.ada_update(p, stats, jnp.int32(step),
-                                      jnp.full((8,), s), 0.6, 4, 500)
+    p, stats = diffaugment.ada_update(
+        p, stats, jnp.int32(step), jnp.full((8,), s), 0.6, 4, 500
+    )
   np.testing.assert_allclose(float(p), 0.5 - 8 * 4 / 500_000, rtol=1e-6)

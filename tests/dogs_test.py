@@ -46,12 +46,11 @@ def test_inception_score_is_improved_gans_formula():
   # openai/improved-gan inception_score/model.py, get_inception_score.
   scores = []
   for i in range(10):
-    part = probs[(i * probs.shape[0] // 10):((i + 1) * probs.shape[0] // 10)]
+    part = probs[(i * probs.shape[0] // 10) : ((i + 1) * probs.shape[0] // 10)]
     kl = part * (np.log(part) - np.log(np.expand_dims(np.mean(part, 0), 0)))
     scores.append(np.exp(np.mean(np.sum(kl, 1))))
   got = inception_score.inception_score(probs, splits=10)
-  np.testing.assert_allclose(got, (np.mean(scores), np.std(scores)),
-                             rtol=1e-12)
+  np.testing.assert_allclose(got, (np.mean(scores), np.std(scores)), rtol=1e-12)
   # Splits differ: the std is the spread of the per-split scores.
   assert got[1] > 0
 
@@ -64,19 +63,42 @@ def test_inception_score_needs_as_many_images_as_splits():
 def test_is_splits_above_num_samples_is_a_config_error():
   config = dogs64.get_config()
   config.eval.num_samples = 8
-  with pytest.raises(config_lib.ConfigError,
-                     match='eval.is_splits=10 .*eval.num_samples=8'):
+  with pytest.raises(
+      config_lib.ConfigError, match='eval.is_splits=10 .*eval.num_samples=8'
+  ):
     config_lib.validate(config)
 
 
 def test_evaluate_table_shows_the_inception_score():
-  rows = [{'step': 10, 'fid': 50.0, 'kid': 0.05, 'kid_std': 0.001,
-           'is_mean': 2.5, 'is_std': 0.25}]
+  rows = [
+      {
+          'step': 10,
+          'fid': 50.0,
+          'kid': 0.05,
+          'kid_std': 0.001,
+          'is_mean': 2.5,
+          'is_std': 0.25,
+      }
+  ]
   lines = evaluate.format_table(rows).splitlines()
-  assert lines[0].split() == ['step', 'FID', 'KID', 'KID', 'std', 'IS', 'IS',
-                              'std']
-  assert lines[1].split()[:6] == ['10', '50.000', '0.05000', '0.00100',
-                                  '2.500', '0.250']
+  assert lines[0].split() == [
+      'step',
+      'FID',
+      'KID',
+      'KID',
+      'std',
+      'IS',
+      'IS',
+      'std',
+  ]
+  assert lines[1].split()[:6] == [
+      '10',
+      '50.000',
+      '0.05000',
+      '0.00100',
+      '2.500',
+      '0.250',
+  ]
 
 
 # ---------------------------------------------------------------------------
@@ -124,8 +146,7 @@ def test_defaults_keep_the_dcgan_parameter_tree():
 
 def test_2x2_stage_adds_a_stage_to_g_and_d():
   _, _, g_plain, d_plain = _init(_model_config())
-  generator, discriminator, g_vars, d_vars = _init(
-      _model_config(base_size=2))
+  generator, discriminator, g_vars, d_vars = _init(_model_config(base_size=2))
   w = 4
   g_params, d_params = g_vars['params'], d_vars['params']
   # At 16 px the 4x4 stage has 2w channels (w * 16 / 8); from 2x2 there are
@@ -136,7 +157,8 @@ def test_2x2_stage_adds_a_stage_to_g_and_d():
   convs = sorted(k for k in g_params if k.startswith('ConvTranspose2x'))
   assert [g_params[k]['kernel'].shape[-1] for k in convs] == [2 * w, w, 3]
   assert len(convs) == 1 + sum(
-      k.startswith('ConvTranspose2x') for k in g_plain['params'])
+      k.startswith('ConvTranspose2x') for k in g_plain['params']
+  )
   # D: one more stride-2 layer (to 2x2, 4w channels), then a 2x2 head.
   d_convs = [d_params[f'Conv_{i}']['kernel'].shape for i in range(4)]
   assert [s[-1] for s in d_convs] == [w, 2 * w, 4 * w, 1]
@@ -165,17 +187,21 @@ def test_leaky_g_has_the_same_parameters_and_other_outputs():
   assert leaky.shape == relu.shape
   # N(0, 0.02) weights make small outputs; the negative parts passed on by
   # the LeakyReLUs change them by a good part of their size.
-  assert float(jnp.abs(leaky - relu).max()) > 0.2 * float(
-      jnp.abs(relu).max())
+  assert float(jnp.abs(leaky - relu).max()) > 0.2 * float(jnp.abs(relu).max())
 
 
-@pytest.mark.parametrize('model, message', [
-    ({'base_size': 3}, 'model.base_size=3'),
-    ({'g_leak': 1.5}, r'model.g_leak=1.5 must be in \[0, 1\)'),
-    ({'g_leak': 0.2, 'norm': 'selu'}, "model.g_leak=0.2 .*'selu'"),
-    ({'base_size': 2, 'name': 'keras_dcgan'},
-     "model.base_size=2 is only supported by model.name='dcgan'"),
-])
+@pytest.mark.parametrize(
+    'model, message',
+    [
+        ({'base_size': 3}, 'model.base_size=3'),
+        ({'g_leak': 1.5}, r'model.g_leak=1.5 must be in \[0, 1\)'),
+        ({'g_leak': 0.2, 'norm': 'selu'}, "model.g_leak=0.2 .*'selu'"),
+        (
+            {'base_size': 2, 'name': 'keras_dcgan'},
+            "model.base_size=2 is only supported by model.name='dcgan'",
+        ),
+    ],
+)
 def test_bad_variant_values_are_config_errors(model, message):
   with pytest.raises(config_lib.ConfigError, match=message):
     config_lib.validate(_model_config(**model))
@@ -190,11 +216,17 @@ def test_dogs_config_reads_stanford_dogs_and_sets_its_variants():
   assert (base.data.source, base.data.tfds_name) == ('tfds', 'stanford_dogs')
   assert base.data.tfds_split == 'train+test'
   assert (base.model.base_size, base.model.g_leak, base.batch_size) == (
-      4, 0.0, 64)
+      4,
+      0.0,
+      64,
+  )
   assert base.eval.features == 'inception_v3'
   every = dogs64.get_config('dcgan2, leaky,batch32')
   assert (every.model.base_size, every.model.g_leak, every.batch_size) == (
-      2, 0.2, 32)
+      2,
+      0.2,
+      32,
+  )
   assert dogs64.get_config('leaky').model.base_size == 4
   with pytest.raises(ValueError, match="unknown variant 'dcgan3'"):
     dogs64.get_config('dcgan3')
@@ -203,13 +235,23 @@ def test_dogs_config_reads_stanford_dogs_and_sets_its_variants():
 def test_unknown_variant_on_the_command_line_is_one_line():
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   proc = subprocess.run(
-      [sys.executable, 'main.py', '--config=configs/dogs64.py:dcgan3',
-       '--workdir=unused'], cwd=root, capture_output=True, text=True,
-      timeout=300, env=dict(os.environ, JAX_PLATFORMS='cpu'))
+      [
+          sys.executable,
+          'main.py',
+          '--config=configs/dogs64.py:dcgan3',
+          '--workdir=unused',
+      ],
+      cwd=root,
+      capture_output=True,
+      text=True,
+      timeout=300,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'),
+  )
   assert proc.returncode == 2
   assert proc.stderr.strip().count('\n') == 0, proc.stderr
   assert "unknown variant 'dcgan3'; valid: dcgan2, leaky, batch32" in (
-      proc.stderr)
+      proc.stderr
+  )
 
 
 def _tiny(config, workdir_data):
@@ -236,37 +278,46 @@ def _dog_examples(self, split, decoders=None, **kwargs):
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   del split, kwargs
   features = self.info.features
   rng = np.random.default_rng(0)
   examples = []
   for i in range(12):
     height, width = rng.integers(24, 48, size=2)
-    examples.append(features.encode_example({
-        'image': rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
-        'image/filename': f'n02085620_{i}.jpg',
-        'label': i % 120,
-        'objects': {'bbox': [tfds.features.BBox(0.1, 0.2, 0.8, 0.9)]},
-    }))
-  signature = jax.tree.map(lambda info: tf.TensorSpec(info.shape, info.dtype),
-                           features.get_serialized_info(),
-                           is_leaf=lambda x: hasattr(x, 'dtype'))
-  ds = tf.data.Dataset.from_generator(lambda: iter(examples),
-                                      output_signature=signature)
-  return ds.map(functools.partial(features.decode_example,
-                                  decoders=decoders))
+    examples.append(
+        features.encode_example(
+            {
+                'image': rng.integers(
+                    0, 256, (height, width, 3), dtype=np.uint8
+                ),
+                'image/filename': f'n02085620_{i}.jpg',
+                'label': i % 120,
+                'objects': {'bbox': [tfds.features.BBox(0.1, 0.2, 0.8, 0.9)]},
+            }
+        )
+    )
+  signature = jax.tree.map(
+      lambda info: tf.TensorSpec(info.shape, info.dtype),
+      features.get_serialized_info(),
+      is_leaf=lambda x: hasattr(x, 'dtype'),
+  )
+  ds = tf.data.Dataset.from_generator(
+      lambda: iter(examples), output_signature=signature
+  )
+  return ds.map(functools.partial(features.decode_example, decoders=decoders))
 
 
 def test_dogs_config_trains_from_tfds_offline(tmp_path):
   tfds = pytest.importorskip('tensorflow_datasets')
-  config = _tiny(dogs64.get_config('dcgan2,leaky,batch32'),
-                 tmp_path / 'tfds')
+  config = _tiny(dogs64.get_config('dcgan2,leaky,batch32'), tmp_path / 'tfds')
   config.batch_size = 8
   workdir = tmp_path / 'run'
   with tfds.testing.mock_data(as_dataset_fn=_dog_examples):
     train.train_and_evaluate(config, str(workdir))
-  steps = sorted(int(d) for d in os.listdir(workdir / 'checkpoints')
-                 if d.isdigit())
+  steps = sorted(
+      int(d) for d in os.listdir(workdir / 'checkpoints') if d.isdigit()
+  )
   assert steps[-1] == 2
 
 

@@ -44,8 +44,14 @@ def _tree(path) -> dict[str, tuple[int, float]]:
 
 def _run(args, cwd):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+      [sys.executable, *args],
+      cwd=cwd,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
 
 
 def _assert_one_line_error(proc, pattern):
@@ -81,8 +87,10 @@ def _broken_folder(tmp_path):
 
 _MAIN_CASES = {
     'unknown field': (['--config.nope=1'], r"unknown config field 'nope'"),
-    'missing config file': (['--config=/nonexistent/absent.py'],
-                            r'absent\.py.*cannot load the config file'),
+    'missing config file': (
+        ['--config=/nonexistent/absent.py'],
+        r'absent\.py.*cannot load the config file',
+    ),
     'bad value': (['--config.batch_size=abc'], r'batch_size=abc'),
     'no workdir': ([], r'--workdir'),
     'empty workdir': (['--workdir='], r"--workdir='' must name"),
@@ -91,15 +99,19 @@ _MAIN_CASES = {
     'unknown config argument': (
         [f'--config={os.path.join(ROOT, "configs", "relativistic.py")}:wgan'],
         r'relativistic\.py:wgan: expected loss\[,image_size\] with loss in '
-        r'rsgan'),
+        r'rsgan',
+    ),
 }
 
 
 @pytest.mark.parametrize('case', sorted(_MAIN_CASES))
 def test_main_flag_mistakes(case, tmp_path):
   extra, pattern = _MAIN_CASES[case]
-  args = [os.path.join(ROOT, 'main.py'), f'--config={TEST_CONFIG}',
-          f'--workdir={tmp_path}/w']
+  args = [
+      os.path.join(ROOT, 'main.py'),
+      f'--config={TEST_CONFIG}',
+      f'--workdir={tmp_path}/w',
+  ]
   if case in ('no workdir', 'empty workdir'):
     args = args[:2]
   elif extra[0].startswith('--config='):
@@ -113,9 +125,16 @@ def test_main_flag_mistakes(case, tmp_path):
 
 def test_no_usable_image_stops_before_writing(tmp_path):
   folder = _broken_folder(tmp_path)
-  proc = _run(['main.py', f'--config={TEST_CONFIG}',
-               f'--workdir={tmp_path}/w', '--config.data.source=folder',
-               f'--config.data.dir={folder}'], ROOT)
+  proc = _run(
+      [
+          'main.py',
+          f'--config={TEST_CONFIG}',
+          f'--workdir={tmp_path}/w',
+          '--config.data.source=folder',
+          f'--config.data.dir={folder}',
+      ],
+      ROOT,
+  )
   _assert_one_line_error(proc, r'no usable image.*1 found')
   assert not (tmp_path / 'w').exists()
 
@@ -123,10 +142,17 @@ def test_no_usable_image_stops_before_writing(tmp_path):
 def test_garbage_feature_weights_stop_before_writing(tmp_path):
   garbage = tmp_path / 'weights.tflite'
   garbage.write_bytes(b'\x00\x01garbage' * 10)
-  proc = _run(['main.py', f'--config={TEST_CONFIG}',
-               f'--workdir={tmp_path}/w', '--config.eval.every_steps=0',
-               '--config.eval.features=mobilenet_v2',
-               f'--config.eval.features_path={garbage}'], ROOT)
+  proc = _run(
+      [
+          'main.py',
+          f'--config={TEST_CONFIG}',
+          f'--workdir={tmp_path}/w',
+          '--config.eval.every_steps=0',
+          '--config.eval.features=mobilenet_v2',
+          f'--config.eval.features_path={garbage}',
+      ],
+      ROOT,
+  )
   _assert_one_line_error(proc, r'weights\.tflite.*not a mobilenet_v2 weights')
   assert not (tmp_path / 'w').exists()
 
@@ -137,10 +163,17 @@ def test_truncated_config_json_is_one_line(trained, tmp_path):
   with open(path) as f:
     text = f.read()
   with open(path, 'w') as f:
-    f.write(text[:len(text) // 2])
+    f.write(text[: len(text) // 2])
   before = _tree(run)
-  proc = _run(['main.py', f'--config={TEST_CONFIG}', f'--workdir={run}',
-               '--config.num_train_steps=8'], ROOT)
+  proc = _run(
+      [
+          'main.py',
+          f'--config={TEST_CONFIG}',
+          f'--workdir={run}',
+          '--config.num_train_steps=8',
+      ],
+      ROOT,
+  )
   _assert_one_line_error(proc, r'config\.json cannot be read')
   assert _tree(run) == before
 
@@ -150,24 +183,35 @@ def test_checkpoint_of_another_shape_is_a_config_error(trained, tmp_path):
   # cannot hold the new widths must not be thrown away for it.
   run = _copy(trained, tmp_path)
   before = _tree(run)
-  proc = _run(['main.py', f'--config={TEST_CONFIG}', f'--workdir={run}',
-               '--config.num_train_steps=8',
-               '--config.allow_config_change=True',
-               '--config.model.g_width=16'], ROOT)
+  proc = _run(
+      [
+          'main.py',
+          f'--config={TEST_CONFIG}',
+          f'--workdir={run}',
+          '--config.num_train_steps=8',
+          '--config.allow_config_change=True',
+          '--config.model.g_width=16',
+      ],
+      ROOT,
+  )
   _assert_one_line_error(
-      proc, r'checkpoint 6 .* does not fit this config: .*shape.*'
-      r'model\.g_width: 8 -> 16.*--start_over')
+      proc,
+      r'checkpoint 6 .* does not fit this config: .*shape.*'
+      r'model\.g_width: 8 -> 16.*--start_over',
+  )
   assert _tree(run) == before
 
 
 def test_start_over_moves_the_old_run_aside(trained, tmp_path):
   run = _copy(trained, tmp_path)
   before = _tree(run)
-  train.train_and_evaluate(_config(**{'model.g_width': 16}), run,
-                           start_over=True)
+  train.train_and_evaluate(
+      _config(**{'model.g_width': 16}), run, start_over=True
+  )
   moved = _tree(os.path.join(run, train.PREVIOUS_DIR, '1'))
   assert {k: v[0] for k, v in moved.items()} == {
-      k: v[0] for k, v in before.items()}
+      k: v[0] for k, v in before.items()
+  }
   records = metrics_log.MetricsLog(run).read()
   assert [r['step'] for r in records] == [1, 2, 3, 4]
   assert config_lib.load_config(run).model.g_width == 16
@@ -197,8 +241,9 @@ def test_every_checkpoint_damaged_stops_and_stays_stopped(trained, tmp_path):
   run = _copy(trained, tmp_path)
   for step in (2, 4, 6):
     _damage(run, step)
-  with pytest.raises(config_lib.ConfigError,
-                     match='no restorable checkpoint.*--start_over'):
+  with pytest.raises(
+      config_lib.ConfigError, match='no restorable checkpoint.*--start_over'
+  ):
     train.train_and_evaluate(_config(num_train_steps=8), run)
   before = _tree(run)
   # A rerun must not take the now empty checkpoints/ for a new run.
@@ -227,8 +272,9 @@ def test_damaged_metrics_line_keeps_every_valid_record(tmp_path):
   assert os.stat(log.path).st_mtime_ns == mtime
 
 
-def test_resource_error_is_one_line_and_keeps_checkpoints(trained, tmp_path,
-                                                          monkeypatch):
+def test_resource_error_is_one_line_and_keeps_checkpoints(
+    trained, tmp_path, monkeypatch
+):
   run = _copy(trained, tmp_path)
   ckpt = checkpoint_lib.Checkpointer(run, keep=3)
 
@@ -238,9 +284,11 @@ def test_resource_error_is_one_line_and_keeps_checkpoints(trained, tmp_path,
 
   # Orbax raises the OSError of the failed write (or wraps it).
   monkeypatch.setattr(ckpt._mgr, 'save', disk_full)  # pylint: disable=protected-access
-  with pytest.raises(checkpoint_lib.cli.ResourceError,
-                     match=r'cannot write checkpoint 8 .*No space left on '
-                     r'device \(/disk/full\).*intact'):
+  with pytest.raises(
+      checkpoint_lib.cli.ResourceError,
+      match=r'cannot write checkpoint 8 .*No space left on '
+      r'device \(/disk/full\).*intact',
+  ):
     ckpt.save(8, {'x': np.zeros(2)})
   assert ckpt.all_steps() == [2, 4, 6]
 
@@ -256,13 +304,19 @@ def test_generate_mistakes_write_nothing(trained, tmp_path):
   before = _tree(tmp_path)
   cases = [
       ([f'--workdir={run}', f'--out={existing}'], r'is an existing file'),
-      ([f'--workdir={run}', f'--out={tmp_path}/o', '--step=abc'],
-       r"--step='abc'"),
+      (
+          [f'--workdir={run}', f'--out={tmp_path}/o', '--step=abc'],
+          r"--step='abc'",
+      ),
       ([f'--workdir={run}', f'--out={tmp_path}/o', '--num=0'], r'--num=0'),
-      ([f'--workdir={run}', f'--out={tmp_path}/o', '--step=5'],
-       r'no checkpoint step=.5.*available: \[2, 4, 6\]'),
-      ([f'--workdir={run}', f'--out={tmp_path}/o', '--step=best'],
-       r"no checkpoint step='best'"),
+      (
+          [f'--workdir={run}', f'--out={tmp_path}/o', '--step=5'],
+          r'no checkpoint step=.5.*available: \[2, 4, 6\]',
+      ),
+      (
+          [f'--workdir={run}', f'--out={tmp_path}/o', '--step=best'],
+          r"no checkpoint step='best'",
+      ),
   ]
   for args, pattern in cases:
     _assert_one_line_error(_generate(args, ROOT), pattern)
@@ -280,10 +334,13 @@ def test_generate_on_a_run_without_checkpoints(tmp_path):
   assert sorted(os.listdir(run)) == [config_lib.CONFIG_FILE]
 
 
-@pytest.mark.parametrize('program,pattern', [
-    ('evaluate', r'config\.json is missing'),
-    ('plots', r'no metrics\.jsonl'),
-])
+@pytest.mark.parametrize(
+    'program,pattern',
+    [
+        ('evaluate', r'config\.json is missing'),
+        ('plots', r'no metrics\.jsonl'),
+    ],
+)
 def test_evaluate_and_plots_on_an_empty_folder(program, pattern, tmp_path):
   proc = _run(['-m', f'catgan_jax.{program}', f'--workdir={tmp_path}'], ROOT)
   _assert_one_line_error(proc, pattern)
@@ -295,8 +352,15 @@ def test_prepare_cat_with_only_malformed_landmarks_names_a_file(tmp_path):
   photos.mkdir()
   Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(photos / 'a.jpg')
   (photos / 'a.jpg.cat').write_text('9 1 2 oops\n')
-  proc = _run(['-m', 'catgan_jax.data.prepare_cat', str(tmp_path),
-               str(tmp_path / 'out')], ROOT)
+  proc = _run(
+      [
+          '-m',
+          'catgan_jax.data.prepare_cat',
+          str(tmp_path),
+          str(tmp_path / 'out'),
+      ],
+      ROOT,
+  )
   _assert_one_line_error(proc, r'a\.jpg\.cat')
   assert not (tmp_path / 'out').exists()
 
@@ -311,8 +375,16 @@ def test_evaluate_takes_the_feature_network_as_flags(trained, tmp_path):
   garbage = tmp_path / 'w.tflite'
   garbage.write_bytes(b'junk' * 8)
   before = _tree(run)
-  proc = _run(['-m', 'catgan_jax.evaluate', f'--workdir={run}',
-               '--features=mobilenet_v2', f'--features_path={garbage}'], ROOT)
+  proc = _run(
+      [
+          '-m',
+          'catgan_jax.evaluate',
+          f'--workdir={run}',
+          '--features=mobilenet_v2',
+          f'--features_path={garbage}',
+      ],
+      ROOT,
+  )
   _assert_one_line_error(proc, r'w\.tflite.*not a mobilenet_v2 weights')
   assert _tree(run) == before
   assert json.loads(open(os.path.join(run, 'config.json')).read())

@@ -66,28 +66,37 @@ def _fixture(encoded: str, tmp_path, name: str) -> str:
   return path
 
 
-@pytest.mark.parametrize('encoded', [_TORCH_LEGACY, _TORCH_ZIP],
-                         ids=['legacy', 'zip'])
+@pytest.mark.parametrize(
+    'encoded', [_TORCH_LEGACY, _TORCH_ZIP], ids=['legacy', 'zip']
+)
 def test_torch_weights_reads_files_written_by_torch(encoded, tmp_path):
   state = torch_weights.load(_fixture(encoded, tmp_path, 'w.pth'))
-  assert list(state) == ['conv.weight', 'bn.running_var',
-                         'bn.num_batches_tracked', 't']
+  assert list(state) == [
+      'conv.weight',
+      'bn.running_var',
+      'bn.num_batches_tracked',
+      't',
+  ]
   np.testing.assert_array_equal(
-      state['conv.weight'], np.arange(6, dtype=np.float32).reshape(1, 2, 3))
+      state['conv.weight'], np.arange(6, dtype=np.float32).reshape(1, 2, 3)
+  )
   np.testing.assert_array_equal(state['bn.running_var'], [0.5, 2.0])
   assert state['bn.num_batches_tracked'].dtype == np.int64
   assert state['bn.num_batches_tracked'].shape == ()
   assert int(state['bn.num_batches_tracked']) == 3
   # The transposed view keeps its strides: [[0, 3], [1, 4], [2, 5]].
   np.testing.assert_array_equal(
-      state['t'], np.arange(6, dtype=np.float32).reshape(2, 3).T)
+      state['t'], np.arange(6, dtype=np.float32).reshape(2, 3).T
+  )
 
 
 def test_torch_weights_round_trip(tmp_path):
   rng = np.random.default_rng(0)
-  state = {'a.weight': rng.standard_normal((4, 3, 2, 2)).astype(np.float32),
-           'a.count': np.array(7, dtype=np.int64),
-           'b': rng.standard_normal(5)}
+  state = {
+      'a.weight': rng.standard_normal((4, 3, 2, 2)).astype(np.float32),
+      'a.count': np.array(7, dtype=np.int64),
+      'b': rng.standard_normal(5),
+  }
   path = os.path.join(tmp_path, 'w.pth')
   torch_weights.save_legacy(state, path)
   loaded = torch_weights.load(path)
@@ -128,7 +137,9 @@ def test_missing_weights_file_names_path_and_config_field(name, tmp_path):
 
 
 def test_mobilenet_v2_needs_an_explicit_weights_path():
-  with pytest.raises(ValueError, match="eval.features_path='': .*every_steps=-1"):
+  with pytest.raises(
+      ValueError, match="eval.features_path='': .*every_steps=-1"
+  ):
     features.get_feature_fn('mobilenet_v2', '')
 
 
@@ -144,9 +155,11 @@ def test_failed_inception_download_names_the_way_out(tmp_path, monkeypatch):
   monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
   # A closed local port: the download fails at once, as offline.
   monkeypatch.setattr(inception_v3, 'WEIGHTS_URL', 'http://127.0.0.1:9/w.pth')
+
   def refuse(path, url=None, timeout=None):
     del path, url, timeout
     raise OSError('connection refused')
+
   monkeypatch.setattr(inception_v3, 'download_weights', refuse)
   with pytest.raises(ValueError, match='downloading.*failed.*mobilenet_v2'):
     features.get_feature_fn('inception_v3', '')
@@ -158,11 +171,15 @@ def _random_fid_inception_state(seed: int = 0) -> dict[str, np.ndarray]:
   abstract = inception_v3.abstract_variables()
   rng = np.random.default_rng(seed)
   state = {}
-  torch_names = {'kernel': 'weight', 'scale': 'weight', 'bias': 'bias',
-                 'mean': 'running_mean', 'var': 'running_var'}
+  torch_names = {
+      'kernel': 'weight',
+      'scale': 'weight',
+      'bias': 'bias',
+      'mean': 'running_mean',
+      'var': 'running_var',
+  }
   for collection in ('params', 'batch_stats'):
-    for path, leaf in jax.tree_util.tree_leaves_with_path(
-        abstract[collection]):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(abstract[collection]):
       keys = [p.key for p in path]
       name = '.'.join(keys[:-1] + [torch_names[keys[-1]]])
       shape = leaf.shape
@@ -171,12 +188,17 @@ def _random_fid_inception_state(seed: int = 0) -> dict[str, np.ndarray]:
         value = rng.normal(0, np.sqrt(2 / (h * w * i)), (o, i, h, w))
         state[name] = value.astype(np.float32)
         continue
-      low, high = {'scale': (0.5, 1.5), 'bias': (-0.2, 0.2),
-                   'mean': (-0.1, 0.1), 'var': (0.5, 2.0)}[keys[-1]]
+      low, high = {
+          'scale': (0.5, 1.5),
+          'bias': (-0.2, 0.2),
+          'mean': (-0.1, 0.1),
+          'var': (0.5, 2.0),
+      }[keys[-1]]
       state[name] = rng.uniform(low, high, shape).astype(np.float32)
       if keys[-1] == 'var':
         state[name.replace('running_var', 'num_batches_tracked')] = np.array(
-            0, np.int64)
+            0, np.int64
+        )
   # The published file also holds the 1008-way classifier (the Inception
   # Score's); its bias is not used.
   state['fc.weight'] = rng.normal(0, 0.05, (1008, 2048)).astype(np.float32)
@@ -207,8 +229,7 @@ def test_inception_v3_loads_published_format_and_gives_pool3(tmp_path):
   # The same pass gives the class probabilities of the Inception Score:
   # softmax(pool3 @ fc.weight.T), without fc.bias (improved-gan's MatMul,
   # torch-fidelity's 'logits_unbiased').
-  outputs = features.get_network_fn('inception_v3', path,
-                                    batch_size=2)(images)
+  outputs = features.get_network_fn('inception_v3', path, batch_size=2)(images)
   np.testing.assert_array_equal(outputs.features, feats)
   logits = feats.astype(np.float64) @ state['fc.weight'].T.astype(np.float64)
   expected = np.exp(logits - logits.max(1, keepdims=True))
@@ -221,9 +242,11 @@ def test_inception_v3_loads_published_format_and_gives_pool3(tmp_path):
   # The .npz form of the same tensors loads to the same variables.
   npz = os.path.join(tmp_path, 'w.npz')
   np.savez(npz, **state)
-  jax.tree.map(np.testing.assert_array_equal,
-               inception_v3.load_variables(npz),
-               inception_v3.variables_from_state_dict(state))
+  jax.tree.map(
+      np.testing.assert_array_equal,
+      inception_v3.load_variables(npz),
+      inception_v3.variables_from_state_dict(state),
+  )
 
 
 def test_inception_v3_rejects_wrong_shapes():
@@ -233,8 +256,7 @@ def test_inception_v3_rejects_wrong_shapes():
     inception_v3.variables_from_state_dict({**state, 'fc.weight': fc.T})
   # Without its classifier the file gives FID features but no IS.
   assert 'fc' not in inception_v3.variables_from_state_dict(state)['params']
-  state['Mixed_5b.branch1x1.conv.weight'] = np.zeros((64, 10, 1, 1),
-                                                     np.float32)
+  state['Mixed_5b.branch1x1.conv.weight'] = np.zeros((64, 10, 1, 1), np.float32)
   with pytest.raises(ValueError, match='Mixed_5b.branch1x1.conv.weight'):
     inception_v3.variables_from_state_dict(state)
   del state['Mixed_5b.branch1x1.conv.weight']
@@ -249,9 +271,12 @@ def mobilenet_fn():
 
 def _cat_images(n: int) -> np.ndarray:
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   names = sorted(os.listdir(_CATS))[:n]
-  images = [np.asarray(Image.open(os.path.join(_CATS, f)).convert('RGB'))
-            for f in names]
+  images = [
+      np.asarray(Image.open(os.path.join(_CATS, f)).convert('RGB'))
+      for f in names
+  ]
   return np.stack(images).astype(np.float32) / 127.5 - 1
 
 
@@ -266,15 +291,17 @@ def test_mobilenet_v2_features(mobilenet_fn):
   np.testing.assert_array_equal(feats, mobilenet_fn(images))
   assert np.abs(feats[0] - feats[1]).max() > 1e-2
   # Batching does not change a feature vector.
-  np.testing.assert_allclose(mobilenet_fn(images[3:4])[0], feats[3],
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+      mobilenet_fn(images[3:4])[0], feats[3], rtol=1e-5, atol=1e-5
+  )
   # Any input size (it is resized to 224) and grayscale.
   assert mobilenet_fn(images[:2, :32, :48]).shape == (2, 1280)
   assert mobilenet_fn(images[:2, ..., :1]).shape == (2, 1280)
 
 
-@pytest.mark.skipif(not _HAS_MOBILENET or not os.path.isdir(_CATS),
-                    reason='shared/ is absent')
+@pytest.mark.skipif(
+    not _HAS_MOBILENET or not os.path.isdir(_CATS), reason='shared/ is absent'
+)
 def test_mobilenet_v2_cats_are_closer_to_cats_than_to_noise(mobilenet_fn):
   cats = mobilenet_fn(_cat_images(4))
   noise = mobilenet_fn(np.random.default_rng(0).uniform(-1, 1, (4, 64, 64, 3)))
@@ -296,11 +323,11 @@ def test_mobilenet_v2_weights_are_dequantised_into_every_layer():
     assert np.isfinite(leaf).all() and np.abs(leaf).max() > 0
 
 
-@pytest.mark.skipif(not _HAS_MOBILENET or not os.path.isdir(_CATS),
-                    reason='shared/ is absent')
+@pytest.mark.skipif(
+    not _HAS_MOBILENET or not os.path.isdir(_CATS), reason='shared/ is absent'
+)
 def test_mobilenet_v2_probabilities_come_from_the_feature_pass(mobilenet_fn):
-  network_fn = features.get_network_fn('mobilenet_v2', _MOBILENET,
-                                       batch_size=4)
+  network_fn = features.get_network_fn('mobilenet_v2', _MOBILENET, batch_size=4)
   cats = _cat_images(4)
   outputs = network_fn(cats)
   # The features of the pass with the classifier are the features, bit for
@@ -308,8 +335,9 @@ def test_mobilenet_v2_probabilities_come_from_the_feature_pass(mobilenet_fn):
   np.testing.assert_array_equal(outputs.features, mobilenet_fn(cats))
   trunk = mobilenet_v2.MobileNetV2()
   params = mobilenet_v2.load_tflite_params(_MOBILENET)
-  alone = jax.jit(lambda x: trunk.apply({'params': params},
-                                        features.resize(x, 224)))(cats)
+  alone = jax.jit(
+      lambda x: trunk.apply({'params': params}, features.resize(x, 224))
+  )(cats)
   np.testing.assert_array_equal(outputs.features, np.asarray(alone))
   assert outputs.probs.shape == (4, 1001)
   np.testing.assert_allclose(outputs.probs.sum(1), 1.0, rtol=1e-12)

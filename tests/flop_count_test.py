@@ -16,19 +16,21 @@ FORWARD = 2 * (2 * 4 * 4 * 32) * (4 * 4 * 16)  # 2 x outputs x taps x in.
 
 
 def _lax_conv(x, w):
-  return lax.conv_general_dilated(x, w, (2, 2), ((1, 1), (1, 1)),
-                                  dimension_numbers=_NHWC)
+  return lax.conv_general_dilated(
+      x, w, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_NHWC
+  )
 
 
 def _phase_conv(x, w):
-  return layers.conv_general_dilated(x, w, (2, 2), ((1, 1), (1, 1)),
-                                     dimension_numbers=_NHWC)
+  return layers.conv_general_dilated(
+      x, w, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_NHWC
+  )
 
 
 @pytest.mark.parametrize('conv', [_lax_conv, _phase_conv])
 def test_a_convolution_and_its_gradients_count_as_torch_counts(conv):
   assert flop_count.dense_flops(conv, X, W) == FORWARD
-  loss = lambda x, w: jnp.sum(conv(x, w)**2)  # Its gradient needs y.
+  loss = lambda x, w: jnp.sum(conv(x, w) ** 2)  # Its gradient needs y.
   # Each gradient costs one forward pass, whatever algorithm computes it
   # (lax's input-dilated convolution, or four phase convolutions).
   assert flop_count.dense_flops(jax.grad(loss, 1), X, W) == 2 * FORWARD

@@ -10,8 +10,9 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), 'shared')
 CAT_FACES = os.path.join(SHARED, 'data', 'cat_faces_64')
-MOBILENET = os.path.join(SHARED, 'models', 'mobilenet_v2',
-                         'mobilenet_v2_1.0_224_quant.tflite')
+MOBILENET = os.path.join(
+    SHARED, 'models', 'mobilenet_v2', 'mobilenet_v2_1.0_224_quant.tflite'
+)
 HAS_CAT_FACES = os.path.isdir(CAT_FACES)
 HAS_MOBILENET = os.path.isfile(MOBILENET)
 
@@ -30,6 +31,7 @@ def override(config, **overrides):
 def config_with(**overrides):
   """configs/test.py with dotted-field overrides."""
   from configs import test  # pylint: disable=g-import-not-at-top
+
   return override(test.get_config(), **overrides)
 
 
@@ -40,6 +42,7 @@ def experiment_configs() -> list[str]:
   arguments in `EXPERIMENTS`; each is a config of its own here.
   """
   import glob  # pylint: disable=g-import-not-at-top
+
   names = []
   for path in sorted(glob.glob(os.path.join(ROOT, 'configs', '*.py'))):
     name = os.path.basename(path)[:-3]
@@ -53,6 +56,7 @@ def experiment_configs() -> list[str]:
 def load_config_module(name: str):
   """The module of config `name` ('file' or 'file:argument')."""
   import importlib  # pylint: disable=g-import-not-at-top
+
   return importlib.import_module(f'configs.{name.partition(":")[0]}')
 
 

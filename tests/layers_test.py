@@ -16,17 +16,21 @@ RNG = np.random.default_rng(0)
 
 def _random_like(tree):
   return jax.tree.map(
-      lambda s: jnp.asarray(RNG.normal(size=s.shape), jnp.float32), tree)
+      lambda s: jnp.asarray(RNG.normal(size=s.shape), jnp.float32), tree
+  )
 
 
 # 4 output channels take the one-convolution form, 16 the four phases.
-@pytest.mark.parametrize('kernel_size,features',
-                         [(3, 4), (4, 4), (5, 4), (2, 4), (4, 16), (5, 16)])
-def test_conv_transpose_2x_equals_flax_values_and_gradients(kernel_size,
-                                                            features):
+@pytest.mark.parametrize(
+    'kernel_size,features', [(3, 4), (4, 4), (5, 4), (2, 4), (4, 16), (5, 16)]
+)
+def test_conv_transpose_2x_equals_flax_values_and_gradients(
+    kernel_size, features
+):
   x = jnp.asarray(RNG.normal(size=(2, 5, 7, 3)), jnp.float32)  # Non-square.
-  reference = nn.ConvTranspose(features, (kernel_size, kernel_size),
-                               strides=(2, 2), padding='SAME')
+  reference = nn.ConvTranspose(
+      features, (kernel_size, kernel_size), strides=(2, 2), padding='SAME'
+  )
   fast = layers.ConvTranspose2x(features, kernel_size)
   shapes = jax.eval_shape(reference.init, jax.random.key(0), x)
   # Same parameter names, shapes and layout: checkpoints are interchangeable.
@@ -40,8 +44,12 @@ def test_conv_transpose_2x_equals_flax_values_and_gradients(kernel_size,
     results = []
     for module in (reference, fast):
       loss = lambda v, x, m=module: jnp.sum(weights * jnp.sin(m.apply(v, x)))
-      results.append((module.apply(variables, x),
-                      jax.grad(loss, argnums=(0, 1))(variables, x)))
+      results.append(
+          (
+              module.apply(variables, x),
+              jax.grad(loss, argnums=(0, 1))(variables, x),
+          )
+      )
     return results
 
   (want, want_grads), (got, got_grads) = outputs_and_grads(variables, x)
@@ -61,9 +69,11 @@ def test_conv_transpose_2x_pytorch_placement_for_kernel_4():
   # Same footprint; PyTorch's stored kernel is flax's flipped.
   x = jnp.zeros((1, 3, 3, 1)).at[0, 1, 1, 0].set(1.0)
   kernel = (10 * jnp.arange(4)[:, None] + jnp.arange(4)[None, :] + 1).astype(
-      jnp.float32)[:, :, None, None]
+      jnp.float32
+  )[:, :, None, None]
   y = jax.jit(layers.ConvTranspose2x(1, 4, use_bias=False).apply)(
-      {'params': {'kernel': kernel}}, x)[0, :, :, 0]
+      {'params': {'kernel': kernel}}, x
+  )[0, :, :, 0]
   assert y.shape == (6, 6)
   np.testing.assert_array_equal(y[1:5, 1:5], kernel[::-1, ::-1, 0, 0])
   assert float(y.sum()) == float(kernel.sum())  # Nothing outside 1..4.
@@ -79,8 +89,11 @@ def test_conv_transpose_2x_bfloat16_compute():
 
 def test_conv_transpose_2x_rejects_kernel_1():
   with pytest.raises(ValueError, match='kernel_size >= 2'):
-    jax.eval_shape(layers.ConvTranspose2x(2, 1).init, jax.random.key(0),
-                   jnp.ones((1, 2, 2, 1)))
+    jax.eval_shape(
+        layers.ConvTranspose2x(2, 1).init,
+        jax.random.key(0),
+        jnp.ones((1, 2, 2, 1)),
+    )
 
 
 @pytest.mark.parametrize('kernel_size', [3, 4, 5])
@@ -89,12 +102,17 @@ def test_fast_conv_equals_lax_values_gradients_and_second_order(kernel_size):
   # gradient; the second-order check is the gradient penalty's path (the
   # parameter gradient of a norm of the input gradient).
   x = jnp.asarray(RNG.normal(size=(2, 8, 6, 16)), jnp.float32)  # Non-square.
-  reference = nn.Conv(3, (kernel_size, kernel_size), strides=(2, 2),
-                      padding='SAME')
-  fast = nn.Conv(3, (kernel_size, kernel_size), strides=(2, 2),
-                 padding='SAME', conv_general_dilated=layers.conv_general_dilated)
-  variables = _random_like(jax.eval_shape(reference.init, jax.random.key(0),
-                                          x))
+  reference = nn.Conv(
+      3, (kernel_size, kernel_size), strides=(2, 2), padding='SAME'
+  )
+  fast = nn.Conv(
+      3,
+      (kernel_size, kernel_size),
+      strides=(2, 2),
+      padding='SAME',
+      conv_general_dilated=layers.conv_general_dilated,
+  )
+  variables = _random_like(jax.eval_shape(reference.init, jax.random.key(0), x))
   weights = jnp.asarray(RNG.normal(size=(2, 4, 3, 3)), jnp.float32)
 
   @jax.jit
@@ -103,32 +121,43 @@ def test_fast_conv_equals_lax_values_gradients_and_second_order(kernel_size):
     for module in (reference, fast):
       loss = lambda v, x, m=module: jnp.sum(weights * jnp.sin(m.apply(v, x)))
       penalty = lambda v, x, loss=loss: jnp.sum(
-          jax.grad(loss, argnums=1)(v, x)**2)
-      out.append((module.apply(variables, x),
-                  jax.grad(loss, argnums=(0, 1))(variables, x),
-                  jax.grad(penalty)(variables, x)))
+          jax.grad(loss, argnums=1)(v, x) ** 2
+      )
+      out.append(
+          (
+              module.apply(variables, x),
+              jax.grad(loss, argnums=(0, 1))(variables, x),
+              jax.grad(penalty)(variables, x),
+          )
+      )
     return out
 
   want, got = results(variables, x)
   assert got[0].shape == (2, 4, 3, 3)
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     # float32 sums in another order: errors scale with the array's size.
-    np.testing.assert_allclose(g, w, rtol=1e-4,
-                               atol=1e-4 * float(np.max(np.abs(w))))
+    np.testing.assert_allclose(
+        g, w, rtol=1e-4, atol=1e-4 * float(np.max(np.abs(w)))
+    )
 
 
 @pytest.mark.parametrize('kernel_size,groups', [(3, 4), (5, 2), (1, 8)])
 def test_grouped_conv_equals_lax_values_gradients_and_second_order(
-    kernel_size, groups):
+    kernel_size, groups
+):
   # The R1/R2 penalties' path too: the parameter gradient of a norm of the
   # input gradient.
   x = jnp.asarray(RNG.normal(size=(2, 6, 5, 16)), jnp.float32)  # Non-square.
-  make = lambda **kw: nn.Conv(8, (kernel_size, kernel_size), padding='SAME',
-                              feature_group_count=groups, **kw)
+  make = lambda **kw: nn.Conv(
+      8,
+      (kernel_size, kernel_size),
+      padding='SAME',
+      feature_group_count=groups,
+      **kw,
+  )
   reference = make()
   fast = make(conv_general_dilated=layers.conv_general_dilated)
-  variables = _random_like(jax.eval_shape(reference.init, jax.random.key(0),
-                                          x))
+  variables = _random_like(jax.eval_shape(reference.init, jax.random.key(0), x))
   weights = jnp.asarray(RNG.normal(size=(2, 6, 5, 8)), jnp.float32)
 
   @jax.jit
@@ -137,29 +166,43 @@ def test_grouped_conv_equals_lax_values_gradients_and_second_order(
     for module in (reference, fast):
       loss = lambda v, x, m=module: jnp.sum(weights * jnp.sin(m.apply(v, x)))
       penalty = lambda v, x, loss=loss: jnp.sum(
-          jax.grad(loss, argnums=1)(v, x)**2)
-      out.append((module.apply(variables, x),
-                  jax.grad(loss, argnums=(0, 1))(variables, x),
-                  jax.grad(penalty)(variables, x)))
+          jax.grad(loss, argnums=1)(v, x) ** 2
+      )
+      out.append(
+          (
+              module.apply(variables, x),
+              jax.grad(loss, argnums=(0, 1))(variables, x),
+              jax.grad(penalty)(variables, x),
+          )
+      )
     return out
 
   want, got = results(variables, x)
   assert got[0].shape == (2, 6, 5, 8)
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-    np.testing.assert_allclose(g, w, rtol=1e-4,
-                               atol=1e-4 * float(np.max(np.abs(w))))
+    np.testing.assert_allclose(
+        g, w, rtol=1e-4, atol=1e-4 * float(np.max(np.abs(w)))
+    )
 
 
 def test_grouped_conv_kernel_gradient_avoids_batch_group_count():
   x, kernel = jnp.ones((2, 8, 8, 16)), jnp.ones((3, 3, 4, 16))
   for conv in (layers.conv_general_dilated, jax.lax.conv_general_dilated):
-    fn = lambda k, conv=conv: jnp.sum(conv(
-        x, k, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-        feature_group_count=4))
+    fn = lambda k, conv=conv: jnp.sum(
+        conv(
+            x,
+            k,
+            (1, 1),
+            'SAME',
+            dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+            feature_group_count=4,
+        )
+    )
     text = jax.jit(jax.grad(fn)).lower(kernel).as_text()
     # lax's kernel gradient is the convolution XLA:CPU is slow at.
     assert ('batch_group_count = 4' in text) == (
-        conv is jax.lax.conv_general_dilated)
+        conv is jax.lax.conv_general_dilated
+    )
 
 
 def test_fast_conv_takes_the_phase_gradient_only_where_it_applies():
@@ -167,9 +210,15 @@ def test_fast_conv_takes_the_phase_gradient_only_where_it_applies():
 
   def grad_program(x, strides=(2, 2), padding='SAME'):
     kernel = jnp.ones((4, 4, x.shape[-1], 2))
-    fn = lambda x: jnp.sum(layers.conv_general_dilated(
-        x, kernel, strides, padding,
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
+    fn = lambda x: jnp.sum(
+        layers.conv_general_dilated(
+            x,
+            kernel,
+            strides,
+            padding,
+            dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+        )
+    )
     return jax.jit(jax.grad(fn)).lower(x).as_text()
 
   # lax's input gradient of a strided conv is an input-dilated conv.
@@ -178,16 +227,25 @@ def test_fast_conv_takes_the_phase_gradient_only_where_it_applies():
   assert 'lhs_dilate = [2, 2]' in grad_program(x[..., :3])  # Few channels.
   assert 'lhs_dilate = [2, 2]' in grad_program(x[:, :7])  # Odd height.
   assert 'lhs_dilate = [2, 2]' in grad_program(x, padding='VALID')
-  assert 'lhs_dilate = [2, 2]' not in grad_program(x, strides=(1, 1))  # Plain lax.
+  assert 'lhs_dilate = [2, 2]' not in grad_program(
+      x, strides=(1, 1)
+  )  # Plain lax.
 
 
 def test_convolutions_compile_to_xla_not_ynnpack():
   # Importing catgan_jax sets the XLA:CPU flag (see catgan_jax/__init__.py);
   # without it XLA:CPU wraps a convolution this size in a YNNPACK fusion.
-  fn = lambda x, w: jnp.sum(jax.lax.conv_general_dilated(
-      x, w, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
-  text = jax.jit(jax.grad(fn, argnums=(0, 1))).lower(
-      jnp.ones((8, 16, 16, 32)), jnp.ones((3, 3, 32, 32))).compile().as_text()
+  fn = lambda x, w: jnp.sum(
+      jax.lax.conv_general_dilated(
+          x, w, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+      )
+  )
+  text = (
+      jax.jit(jax.grad(fn, argnums=(0, 1)))
+      .lower(jnp.ones((8, 16, 16, 32)), jnp.ones((3, 3, 32, 32)))
+      .compile()
+      .as_text()
+  )
   assert 'convolution(' in text
   assert '__ynn_fusion' not in text
 
@@ -229,12 +287,16 @@ def test_config_checks_give_one_line_errors():
 
 class _SNDense(nn.Module):
   """A Dense layer with or without `layers.SpectralNorm`."""
+
   spectral_norm: bool
 
   @nn.compact
   def __call__(self, x, train):
-    dense = nn.Dense(5, kernel_init=nn.initializers.normal(0.02),
-                     bias_init=nn.initializers.normal(0.1))
+    dense = nn.Dense(
+        5,
+        kernel_init=nn.initializers.normal(0.02),
+        bias_init=nn.initializers.normal(0.1),
+    )
     return layers.apply_layer(dense, x, self.spectral_norm, train)
 
 
@@ -246,14 +308,17 @@ def test_spectral_norm_stores_the_raw_weight_and_computes_with_w_over_sigma():
   plain = _SNDense(False).init(key, x, train=False)
   # The stored kernel is the initialiser's draw, not W / sigma (flax's
   # nn.SpectralNorm rescales it at init).
-  np.testing.assert_array_equal(variables['params']['Dense_0']['kernel'],
-                                plain['params']['Dense_0']['kernel'])
+  np.testing.assert_array_equal(
+      variables['params']['Dense_0']['kernel'],
+      plain['params']['Dense_0']['kernel'],
+  )
   stats = variables['batch_stats']['SpectralNorm_0']
   u0 = np.asarray(stats['Dense_0/kernel/u'], np.float64)
   np.testing.assert_allclose(np.linalg.norm(u0), 1.0, rtol=1e-6)
 
-  y, updates = jax.jit(lambda v: _SNDense(True).apply(
-      v, x, train=True, mutable=['batch_stats']))(variables)
+  y, updates = jax.jit(
+      lambda v: _SNDense(True).apply(v, x, train=True, mutable=['batch_stats'])
+  )(variables)
   # One power iteration by hand (torch: v = W^T u / |.|, u = W v / |.|, with
   # torch's W the transpose of this (in, out) kernel).
   w = np.asarray(variables['params']['Dense_0']['kernel'], np.float64)
@@ -263,13 +328,20 @@ def test_spectral_norm_stores_the_raw_weight_and_computes_with_w_over_sigma():
   u = v @ w
   u /= np.linalg.norm(u)
   sigma = float((v @ w @ u.T)[0, 0])
-  np.testing.assert_allclose(y, np.asarray(x) @ (w / sigma) + b, rtol=1e-4,
-                             atol=1e-6)
+  np.testing.assert_allclose(
+      y, np.asarray(x) @ (w / sigma) + b, rtol=1e-4, atol=1e-6
+  )
   new = updates['batch_stats']['SpectralNorm_0']
   np.testing.assert_allclose(new['Dense_0/kernel/u'], u, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(new['Dense_0/kernel/sigma'], sigma, rtol=1e-5)
   # The gradient reaches the raw kernel (through W / sigma, u and v fixed).
-  grads = jax.grad(lambda p: jnp.sum(_SNDense(True).apply(
-      {'params': p, 'batch_stats': variables['batch_stats']}, x,
-      train=False)))(variables['params'])
+  grads = jax.grad(
+      lambda p: jnp.sum(
+          _SNDense(True).apply(
+              {'params': p, 'batch_stats': variables['batch_stats']},
+              x,
+              train=False,
+          )
+      )
+  )(variables['params'])
   assert float(jnp.max(jnp.abs(grads['Dense_0']['kernel']))) > 0

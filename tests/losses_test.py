@@ -69,10 +69,12 @@ def test_hand_values(name, d_expected, g_expected):
   loss = losses.get_loss(name)
   cfg = _cfg()
   real_for_g = REAL if loss.g_uses_real else None
-  np.testing.assert_allclose(loss.d_loss(REAL, FAKE, cfg), d_expected,
-                             rtol=2e-6, atol=2e-6)
-  np.testing.assert_allclose(loss.g_loss(real_for_g, FAKE, cfg), g_expected,
-                             rtol=2e-6, atol=2e-6)
+  np.testing.assert_allclose(
+      loss.d_loss(REAL, FAKE, cfg), d_expected, rtol=2e-6, atol=2e-6
+  )
+  np.testing.assert_allclose(
+      loss.g_loss(real_for_g, FAKE, cfg), g_expected, rtol=2e-6, atol=2e-6
+  )
 
 
 def test_every_loss_has_a_hand_value():
@@ -112,14 +114,16 @@ def test_label_smoothing_rsgan():
   # mean(sp(1.5) - 1.35, sp(2) - 1.8) = mean(0.351413, 0.326928) = 0.339171.
   cfg = _cfg(real_label=0.9)
   np.testing.assert_allclose(
-      losses.get_loss('rsgan').d_loss(REAL, FAKE, cfg), 0.339171, rtol=2e-6)
+      losses.get_loss('rsgan').d_loss(REAL, FAKE, cfg), 0.339171, rtol=2e-6
+  )
 
 
 def test_lsgan_boundary_seeking_c():
   # c = 0.5: G = 0.5 * mean((0.5 - 0.5)^2, (-3 - 0.5)^2) = 0.5 * 6.125.
   cfg = _cfg(c=0.5)
   np.testing.assert_allclose(
-      losses.get_loss('lsgan').g_loss(None, FAKE, cfg), 3.0625, rtol=1e-6)
+      losses.get_loss('lsgan').g_loss(None, FAKE, cfg), 3.0625, rtol=1e-6
+  )
 
 
 def test_lsgan_symmetric_targets():
@@ -127,14 +131,15 @@ def test_lsgan_symmetric_targets():
   #                 = 1.25 + 0.5 * 3.125 = 2.8125.
   cfg = _cfg(a=-1.0, b=1.0, c=0.0)
   np.testing.assert_allclose(
-      losses.get_loss('lsgan').d_loss(REAL, FAKE, cfg), 2.8125, rtol=1e-6)
+      losses.get_loss('lsgan').d_loss(REAL, FAKE, cfg), 2.8125, rtol=1e-6
+  )
 
 
 def test_minimax_g_is_log_one_minus_d():
   expected = jnp.mean(jnp.log(1.0 - jax.nn.sigmoid(FAKE)))
   np.testing.assert_allclose(
-      losses.get_loss('minimax').g_loss(None, FAKE, _cfg()), expected,
-      rtol=1e-6)
+      losses.get_loss('minimax').g_loss(None, FAKE, _cfg()), expected, rtol=1e-6
+  )
 
 
 def test_bce_losses_are_stable_for_huge_logits():
@@ -145,7 +150,8 @@ def test_bce_losses_are_stable_for_huge_logits():
     assert np.isfinite(loss.g_loss(real, fake, _cfg()))
   # D is certain and wrong on one sample of each: softplus(200) = 200 each.
   np.testing.assert_allclose(
-      losses.get_loss('nsgan').d_loss(real, fake, _cfg()), 200.0, rtol=1e-6)
+      losses.get_loss('nsgan').d_loss(real, fake, _cfg()), 200.0, rtol=1e-6
+  )
 
 
 @pytest.mark.parametrize('name', sorted(losses.LOSSES))
@@ -157,7 +163,8 @@ def test_finite_scalar_and_differentiable(name):
 
   def total(r, f):
     return loss.d_loss(r, f, cfg) + loss.g_loss(
-        r if loss.g_uses_real else None, f, cfg)
+        r if loss.g_uses_real else None, f, cfg
+    )
 
   value, grads = jax.jit(jax.value_and_grad(total, argnums=(0, 1)))(real, fake)
   assert value.shape == () and value.dtype == jnp.float32
@@ -172,8 +179,9 @@ def test_finite_scalar_and_differentiable(name):
 
 def test_bfloat16_logits_give_float32_losses():
   loss = losses.get_loss('nsgan')
-  value = loss.d_loss(REAL.astype(jnp.bfloat16), FAKE.astype(jnp.bfloat16),
-                      _cfg())
+  value = loss.d_loss(
+      REAL.astype(jnp.bfloat16), FAKE.astype(jnp.bfloat16), _cfg()
+  )
   assert value.dtype == jnp.float32
   # The logits are exact in bfloat16, so the value is the f32 one.
   np.testing.assert_allclose(value, 1.231427, rtol=1e-5)
@@ -210,8 +218,10 @@ def _unit_weights(key):
 
 def _images(seed):
   k1, k2 = jax.random.split(jax.random.key(seed))
-  return (jax.random.uniform(k1, _SHAPE, minval=-1, maxval=1),
-          jax.random.uniform(k2, _SHAPE, minval=-1, maxval=1))
+  return (
+      jax.random.uniform(k1, _SHAPE, minval=-1, maxval=1),
+      jax.random.uniform(k2, _SHAPE, minval=-1, maxval=1),
+  )
 
 
 @pytest.mark.parametrize('seed', [0, 1])
@@ -225,10 +235,14 @@ def test_gradient_penalty_of_linear_critic(seed):
   # target = 0 penalises the squared norm: 9; target = 3: 0.
   np.testing.assert_allclose(
       losses.gradient_penalty(_linear_critic(w), real, fake, key, target=0.0),
-      9.0, rtol=1e-5)
+      9.0,
+      rtol=1e-5,
+  )
   np.testing.assert_allclose(
       losses.gradient_penalty(_linear_critic(w), real, fake, key, target=3.0),
-      0.0, atol=1e-5)
+      0.0,
+      atol=1e-5,
+  )
 
 
 def test_gradient_penalty_interpolates_per_sample_uniformly():
@@ -239,12 +253,14 @@ def test_gradient_penalty_interpolates_per_sample_uniformly():
   shape = (2000, 4, 4, 3)
   real, fake = jnp.zeros(shape), jnp.ones(shape)
   critic = lambda x: 0.5 * jnp.sum(x**2, axis=(1, 2, 3))
-  gp = losses.gradient_penalty(critic, real, fake, jax.random.key(0),
-                               target=0.0)
+  gp = losses.gradient_penalty(
+      critic, real, fake, jax.random.key(0), target=0.0
+  )
   np.testing.assert_allclose(gp / 48.0, 1.0 / 3.0, atol=0.03)
   # A different key draws different interpolates.
-  gp2 = losses.gradient_penalty(critic, real, fake, jax.random.key(1),
-                                target=0.0)
+  gp2 = losses.gradient_penalty(
+      critic, real, fake, jax.random.key(1), target=0.0
+  )
   assert gp != gp2
 
 
@@ -254,8 +270,9 @@ def test_gradient_penalty_gradient_is_finite_at_zero_critic_gradient():
   real, fake = _images(0)
 
   def penalty(w):
-    return losses.gradient_penalty(_linear_critic(w), real, fake,
-                                   jax.random.key(0))
+    return losses.gradient_penalty(
+        _linear_critic(w), real, fake, jax.random.key(0)
+    )
 
   value, grad = jax.value_and_grad(penalty)(jnp.zeros(_SHAPE[1:]))
   np.testing.assert_allclose(value, 1.0, rtol=1e-5)
@@ -267,8 +284,11 @@ def test_gradient_penalty_gradient_wrt_critic_params():
   # for w = 3u, ||u|| = 1.
   u = _unit_weights(jax.random.key(3))
   real, fake = _images(0)
-  grad = jax.grad(lambda w: losses.gradient_penalty(
-      _linear_critic(w), real, fake, jax.random.key(0)))(3.0 * u)
+  grad = jax.grad(
+      lambda w: losses.gradient_penalty(
+          _linear_critic(w), real, fake, jax.random.key(0)
+      )
+  )(3.0 * u)
   np.testing.assert_allclose(grad, 4.0 * u, rtol=1e-4, atol=1e-6)
 
 
@@ -279,8 +299,11 @@ def test_gradient_penalty_gradient_exact_at_tiny_critic_gradient():
   # 0.5%).
   u = _unit_weights(jax.random.key(3))
   real, fake = _images(0)
-  grad = jax.grad(lambda w: losses.gradient_penalty(
-      _linear_critic(w), real, fake, jax.random.key(0)))(1e-5 * u)
+  grad = jax.grad(
+      lambda w: losses.gradient_penalty(
+          _linear_critic(w), real, fake, jax.random.key(0)
+      )
+  )(1e-5 * u)
   np.testing.assert_allclose(grad, 2.0 * (1e-5 - 1.0) * u, rtol=1e-5)
 
 
@@ -289,7 +312,8 @@ def test_r1_penalty_of_linear_critic():
   w = 3.0 * _unit_weights(jax.random.key(4))
   real, _ = _images(0)
   np.testing.assert_allclose(
-      losses.r1_penalty(_linear_critic(w), real), 9.0, rtol=1e-5)
+      losses.r1_penalty(_linear_critic(w), real), 9.0, rtol=1e-5
+  )
 
 
 def test_r1_penalty_of_quadratic_critic():

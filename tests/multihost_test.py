@@ -68,14 +68,24 @@ def _run(args, env_extra=None, timeout=TIMEOUT_S, retries=1):
   Returns:
     (exit code, combined output); exit code None when the last try timed out.
   """
-  env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2',
-             **(env_extra or {}))
+  env = dict(
+      os.environ,
+      JAX_PLATFORMS='cpu',
+      TF_CPP_MIN_LOG_LEVEL='2',
+      **(env_extra or {}),
+  )
   for attempt in range(retries + 1):
     # A session of its own, so that a timeout kills every process the
     # launcher started, not only the launcher.
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
       output, _ = proc.communicate(timeout=timeout)
       code = proc.returncode
@@ -96,22 +106,27 @@ def _assert_params_close(actual, expected, **tolerance):
 
 def _assert_params_equal(a, b):
   names = [n for n in a.keys() if n != 'device_count']
-  assert names and sorted(names) == sorted(n for n in b.keys()
-                                           if n != 'device_count')
+  assert names and sorted(names) == sorted(
+      n for n in b.keys() if n != 'device_count'
+  )
   for name in names:
     np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 def _checkpoint_steps(workdir):
-  return sorted(int(d) for d in os.listdir(
-      os.path.join(workdir, checkpoint_lib.CHECKPOINT_DIR)) if d.isdigit())
+  return sorted(
+      int(d)
+      for d in os.listdir(os.path.join(workdir, checkpoint_lib.CHECKPOINT_DIR))
+      if d.isdigit()
+  )
 
 
 @pytest.fixture(scope='module')
 def compilation_cache(tmp_path_factory):
   """A persistent compilation cache shared by this module's subprocesses."""
-  return {'JAX_COMPILATION_CACHE_DIR':
-              str(tmp_path_factory.mktemp('jax_cache'))}
+  return {
+      'JAX_COMPILATION_CACHE_DIR': str(tmp_path_factory.mktemp('jax_cache'))
+  }
 
 
 @pytest.fixture(scope='module')
@@ -130,26 +145,45 @@ def two_processes(tmp_path_factory, compilation_cache):
   base = tmp_path_factory.mktemp('two_processes')
   workdir, at_four = str(base / 'run'), str(base / 'run_at_step_4')
   launch = [LAUNCHER, '2', workdir]
-  env = dict(compilation_cache, PYTHON=sys.executable, DEVICES_PER_PROCESS='2',
-             SCRIPT=os.path.join('tests', 'fixtures', 'run_steps.py'))
+  env = dict(
+      compilation_cache,
+      PYTHON=sys.executable,
+      DEVICES_PER_PROCESS='2',
+      SCRIPT=os.path.join('tests', 'fixtures', 'run_steps.py'),
+  )
   first = _run(launch + [str(base / 'four.npz'), *_flags()], env)
   second = (None, 'not run: the first part failed')
   if first[0] == 0:
     shutil.copytree(workdir, at_four)
-    second = _run(launch + [str(base / 'six.npz'),
-                            *_flags(num_train_steps=6)], env)
-  return {'base': base, 'workdir': workdir, 'at_four': at_four,
-          'first': first, 'second': second}
+    second = _run(
+        launch + [str(base / 'six.npz'), *_flags(num_train_steps=6)], env
+    )
+  return {
+      'base': base,
+      'workdir': workdir,
+      'at_four': at_four,
+      'first': first,
+      'second': second,
+  }
 
 
-def test_eight_devices_match_one_device(one_device, compilation_cache,
-                                        tmp_path):
+def test_eight_devices_match_one_device(
+    one_device, compilation_cache, tmp_path
+):
   out = tmp_path / 'eight.npz'
   code, output = _run(
-      [sys.executable, os.path.join('tests', 'fixtures', 'run_steps.py'),
-       str(tmp_path / 'run'), str(out), *_flags(num_train_steps=3)],
-      env_extra=dict(compilation_cache,
-                     XLA_FLAGS='--xla_force_host_platform_device_count=8'))
+      [
+          sys.executable,
+          os.path.join('tests', 'fixtures', 'run_steps.py'),
+          str(tmp_path / 'run'),
+          str(out),
+          *_flags(num_train_steps=3),
+      ],
+      env_extra=dict(
+          compilation_cache,
+          XLA_FLAGS='--xla_force_host_platform_device_count=8',
+      ),
+  )
   assert code == 0, output[-3000:]
   eight = np.load(out)
   assert int(eight['device_count']) == 8
@@ -172,10 +206,15 @@ def test_two_processes_train_resume_and_agree(two_processes, one_device):
   assert code == 0, output[-3000:]
   for i in (0, 1):
     assert f'[{i}] ' in output and 'Resumed from checkpoint at step 4.' in (
-        ''.join(line for line in output.splitlines(keepends=True)
-                if line.startswith(f'[{i}] ')))
-  assert not os.path.exists(os.path.join(run['workdir'],
-                                         checkpoint_lib.CORRUPT_DIR))
+        ''.join(
+            line
+            for line in output.splitlines(keepends=True)
+            if line.startswith(f'[{i}] ')
+        )
+    )
+  assert not os.path.exists(
+      os.path.join(run['workdir'], checkpoint_lib.CORRUPT_DIR)
+  )
   assert _checkpoint_steps(run['workdir'])[-1] == 6
   six = [np.load(run['base'] / f'six.{i}.npz') for i in (0, 1)]
   # Every process holds a bit-identical replica of the state...
@@ -187,8 +226,9 @@ def test_two_processes_train_resume_and_agree(two_processes, one_device):
   assert [r['step'] for r in records] == [1, 2, 3, 4, 5, 6]
 
 
-def test_checkpoint_from_four_devices_resumes_on_one(two_processes,
-                                                     one_device, caplog):
+def test_checkpoint_from_four_devices_resumes_on_one(
+    two_processes, one_device, caplog
+):
   assert two_processes['first'][0] == 0, two_processes['first'][1][-3000:]
   workdir = two_processes['at_four']
   assert jax.device_count() == 1
@@ -200,8 +240,9 @@ def test_checkpoint_from_four_devices_resumes_on_one(two_processes,
   assert 'Resumed from checkpoint at step 4.' in caplog.text
   assert not os.path.exists(os.path.join(workdir, checkpoint_lib.CORRUPT_DIR))
   assert int(jax.device_get(state.step)) == 6
-  _assert_params_close(run_steps.flat_params(state), one_device[6],
-                       rtol=RTOL, atol=ATOL)
+  _assert_params_close(
+      run_steps.flat_params(state), one_device[6], rtol=RTOL, atol=ATOL
+  )
 
 
 def _pid_of_process(process_id: int, workdir: str) -> int | None:
@@ -214,36 +255,58 @@ def _pid_of_process(process_id: int, workdir: str) -> int | None:
         args = f.read().decode(errors='replace').split('\0')
     except OSError:
       continue
-    if (workdir in args and 'python' in os.path.basename(args[0])
-        and f'--config.distributed.process_id={process_id}' in args):
+    if (
+        workdir in args
+        and 'python' in os.path.basename(args[0])
+        and f'--config.distributed.process_id={process_id}' in args
+    ):
       return int(entry)
   return None
 
 
-def test_two_processes_stop_together_at_a_logged_step(compilation_cache,
-                                                      tmp_path):
+def test_two_processes_stop_together_at_a_logged_step(
+    compilation_cache, tmp_path
+):
   """SIGTERM to one process: both stop at the next logged/checkpoint step.
 
   The processes agree on stopping (an all-gather) only at those steps, so
   the stop comes at a multiple of 5 here, with its checkpoint, on both.
   """
   workdir = str(tmp_path / 'run')
-  env = dict(compilation_cache, PYTHON=sys.executable,
-             DEVICES_PER_PROCESS='2',
-             SCRIPT=os.path.join('tests', 'fixtures', 'run_steps.py'))
-  flags = _flags(num_train_steps=500, log_every_steps=5,
-                 checkpoint_every_steps=5, sample_every_steps=1000)
+  env = dict(
+      compilation_cache,
+      PYTHON=sys.executable,
+      DEVICES_PER_PROCESS='2',
+      SCRIPT=os.path.join('tests', 'fixtures', 'run_steps.py'),
+  )
+  flags = _flags(
+      num_train_steps=500,
+      log_every_steps=5,
+      checkpoint_every_steps=5,
+      sample_every_steps=1000,
+  )
   proc = subprocess.Popen(
-      [LAUNCHER, '2', workdir, str(tmp_path / 'out.npz'), *flags], cwd=ROOT,
-      env=dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2',
-               **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True, start_new_session=True)
+      [LAUNCHER, '2', workdir, str(tmp_path / 'out.npz'), *flags],
+      cwd=ROOT,
+      env=dict(
+          os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2', **env
+      ),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+      start_new_session=True,
+  )
   try:
     # Wait for the first logged step, then stop process 1 only.
     deadline = TIMEOUT_S
-    while deadline > 0 and proc.poll() is None and not (
-        os.path.exists(os.path.join(workdir, 'metrics.jsonl'))
-        and metrics_log.MetricsLog(workdir).read()):
+    while (
+        deadline > 0
+        and proc.poll() is None
+        and not (
+            os.path.exists(os.path.join(workdir, 'metrics.jsonl'))
+            and metrics_log.MetricsLog(workdir).read()
+        )
+    ):
       subprocess.run(['sleep', '0.5'], check=True)
       deadline -= 0.5
     pid = _pid_of_process(1, workdir)

@@ -17,17 +17,37 @@ from configs import default
 RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
 # A face in its own frame (u right, v down, eyes' midpoint at 0): eyes 40 px
 # apart, mouth 30 px below, outer ear bases 100 px apart -> a 100 px square.
-FACE = np.array([(-20, 0), (20, 0), (0, 30),                # eyes, mouth
-                 (-50, -20), (-40, -70), (-15, -35),        # left ear: base, tip, base
-                 (15, -35), (40, -70), (50, -20)], float)   # right ear: base, tip, base
+FACE = np.array(
+    [
+        (-20, 0),
+        (20, 0),
+        (0, 30),  # eyes, mouth
+        (-50, -20),
+        (-40, -70),
+        (-15, -35),  # left ear: base, tip, base
+        (15, -35),
+        (40, -70),
+        (50, -20),
+    ],
+    float,
+)  # right ear: base, tip, base
 
 
-def _photo(folder, name, *, centre, angle_deg, scale=1.0, size=(240, 220),
-           swap_eyes=False):
+def _photo(
+    folder,
+    name,
+    *,
+    centre,
+    angle_deg,
+    scale=1.0,
+    size=(240, 220),
+    swap_eyes=False,
+):
   """Draws a tilted face with coloured eyes and mouth and writes NAME.jpg(.cat)."""
   angle = math.radians(angle_deg)
-  rotation = np.array([[math.cos(angle), -math.sin(angle)],
-                       [math.sin(angle), math.cos(angle)]])
+  rotation = np.array(
+      [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]
+  )
   points = FACE * scale @ rotation.T + np.array(centre, float)
   image = Image.new('RGB', size, (120, 110, 100))
   draw = ImageDraw.Draw(image)
@@ -53,7 +73,9 @@ def _blob_centre(image, colour):
 
 @pytest.mark.parametrize('angle, swap', [(0, False), (25, False), (-30, True)])
 def test_face_square_levels_eyes_and_places_them(tmp_path, angle, swap):
-  points = _photo(str(tmp_path), 'cat', centre=(120, 110), angle_deg=angle, swap_eyes=swap)
+  points = _photo(
+      str(tmp_path), 'cat', centre=(120, 110), angle_deg=angle, swap_eyes=swap
+  )
   square = preprocess.cat_face_square(points)
   assert square.side == pytest.approx(100, abs=2)
   photo = preprocess.load_rgb(str(tmp_path / 'cat.jpg'))
@@ -81,8 +103,17 @@ def test_crop_outside_the_photo(tmp_path):
 def test_prepare_writes_buckets_and_counts(tmp_path, capsys):
   raw = tmp_path / 'raw' / 'CAT_00'
   raw.mkdir(parents=True)
-  _photo(str(raw), 'big', centre=(300, 280), angle_deg=15, scale=2.8, size=(600, 560))
-  _photo(str(raw), 'medium', centre=(120, 110), angle_deg=-10, scale=1.4)  # 140 px.
+  _photo(
+      str(raw),
+      'big',
+      centre=(300, 280),
+      angle_deg=15,
+      scale=2.8,
+      size=(600, 560),
+  )
+  _photo(
+      str(raw), 'medium', centre=(120, 110), angle_deg=-10, scale=1.4
+  )  # 140 px.
   _photo(str(raw), 'small', centre=(120, 110), angle_deg=5, scale=0.5)  # 50 px.
   _photo(str(raw), 'edge', centre=(40, 110), angle_deg=0)
   (raw / 'broken.jpg.cat').write_text('7 1 2 3')
@@ -96,11 +127,17 @@ def test_prepare_writes_buckets_and_counts(tmp_path, capsys):
   out = tmp_path / 'faces'
   assert prepare_cat.main([str(tmp_path / 'raw'), str(out)]) == 0
   printed = capsys.readouterr().out
-  assert '6 annotated photos: 1 bad_landmarks, 3 ok, 1 outside, 1 too_small' in printed
+  assert (
+      '6 annotated photos: 1 bad_landmarks, 3 ok, 1 outside, 1 too_small'
+      in printed
+  )
   assert '>= 64px: 3 faces' in printed and '>= 128px: 2 faces' in printed
   assert '>= 256px: 1 faces' in printed
-  assert sorted(os.listdir(out / '64')) == ['CAT_00_big.jpg', 'CAT_00_medium.jpg',
-                                            'CAT_05_zipped.jpg']
+  assert sorted(os.listdir(out / '64')) == [
+      'CAT_00_big.jpg',
+      'CAT_00_medium.jpg',
+      'CAT_05_zipped.jpg',
+  ]
   assert sorted(os.listdir(out / '256')) == ['CAT_00_big.jpg']
   big = Image.open(out / '256' / 'CAT_00_big.jpg')
   assert big.size == (256, 256)
@@ -114,8 +151,11 @@ def test_prepare_writes_buckets_and_counts(tmp_path, capsys):
   batch = next(data.create_input_iter(config, local_batch_size=2))
   assert batch.shape == (2, 100, 100, 3)
   config.data.image_size = 512
-  with pytest.raises(ValueError, match=r'no face bucket of at least data.image_size=512 '
-                     r'\(found \[64, 128, 256\]\)'):
+  with pytest.raises(
+      ValueError,
+      match=r'no face bucket of at least data.image_size=512 '
+      r'\(found \[64, 128, 256\]\)',
+  ):
     data.create_input_iter(config, local_batch_size=2)
 
 
@@ -126,7 +166,9 @@ def test_no_annotations_is_an_error(tmp_path, capsys):
 
 
 def test_parse_cat_landmarks():
-  points = preprocess.parse_cat_landmarks('9 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 ')
+  points = preprocess.parse_cat_landmarks(
+      '9 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 '
+  )
   assert points.shape == (9, 2) and tuple(points[2]) == (5, 6)
   with pytest.raises(ValueError, match='expected "9"'):
     preprocess.parse_cat_landmarks('3 1 2')

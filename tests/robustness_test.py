@@ -29,8 +29,9 @@ def _config(**overrides):
 
 def _long_config():
   # Sampling every step makes each step slow enough to be interrupted.
-  return dict(num_train_steps=LONG_STEPS, checkpoint_every_steps=5,
-              sample_every_steps=1)
+  return dict(
+      num_train_steps=LONG_STEPS, checkpoint_every_steps=5, sample_every_steps=1
+  )
 
 
 def _steps(workdir):
@@ -38,11 +39,22 @@ def _steps(workdir):
 
 
 def _start(workdir, *overrides):
-  args = [sys.executable, 'tests/fixtures/run_steps.py', str(workdir),
-          str(workdir) + '.npz', *overrides]
+  args = [
+      sys.executable,
+      'tests/fixtures/run_steps.py',
+      str(workdir),
+      str(workdir) + '.npz',
+      *overrides,
+  ]
   env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2')
-  return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+  return subprocess.Popen(
+      args,
+      cwd=ROOT,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+  )
 
 
 def _wait_for_step(workdir, step, proc, timeout=240):
@@ -51,8 +63,9 @@ def _wait_for_step(workdir, step, proc, timeout=240):
     if any(s >= step for s in _steps(workdir)):
       return
     time.sleep(0.01)
-  raise AssertionError(f'run never reached step {step}: '
-                       f'{proc.communicate()[0][-2000:]}')
+  raise AssertionError(
+      f'run never reached step {step}: ' f'{proc.communicate()[0][-2000:]}'
+  )
 
 
 @pytest.fixture(scope='module')
@@ -80,8 +93,10 @@ def test_sigkill_then_resume_is_bit_exact(uninterrupted, tmp_path):
   for name, value in ref_params.items():
     np.testing.assert_array_equal(params[name], value, err_msg=name)
   assert _steps(workdir) == list(range(1, LONG_STEPS + 1))
-  assert (metrics_log.MetricsLog(str(workdir)).read()
-          == metrics_log.MetricsLog(str(ref_dir)).read())
+  assert (
+      metrics_log.MetricsLog(str(workdir)).read()
+      == metrics_log.MetricsLog(str(ref_dir)).read()
+  )
 
 
 def test_sigterm_checkpoints_and_exits_0(tmp_path):
@@ -112,8 +127,11 @@ class _PoisonedStep:
     state, metrics = self._inner(state, batch, step)
     if step + 1 == self._at and not self._done:
       self._done = True
-      state = state.replace(d=state.d.replace(params=jax.tree.map(
-          lambda p: p * jnp.nan, state.d.params)))
+      state = state.replace(
+          d=state.d.replace(
+              params=jax.tree.map(lambda p: p * jnp.nan, state.d.params)
+          )
+      )
       metrics = dict(metrics, finite=jnp.zeros((), bool))
     return state, metrics
 
@@ -135,7 +153,8 @@ def test_nan_triggers_one_rollback_and_run_finishes(tmp_path, monkeypatch):
   # One rollback halved both learning rates from step 3 on.
   lr = config.optim.g_lr
   assert [r['g_lr'] for r in records] == pytest.approx(
-      [lr, lr, lr / 2, lr / 2, lr / 2, lr / 2])
+      [lr, lr, lr / 2, lr / 2, lr / 2, lr / 2]
+  )
   assert all(np.isfinite(r['d_loss']) for r in records)
 
 
@@ -148,8 +167,9 @@ def test_divergence_gives_up_after_max_rollbacks(tmp_path):
 
 def test_truncated_latest_checkpoint_falls_back(tmp_path):
   reference = tmp_path / 'reference'
-  ref_state = train.train_and_evaluate(_config(num_train_steps=6),
-                                       str(reference))
+  ref_state = train.train_and_evaluate(
+      _config(num_train_steps=6), str(reference)
+  )
   workdir = tmp_path / 'run'
   train.train_and_evaluate(_config(), str(workdir))  # Checkpoints 0, 2, 4.
   for root, _, files in os.walk(workdir / 'checkpoints' / '4'):
@@ -163,19 +183,23 @@ def test_truncated_latest_checkpoint_falls_back(tmp_path):
   assert _steps(workdir) == [1, 2, 3, 4, 5, 6]
 
 
-@pytest.mark.parametrize('overrides, field', [
-    ({'loss.name': 'nope'}, 'loss.name'),
-    ({'model.name': 'nope'}, 'model.name'),
-    ({'data.source': 'nope'}, 'data.source'),
-    ({'data.image_size': 48}, 'data.image_size'),
-    ({'num_train_steps': 0}, 'num_train_steps'),
-    ({'batch_size': -8}, 'batch_size'),
-    ({'optim.d_lr': 0.0}, 'optim.d_lr'),
-    ({'optim.g_name': 'sgdx'}, 'optim.g_name'),
-    ({'data.source': 'folder', 'data.dir': '/no/such/dir'}, 'data.dir'),
-])
-def test_invalid_config_names_field_and_writes_nothing(overrides, field,
-                                                       tmp_path):
+@pytest.mark.parametrize(
+    'overrides, field',
+    [
+        ({'loss.name': 'nope'}, 'loss.name'),
+        ({'model.name': 'nope'}, 'model.name'),
+        ({'data.source': 'nope'}, 'data.source'),
+        ({'data.image_size': 48}, 'data.image_size'),
+        ({'num_train_steps': 0}, 'num_train_steps'),
+        ({'batch_size': -8}, 'batch_size'),
+        ({'optim.d_lr': 0.0}, 'optim.d_lr'),
+        ({'optim.g_name': 'sgdx'}, 'optim.g_name'),
+        ({'data.source': 'folder', 'data.dir': '/no/such/dir'}, 'data.dir'),
+    ],
+)
+def test_invalid_config_names_field_and_writes_nothing(
+    overrides, field, tmp_path
+):
   workdir = tmp_path / 'w'
   with pytest.raises(config_lib.ConfigError, match=field.replace('.', r'\.')):
     train.train_and_evaluate(_config(**overrides), str(workdir))
@@ -202,6 +226,9 @@ def test_workdir_with_other_config_is_refused(tmp_path):
   # Longer runs and explicit permission are fine.
   train.train_and_evaluate(_config(num_train_steps=3), str(tmp_path))
   train.train_and_evaluate(
-      _config(num_train_steps=4, allow_config_change=True,
-              **{'loss.name': 'hinge'}), str(tmp_path))
+      _config(
+          num_train_steps=4, allow_config_change=True, **{'loss.name': 'hinge'}
+      ),
+      str(tmp_path),
+  )
   assert config_lib.load_config(str(tmp_path)).loss.name == 'hinge'

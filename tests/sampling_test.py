@@ -26,8 +26,9 @@ def test_make_grid_shape_dtype_and_values():
 
 
 def test_pixel_std_across_samples_known_values():
-  same = np.tile(np.linspace(-1, 1, 48, dtype=np.float32).reshape(1, 4, 4, 3),
-                 (8, 1, 1, 1))
+  same = np.tile(
+      np.linspace(-1, 1, 48, dtype=np.float32).reshape(1, 4, 4, 3), (8, 1, 1, 1)
+  )
   # One image repeated (a collapsed generator): 0, up to float rounding.
   assert sampling.pixel_std_across_samples(same) == pytest.approx(0.0, abs=1e-7)
   # Half the batch black, half white: every pixel is 0 or 1, std 0.5.
@@ -36,7 +37,8 @@ def test_pixel_std_across_samples_known_values():
   rng = np.random.default_rng(0)
   images = rng.uniform(-1, 1, (4, 5, 5, 3))
   assert sampling.pixel_std_across_samples(images) == pytest.approx(
-      np.mean(np.std(images / 2, axis=0)), rel=1e-6)
+      np.mean(np.std(images / 2, axis=0)), rel=1e-6
+  )
 
 
 def test_pixel_std_across_samples_rejects_a_single_image():
@@ -123,10 +125,24 @@ def test_interpolate_parallel_latents_and_errors():
 
 def test_plot_metrics_writes_pngs(tmp_path):
   records = [
-      {'step': 0, 'd_loss': 1.4, 'g_loss': 0.7, 'd_real_acc': 0.5,
-       'd_fake_acc': 0.5, 'D_x': 0.5, 'D_G_z': 0.5},
-      {'step': 50, 'd_loss': 0.9, 'g_loss': 1.8, 'd_real_acc': 0.8,
-       'd_fake_acc': 0.9, 'D_x': 0.7, 'D_G_z': 0.2},
+      {
+          'step': 0,
+          'd_loss': 1.4,
+          'g_loss': 0.7,
+          'd_real_acc': 0.5,
+          'd_fake_acc': 0.5,
+          'D_x': 0.5,
+          'D_G_z': 0.5,
+      },
+      {
+          'step': 50,
+          'd_loss': 0.9,
+          'g_loss': 1.8,
+          'd_real_acc': 0.8,
+          'd_fake_acc': 0.9,
+          'D_x': 0.7,
+          'D_G_z': 0.2,
+      },
       {'step': 100, 'fid': 210.5},
       {'step': 100, 'd_loss': 0.8, 'g_loss': float('nan')},
       {'step': 200, 'fid': 150.25, 'sample_std': 0.12},
@@ -140,8 +156,13 @@ def test_plot_metrics_writes_pngs(tmp_path):
   written = plots.plot_metrics(path, out)
   names = sorted(os.path.basename(p) for p in written)
   # No KID in the records, so no KID plot.
-  assert names == ['d_accuracy.png', 'd_outputs.png', 'fid.png', 'losses.png',
-                   'sample_std.png']
+  assert names == [
+      'd_accuracy.png',
+      'd_outputs.png',
+      'fid.png',
+      'losses.png',
+      'sample_std.png',
+  ]
   for p in written:
     with Image.open(p) as image:
       assert image.format == 'PNG' and image.size == (700, 400)
@@ -151,4 +172,7 @@ def test_read_metrics_skips_bad_lines(tmp_path):
   path = os.path.join(tmp_path, 'metrics.jsonl')
   with open(path, 'w') as f:
     f.write('{"step": 1, "fid": 3.0}\n\nnot json\n[1, 2]\n{"step": 2}\n')
-  assert metrics_log.read_records(path) == [{'step': 1, 'fid': 3.0}, {'step': 2}]
+  assert metrics_log.read_records(path) == [
+      {'step': 1, 'fid': 3.0},
+      {'step': 2},
+  ]

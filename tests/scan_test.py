@@ -44,17 +44,20 @@ def _dirty_folder(root):
   save('nested/g_palette.gif', _pattern(6, mode='P'), 'good')
   save('tiny.png', _pattern(7, size=20), 'too_small')
   # Exact duplicate (same bytes) and near duplicate (recompressed and brightened).
-  shutil.copy(os.path.join(folder, 'a_rgb.jpg'), os.path.join(folder, 'z_copy.jpg'))
+  shutil.copy(
+      os.path.join(folder, 'a_rgb.jpg'), os.path.join(folder, 'z_copy.jpg')
+  )
   expected['z_copy.jpg'] = 'duplicate'
-  brighter = Image.fromarray(np.minimum(np.asarray(_pattern(1), np.int32) + 6, 255)
-                             .astype(np.uint8))
+  brighter = Image.fromarray(
+      np.minimum(np.asarray(_pattern(1), np.int32) + 6, 255).astype(np.uint8)
+  )
   save('z_near.jpg', brighter, 'near_duplicate', quality=70)
   # Broken files.
   _pattern(8).save(os.path.join(folder, 'truncated.jpg'), quality=95)
   with open(os.path.join(folder, 'truncated.jpg'), 'rb') as f:
     head = f.read()
   with open(os.path.join(folder, 'truncated.jpg'), 'wb') as f:
-    f.write(head[:len(head) // 2])
+    f.write(head[: len(head) // 2])
   expected['truncated.jpg'] = 'unreadable'
   open(os.path.join(folder, 'empty.jpg'), 'wb').close()
   expected['empty.jpg'] = 'unreadable'
@@ -86,34 +89,58 @@ def test_scan_reports_each_file_by_category(tmp_path):
   assert {r.path: r.category for r in relaxed.files}['tiny.png'] == 'good'
 
 
-def test_scan_command_writes_manifest_and_training_uses_only_good_images(tmp_path, capsys):
+def test_scan_command_writes_manifest_and_training_uses_only_good_images(
+    tmp_path, capsys
+):
   folder, expected = _dirty_folder(str(tmp_path))
   manifest = str(tmp_path / 'clean.txt')
-  assert scan.main([folder, '--manifest', manifest, '--report',
-                    str(tmp_path / 'report.json')]) == 0
+  assert (
+      scan.main(
+          [
+              folder,
+              '--manifest',
+              manifest,
+              '--report',
+              str(tmp_path / 'report.json'),
+          ]
+      )
+      == 0
+  )
   out = capsys.readouterr().out
   assert 'unreadable           2' in out and 'duplicate            1' in out
-  good = sorted(name for name, category in expected.items() if category == 'good')
+  good = sorted(
+      name for name, category in expected.items() if category == 'good'
+  )
   listed = [line.strip() for line in open(manifest) if not line.startswith('#')]
   assert listed == good
 
   def train_images(**fields):
     config = default.get_config()
-    config.data.update(source='folder', dir=folder, image_size=16, flip=False, **fields)
+    config.data.update(
+        source='folder', dir=folder, image_size=16, flip=False, **fields
+    )
     batches = data.create_input_iter(config, local_batch_size=4)
     return np.concatenate([next(batches) for _ in range(6)])  # 24 = 2+ epochs.
 
   def expected_images(names):
-    return {preprocess.crop_and_resize(
-        preprocess.load_rgb(os.path.join(folder, name), draft_side=16), 16,
-        'center').tobytes()
-            for name in names}
+    return {
+        preprocess.crop_and_resize(
+            preprocess.load_rgb(os.path.join(folder, name), draft_side=16),
+            16,
+            'center',
+        ).tobytes()
+        for name in names
+    }
 
   # With the manifest: exactly the good images.
   seen = {image.tobytes() for image in train_images(manifest=manifest)}
   assert seen == expected_images(good)
   # Without it: the broken and small files are skipped, nothing crashes.
-  decodable = [n for n, c in expected.items() if c in ('good', 'duplicate', 'near_duplicate')]
+  decodable = [
+      n
+      for n, c in expected.items()
+      if c in ('good', 'duplicate', 'near_duplicate')
+  ]
   seen = {image.tobytes() for image in train_images()}
   assert seen == expected_images(decodable)
 
@@ -143,10 +170,17 @@ def test_cat_face_check(tmp_path):
   pytest.importorskip('cv2')
   folder = str(tmp_path / 'faces')
   os.makedirs(folder)
-  cat_faces = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           '..', 'shared', 'data', 'cat_faces_64')
+  cat_faces = os.path.join(
+      os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+      '..',
+      'shared',
+      'data',
+      'cat_faces_64',
+  )
   if os.path.isdir(cat_faces):
-    shutil.copy(os.path.join(cat_faces, '1.jpg'), os.path.join(folder, 'cat.jpg'))
+    shutil.copy(
+        os.path.join(cat_faces, '1.jpg'), os.path.join(folder, 'cat.jpg')
+    )
   _pattern(13, size=64).save(os.path.join(folder, 'blob.png'))
   report = scan.scan_folder(folder, cat_faces=True)
   found = {r.path: r.category for r in report.files}

@@ -18,14 +18,23 @@ def _torch_rmsprop(params, grads_per_step, lr, alpha=0.99, eps=1e-8):
 
 def test_rmsprop_is_torchs():
   """Gradients of 1e-6 separate eps after sqrt (torch) from eps inside it."""
-  optim = ml_collections.ConfigDict({
-      'd_name': 'rmsprop', 'd_lr': 5e-5, 'd_b1': None, 'd_b2': None,
-      'b1': 0.5, 'b2': 0.999})
+  optim = ml_collections.ConfigDict(
+      {
+          'd_name': 'rmsprop',
+          'd_lr': 5e-5,
+          'd_b1': None,
+          'd_b2': None,
+          'b1': 0.5,
+          'b2': 0.999,
+      }
+  )
   tx = state_lib.make_optimizer(optim, 'd')
   params = np.array([0.3, -0.2, 0.01, 1.0], np.float64)
-  grads = [np.array([1e-6, -2e-6, 0.5, -1.0]),
-           np.array([3e-6, 1e-6, -0.25, 2.0]),
-           np.array([-1e-6, 4e-6, 0.1, 0.0])]
+  grads = [
+      np.array([1e-6, -2e-6, 0.5, -1.0]),
+      np.array([3e-6, 1e-6, -0.25, 2.0]),
+      np.array([-1e-6, 4e-6, 0.1, 0.0]),
+  ]
   p = jnp.asarray(params, jnp.float32)
   opt_state = tx.init(p)
   for g in grads:
@@ -37,6 +46,8 @@ def test_rmsprop_is_torchs():
   # lr * g / (sqrt(0.01 g^2) + eps) = 5e-5 * 1e-6 / (1e-7 + 1e-8) = 4.545e-4;
   # eps inside the sqrt (optax's default) would give 5e-5 * 1e-6 / 1.0e-4
   # = 5e-7, a thousand times less.
-  p1 = tx.update(jnp.asarray(grads[0], jnp.float32),
-                               tx.init(jnp.asarray(params, jnp.float32)))[0]
+  p1 = tx.update(
+      jnp.asarray(grads[0], jnp.float32),
+      tx.init(jnp.asarray(params, jnp.float32)),
+  )[0]
   np.testing.assert_allclose(float(p1[0]), -4.5454545e-4, rtol=1e-5)

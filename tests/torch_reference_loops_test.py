@@ -71,8 +71,11 @@ FIRST_ITERATION_RTOL = 1e-5
 
 
 def _unflatten(arrays, prefix):
-  flat = {tuple(k[len(prefix) + 1:].split('.')): v
-          for k, v in arrays.items() if k.startswith(prefix + '.')}
+  flat = {
+      tuple(k[len(prefix) + 1 :].split('.')): v
+      for k, v in arrays.items()
+      if k.startswith(prefix + '.')
+  }
   return traverse_util.unflatten_dict(flat)
 
 
@@ -108,12 +111,21 @@ def run(recipe):
   as_jnp = lambda tree: jax.tree.map(jnp.asarray, tree)
   state = state.replace(
       rng=jnp.asarray(ref['rng']),
-      g=state.g.replace(params=as_jnp(init['g']['params']),
-                        batch_stats=as_jnp(init['g']['batch_stats'])),
-      d=state.d.replace(params=as_jnp(init['d']['params']),
-                        batch_stats=as_jnp(init['d'].get('batch_stats', {}))))
-  step_fn = step_lib.ScheduledStep(config, lambda phase: jax.jit(
-      step_lib.make_train_step(config, generator, discriminator, phase)))
+      g=state.g.replace(
+          params=as_jnp(init['g']['params']),
+          batch_stats=as_jnp(init['g']['batch_stats']),
+      ),
+      d=state.d.replace(
+          params=as_jnp(init['d']['params']),
+          batch_stats=as_jnp(init['d'].get('batch_stats', {})),
+      ),
+  )
+  step_fn = step_lib.ScheduledStep(
+      config,
+      lambda phase: jax.jit(
+          step_lib.make_train_step(config, generator, discriminator, phase)
+      ),
+  )
   num_steps = len([k for k in ref if k.startswith('real_')])
   logs = {}
   for t in range(num_steps):
@@ -122,16 +134,29 @@ def run(recipe):
       logs.setdefault(k, []).append(float(v))
 
   def flat(s):
-    return {'.' + '.'.join(k): np.asarray(v) for k, v in
-            traverse_util.flatten_dict(jax.device_get(
-                {'g': {'params': s.g.params, 'batch_stats': s.g.batch_stats},
-                 'd': {'params': s.d.params,
-                       'batch_stats': s.d.batch_stats}})).items()}
+    return {
+        '.' + '.'.join(k): np.asarray(v)
+        for k, v in traverse_util.flatten_dict(
+            jax.device_get(
+                {
+                    'g': {'params': s.g.params, 'batch_stats': s.g.batch_stats},
+                    'd': {'params': s.d.params, 'batch_stats': s.d.batch_stats},
+                }
+            )
+        ).items()
+    }
 
-  initial = {'.' + k[len('init.'):]: v for k, v in ref.items()
-             if k.startswith('init.')}
-  return config, {k: np.asarray(v) for k, v in logs.items()}, initial, flat(
-      state)
+  initial = {
+      '.' + k[len('init.') :]: v
+      for k, v in ref.items()
+      if k.startswith('init.')
+  }
+  return (
+      config,
+      {k: np.asarray(v) for k, v in logs.items()},
+      initial,
+      flat(state),
+  )
 
 
 def _rel(a, b):
@@ -144,10 +169,12 @@ def check_against(recipe, run_name):
   config, logs, initial, final = run(recipe)
   log_tol, weight_tol = TOLERANCES[recipe]
   g_loss = ref[f'{run_name}.log.g_loss']
-  g_steps = [t for t in range(len(g_loss))
-             if step_lib.update_phase(config, t)[1]]
-  assert g_steps == list(np.flatnonzero(~np.isnan(g_loss))), (
-      'the schedule updates G at other iterations than the reference loop')
+  g_steps = [
+      t for t in range(len(g_loss)) if step_lib.update_phase(config, t)[1]
+  ]
+  assert g_steps == list(
+      np.flatnonzero(~np.isnan(g_loss))
+  ), 'the schedule updates G at other iterations than the reference loop'
   for name in ('d_loss', 'd_grad_norm', 'gp', 'g_loss', 'g_grad_norm'):
     key = f'{run_name}.log.{name}'
     if key not in ref:
@@ -156,14 +183,16 @@ def check_against(recipe, run_name):
     err = _rel(logs[name][steps], ref[key][steps])
     assert err.max() < log_tol, (name, err)
   prefix = f'{run_name}.change'
-  changes = {k[len(prefix):]: v for k, v in ref.items()
-             if k.startswith(prefix)}
+  changes = {
+      k[len(prefix) :]: v for k, v in ref.items() if k.startswith(prefix)
+  }
   assert changes
   errors = {}
   for name, want in changes.items():
     have = final[name].astype(np.float64) - initial[name]
-    errors[name] = np.linalg.norm(have - want) / max(np.linalg.norm(want),
-                                                      1e-30)
+    errors[name] = np.linalg.norm(have - want) / max(
+        np.linalg.norm(want), 1e-30
+    )
   worst = max(errors, key=errors.get)
   assert errors[worst] < weight_tol, (worst, errors[worst])
   assert np.median(list(errors.values())) < MEDIAN_CHANGE_RTOL, errors
@@ -175,8 +204,11 @@ def test_step_draws_the_latents_the_replay_was_given(recipe):
   config = _config(ref)
   rng = jnp.asarray(ref['rng'])
   for t in range(len([k for k in ref if k.startswith('z_')])):
-    z = step_lib.latents(step_lib.iteration_keys(rng, t)['z'],
-                         config.batch_size, config.model.z_dim)
+    z = step_lib.latents(
+        step_lib.iteration_keys(rng, t)['z'],
+        config.batch_size,
+        config.model.z_dim,
+    )
     np.testing.assert_array_equal(np.asarray(z), ref[f'z_{t}'])
 
 
@@ -190,8 +222,9 @@ def test_first_iteration_matches_reference(recipe):
       assert err < FIRST_ITERATION_RTOL, (name, err)
 
 
-@pytest.mark.parametrize('recipe',
-                         ['wgan', 'wgan_gp', 'hinge_sn', 'ralsgan_fresh'])
+@pytest.mark.parametrize(
+    'recipe', ['wgan', 'wgan_gp', 'hinge_sn', 'ralsgan_fresh']
+)
 def test_step_matches_reference_loop(recipe):
   check_against(recipe, 'torch')
 

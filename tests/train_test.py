@@ -40,13 +40,17 @@ def test_run_writes_losses_checkpoints_events_samples(full_run):
   for r in records:
     assert np.isfinite(r['d_loss']) and np.isfinite(r['g_loss'])
     assert 0.0 <= r['D_x'] <= 1.0 and 0.0 <= r['d_real_acc'] <= 1.0
-  steps = sorted(int(d) for d in os.listdir(os.path.join(workdir,
-                                                         'checkpoints'))
-                 if d.isdigit())
+  steps = sorted(
+      int(d)
+      for d in os.listdir(os.path.join(workdir, 'checkpoints'))
+      if d.isdigit()
+  )
   assert steps == [0, 2, 4]
   assert glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
   assert sorted(os.listdir(os.path.join(workdir, 'samples'))) == [
-      '00000002.png', '00000004.png']
+      '00000002.png',
+      '00000004.png',
+  ]
   # Each grid's sample diversity is logged with the step's other scalars.
   stds = {r['step']: r['sample_std'] for r in records if 'sample_std' in r}
   assert sorted(stds) == [2, 4]
@@ -69,19 +73,30 @@ def test_resume_equals_uninterrupted_run(full_run, tmp_path):
 
 def test_parameters_change_and_differ_by_seed(full_run, tmp_path):
   _, params = full_run
-  state = train.train_and_evaluate(_config(seed=1, num_train_steps=1),
-                                   str(tmp_path))
+  state = train.train_and_evaluate(
+      _config(seed=1, num_train_steps=1), str(tmp_path)
+  )
   other = run_steps.flat_params(state)
   assert any(not np.array_equal(other[k], params[k]) for k in params)
 
 
 def _run_subprocess(args, env_extra=None, timeout=300, retries=1):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2',
-             **(env_extra or {}))
+  env = dict(
+      os.environ,
+      JAX_PLATFORMS='cpu',
+      TF_CPP_MIN_LOG_LEVEL='2',
+      **(env_extra or {}),
+  )
   for attempt in range(retries + 1):
     try:
-      proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+      proc = subprocess.run(
+          [sys.executable, *args],
+          cwd=ROOT,
+          env=env,
+          capture_output=True,
+          text=True,
+          timeout=timeout,
+      )
     except subprocess.TimeoutExpired:
       if attempt == retries:
         raise
@@ -98,32 +113,49 @@ def test_four_devices_match_one_device(full_run, tmp_path):
   out = str(tmp_path / 'four.npz')
   proc = _run_subprocess(
       ['tests/fixtures/run_steps.py', str(tmp_path / 'run'), out],
-      env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
+      env_extra={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'},
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   four = np.load(out)
   assert int(four['device_count']) == 4
   for name, value in one_device.items():
-    np.testing.assert_allclose(four[name], value, rtol=1e-4, atol=1e-5,
-                               err_msg=name)
+    np.testing.assert_allclose(
+        four[name], value, rtol=1e-4, atol=1e-5, err_msg=name
+    )
 
 
 def test_bad_config_exits_2_and_writes_nothing(tmp_path):
   workdir = tmp_path / 'never'
-  proc = _run_subprocess(['main.py', '--config=configs/test.py',
-                          f'--workdir={workdir}', '--config.loss.name=nope'])
+  proc = _run_subprocess(
+      [
+          'main.py',
+          '--config=configs/test.py',
+          f'--workdir={workdir}',
+          '--config.loss.name=nope',
+      ]
+  )
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert "loss.name='nope'" in proc.stderr
   assert not workdir.exists()
 
 
-@pytest.mark.skipif(not helpers.HAS_MOBILENET,
-                    reason='needs ../shared/models/mobilenet_v2')
+@pytest.mark.skipif(
+    not helpers.HAS_MOBILENET, reason='needs ../shared/models/mobilenet_v2'
+)
 def test_eval_logs_fid_kid_and_keeps_best_checkpoint(tmp_path):
-  config = _config(num_train_steps=2, **{
-      'eval.every_steps': 1, 'eval.features': 'mobilenet_v2',
-      'eval.features_path': helpers.MOBILENET, 'eval.num_samples': 32, 'eval.batch_size': 16,
-      'eval.num_reference': 32, 'eval.kid_subset_size': 16,
-      'eval.cache_dir': str(tmp_path / 'cache')})
+  config = _config(
+      num_train_steps=2,
+      **{
+          'eval.every_steps': 1,
+          'eval.features': 'mobilenet_v2',
+          'eval.features_path': helpers.MOBILENET,
+          'eval.num_samples': 32,
+          'eval.batch_size': 16,
+          'eval.num_reference': 32,
+          'eval.kid_subset_size': 16,
+          'eval.cache_dir': str(tmp_path / 'cache'),
+      },
+  )
   train.train_and_evaluate(config, str(tmp_path / 'run'))
   records = _records(str(tmp_path / 'run'))
   assert [r['step'] for r in records] == [1, 2]
@@ -131,6 +163,9 @@ def test_eval_logs_fid_kid_and_keeps_best_checkpoint(tmp_path):
     assert np.isfinite(r['fid']) and r['fid'] > 0, r
     assert np.isfinite(r['kid']), r
   assert len(os.listdir(tmp_path / 'cache')) == 1  # Reference cached once.
-  best = [d for d in os.listdir(tmp_path / 'run' / 'checkpoints_best')
-          if d.isdigit()]
+  best = [
+      d
+      for d in os.listdir(tmp_path / 'run' / 'checkpoints_best')
+      if d.isdigit()
+  ]
   assert len(best) == 1

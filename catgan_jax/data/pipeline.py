@@ -42,12 +42,15 @@ _LAST_ELEMENT = 2**62
 @dataclasses.dataclass
 class _Decoder:
   """Decodes items of a source to uint8 arrays at the cache size, counting failures."""
+
   source: sources_lib.Source
   side: int
   crop: str
   min_size: int
   background: tuple[int, int, int]
-  counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  counts: collections.Counter = dataclasses.field(
+      default_factory=collections.Counter
+  )
   bad: set[int] = dataclasses.field(default_factory=set)
   # Images whose shorter side is below `side`: the resize enlarges them.
   upscaled: int = 0
@@ -57,8 +60,12 @@ class _Decoder:
     """Decodes item ``index``; raises ``UnusableImageError`` (recorded once)."""
     item = self.source.items[index]
     try:
-      image = preprocess.load_rgb(self.source.open_fn(item), min_size=self.min_size,
-                                  background=self.background, draft_side=self.side)
+      image = preprocess.load_rgb(
+          self.source.open_fn(item),
+          min_size=self.min_size,
+          background=self.background,
+          draft_side=self.side,
+      )
       if min(image.size) < self.side:
         with self.lock:
           self.upscaled += 1
@@ -69,8 +76,12 @@ class _Decoder:
           self.bad.add(index)
           self.counts[e.reason] += 1
           if len(self.bad) <= _MAX_LOGGED_FAILURES:
-            logging.warning('Skipping image %s (%s): %s', self.source.name_fn(item),
-                            e.reason, e)
+            logging.warning(
+                'Skipping image %s (%s): %s',
+                self.source.name_fn(item),
+                e.reason,
+                e,
+            )
           elif len(self.bad) == _MAX_LOGGED_FAILURES + 1:
             logging.warning('More images skipped; only their count is logged.')
       raise
@@ -98,9 +109,13 @@ class _Decoder:
     raise self.no_usable_error(n)
 
   def no_usable_error(self, found: int) -> ValueError:
-    details = ', '.join(f'{count} {reason}' for reason, count in sorted(self.counts.items()))
-    return ValueError(f'{self.source.description}: no usable image among {found} found '
-                      f'({details or "none decoded"}; data.min_size={self.min_size})')
+    details = ', '.join(
+        f'{count} {reason}' for reason, count in sorted(self.counts.items())
+    )
+    return ValueError(
+        f'{self.source.description}: no usable image among {found} found '
+        f'({details or "none decoded"}; data.min_size={self.min_size})'
+    )
 
 
 def _decode_all(decoder: _Decoder) -> list[np.ndarray]:
@@ -108,25 +123,43 @@ def _decode_all(decoder: _Decoder) -> list[np.ndarray]:
   workers = min(32, (os.cpu_count() or 1) + 2)
   n = len(decoder.source)
   with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-    images = list(tqdm.tqdm(pool.map(decoder.try_decode, range(n)), total=n,
-                            unit='img', desc='decode', disable=None))
+    images = list(
+        tqdm.tqdm(
+            pool.map(decoder.try_decode, range(n)),
+            total=n,
+            unit='img',
+            desc='decode',
+            disable=None,
+        )
+    )
   usable = [image for image in images if image is not None]
-  logging.info('%s: %d of %d images usable (%s).', decoder.source.description,
-               len(usable), len(images),
-               dict(decoder.counts) or 'none skipped')
+  logging.info(
+      '%s: %d of %d images usable (%s).',
+      decoder.source.description,
+      len(usable),
+      len(images),
+      dict(decoder.counts) or 'none skipped',
+  )
   if decoder.upscaled:
     # A folder of small photos for a large model trains on blurred images;
     # data.min_size set to data.image_size skips them instead.
-    logging.warning('%s: %d of %d usable images are smaller than %d px and '
-                    'are upscaled (data.min_size=%d skips them).',
-                    decoder.source.description, decoder.upscaled, len(usable),
-                    decoder.side, decoder.side)
+    logging.warning(
+        '%s: %d of %d usable images are smaller than %d px and '
+        'are upscaled (data.min_size=%d skips them).',
+        decoder.source.description,
+        decoder.upscaled,
+        len(usable),
+        decoder.side,
+        decoder.side,
+    )
   if not usable:
     raise decoder.no_usable_error(len(images))
   return usable
 
 
-def _in_memory_lookup(images: list[np.ndarray]) -> Callable[[tf.Tensor], tf.Tensor]:
+def _in_memory_lookup(
+    images: list[np.ndarray],
+) -> Callable[[tf.Tensor], tf.Tensor]:
   """index -> image from decoded images kept in memory (dense or ragged)."""
   if len({image.shape for image in images}) == 1:
     table = tf.constant(np.stack(images))
@@ -135,59 +168,95 @@ def _in_memory_lookup(images: list[np.ndarray]) -> Callable[[tf.Tensor], tf.Tens
   # back to back in one flat buffer.
   sizes = np.array([image.size for image in images], np.int64)
   offsets = tf.constant(np.concatenate([[0], np.cumsum(sizes)[:-1]]), tf.int64)
-  shapes = tf.constant(np.array([image.shape[:2] for image in images], np.int64))
+  shapes = tf.constant(
+      np.array([image.shape[:2] for image in images], np.int64)
+  )
   flat = tf.constant(np.concatenate([image.reshape(-1) for image in images]))
 
   def lookup(index):
     height, width = shapes[index, 0], shapes[index, 1]
     start = offsets[index]
-    return tf.reshape(flat[start:start + height * width * 3], tf.stack([height, width, 3]))
+    return tf.reshape(
+        flat[start : start + height * width * 3], tf.stack([height, width, 3])
+    )
+
   return lookup
 
 
-def _lazy_lookup(decoder: _Decoder, square: bool) -> Callable[[tf.Tensor], tf.Tensor]:
+def _lazy_lookup(
+    decoder: _Decoder, square: bool
+) -> Callable[[tf.Tensor], tf.Tensor]:
   """index -> image decoded on the fly (data.cache=False)."""
   shape = [decoder.side, decoder.side, 3] if square else [None, None, 3]
 
   def lookup(index):
-    image = tf.numpy_function(lambda i: decoder.decode_or_next(int(i)), [index], tf.uint8,
-                              stateful=False)
+    image = tf.numpy_function(
+        lambda i: decoder.decode_or_next(int(i)),
+        [index],
+        tf.uint8,
+        stateful=False,
+    )
     image.set_shape(shape)
     return image
+
   return lookup
 
 
-def _item_and_seed(k: tf.Tensor, *, num_items: int, seed: int, process_index: int,
-                   process_count: int) -> tuple[tf.Tensor, tf.Tensor]:
+def _item_and_seed(
+    k: tf.Tensor,
+    *,
+    num_items: int,
+    seed: int,
+    process_index: int,
+    process_count: int,
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Item index of local element ``k`` and the seed of its augmentation."""
   fold_in = tf.random.experimental.stateless_fold_in
   epoch, position = k // num_items, k % num_items
-  shuffle_seed = fold_in(fold_in(tf.constant([seed, _SHUFFLE_SALT], tf.int64),
-                                 process_index), epoch)
+  shuffle_seed = fold_in(
+      fold_in(tf.constant([seed, _SHUFFLE_SALT], tf.int64), process_index),
+      epoch,
+  )
   item = tf.random.experimental.index_shuffle(
-      position, shuffle_seed, tf.constant(num_items - 1, tf.int64))
-  element_seed = fold_in(tf.constant([seed, _AUGMENT_SALT], tf.int64),
-                         k * process_count + process_index)
+      position, shuffle_seed, tf.constant(num_items - 1, tf.int64)
+  )
+  element_seed = fold_in(
+      tf.constant([seed, _AUGMENT_SALT], tf.int64),
+      k * process_count + process_index,
+  )
   return item, element_seed
 
 
-def _augment(image: tf.Tensor, seed: tf.Tensor, *, image_size: int, random_crop: bool,
-             rrc_min_scale: float, flip: bool) -> tf.Tensor:
+def _augment(
+    image: tf.Tensor,
+    seed: tf.Tensor,
+    *,
+    image_size: int,
+    random_crop: bool,
+    rrc_min_scale: float,
+    flip: bool,
+) -> tf.Tensor:
   """Per-element random square crop, random resized crop, resize and flip."""
   crop_seed, scale_seed, flip_seed = tf.unstack(
-      tf.random.experimental.stateless_split(seed, 3))
+      tf.random.experimental.stateless_split(seed, 3)
+  )
   rrc = rrc_min_scale < 1.0
   if random_crop or rrc:
     shape = tf.shape(image)
     side = tf.minimum(shape[0], shape[1])
     if rrc:
       area = tf.random.stateless_uniform([], scale_seed, rrc_min_scale, 1.0)
-      side = tf.cast(tf.round(tf.sqrt(area) * tf.cast(side, tf.float32)), tf.int32)
+      side = tf.cast(
+          tf.round(tf.sqrt(area) * tf.cast(side, tf.float32)), tf.int32
+      )
       side = tf.maximum(side, 1)
-    image = tf.image.stateless_random_crop(image, tf.stack([side, side, 3]), crop_seed)
+    image = tf.image.stateless_random_crop(
+        image, tf.stack([side, side, 3]), crop_seed
+    )
   if rrc:
-    image = tf.image.resize(image, [image_size, image_size], method='bicubic',
-                            antialias=True)
+    image = tf.image.resize(
+        image, [image_size, image_size], method='bicubic', antialias=True
+    )
     image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
   if flip:
     image = tf.image.stateless_random_flip_left_right(image, flip_seed)
@@ -197,15 +266,22 @@ def _augment(image: tf.Tensor, seed: tf.Tensor, *, image_size: int, random_crop:
 validate_data_config = sources_lib.validate_data_config
 
 
-def create_dataset(config: ml_collections.ConfigDict, *, local_batch_size: int,
-                   start_step: int = 0, process_index: int = 0,
-                   process_count: int = 1) -> tf.data.Dataset:
+def create_dataset(
+    config: ml_collections.ConfigDict,
+    *,
+    local_batch_size: int,
+    start_step: int = 0,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> tf.data.Dataset:
   """The endless, batched tf.data pipeline of one process (see ``create_input_iter``)."""
   validate_data_config(config)
   if local_batch_size < 1:
     raise ValueError(f'local_batch_size={local_batch_size} must be >= 1')
   if not 0 <= process_index < process_count:
-    raise ValueError(f'process_index={process_index} must be in [0, {process_count})')
+    raise ValueError(
+        f'process_index={process_index} must be in [0, {process_count})'
+    )
   if start_step < 0:
     raise ValueError(f'start_step={start_step} must be >= 0')
   data = config.data
@@ -215,12 +291,17 @@ def create_dataset(config: ml_collections.ConfigDict, *, local_batch_size: int,
   source = sources_lib.load_source(config)
   shard = sources_lib.shard(source, process_index, process_count)
   if not len(shard):
-    raise ValueError(f'{source.description}: {len(source)} images cannot be shared by '
-                     f'{process_count} processes (process {process_index} gets none)')
-  decoder = _Decoder(shard, side=preprocess.cache_side(data.image_size, rrc_min_scale),
-                     crop=crop,
-                     min_size=data.min_size if shard.filter_small else 0,
-                     background=tuple(int(c) for c in data.background))
+    raise ValueError(
+        f'{source.description}: {len(source)} images cannot be shared by '
+        f'{process_count} processes (process {process_index} gets none)'
+    )
+  decoder = _Decoder(
+      shard,
+      side=preprocess.cache_side(data.image_size, rrc_min_scale),
+      crop=crop,
+      min_size=data.min_size if shard.filter_small else 0,
+      background=tuple(int(c) for c in data.background),
+  )
   if data.cache:
     images = _decode_all(decoder)
     lookup = _in_memory_lookup(images)
@@ -230,15 +311,30 @@ def create_dataset(config: ml_collections.ConfigDict, *, local_batch_size: int,
     decoder.decode_or_next(0)
     lookup = _lazy_lookup(decoder, square=crop != 'random')
     num_items = len(shard)
-  logging.info('Process %d/%d reads %d images of %s.', process_index, process_count,
-               num_items, source.description)
+  logging.info(
+      'Process %d/%d reads %d images of %s.',
+      process_index,
+      process_count,
+      num_items,
+      source.description,
+  )
 
   def element(k):
-    item, seed = _item_and_seed(k, num_items=num_items, seed=config.seed,
-                                process_index=process_index, process_count=process_count)
-    return _augment(lookup(item), seed, image_size=data.image_size,
-                    random_crop=crop == 'random', rrc_min_scale=rrc_min_scale,
-                    flip=bool(data.flip))
+    item, seed = _item_and_seed(
+        k,
+        num_items=num_items,
+        seed=config.seed,
+        process_index=process_index,
+        process_count=process_count,
+    )
+    return _augment(
+        lookup(item),
+        seed,
+        image_size=data.image_size,
+        random_crop=crop == 'random',
+        rrc_min_scale=rrc_min_scale,
+        flip=bool(data.flip),
+    )
 
   start = start_step * local_batch_size
   ds = tf.data.Dataset.range(start, _LAST_ELEMENT)
@@ -247,9 +343,14 @@ def create_dataset(config: ml_collections.ConfigDict, *, local_batch_size: int,
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def create_input_iter(config: ml_collections.ConfigDict, *, local_batch_size: int,
-                      start_step: int = 0, process_index: int = 0,
-                      process_count: int = 1) -> Iterator[np.ndarray]:
+def create_input_iter(
+    config: ml_collections.ConfigDict,
+    *,
+    local_batch_size: int,
+    start_step: int = 0,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[np.ndarray]:
   """Endless iterator of uint8 batches [local_batch_size, S, S, 3] (S = data.image_size).
 
   Deterministic: batches depend only on (config.seed, config.data,
@@ -268,6 +369,11 @@ def create_input_iter(config: ml_collections.ConfigDict, *, local_batch_size: in
   Returns:
     An iterator of numpy uint8 arrays.
   """
-  ds = create_dataset(config, local_batch_size=local_batch_size, start_step=start_step,
-                      process_index=process_index, process_count=process_count)
+  ds = create_dataset(
+      config,
+      local_batch_size=local_batch_size,
+      start_step=start_step,
+      process_index=process_index,
+      process_count=process_count,
+  )
   return ds.as_numpy_iterator()

@@ -41,14 +41,17 @@ DOWNLOADS = (
     'https://archive.org/download/CAT_DATASET/CAT_DATASET_01.zip',
     'https://archive.org/download/CAT_DATASET/CAT_DATASET_02.zip',
 )
-_FIXED_ANNOTATION = ('https://archive.org/download/CAT_DATASET/00000003_015.jpg.cat',
-                     'CAT_00/00000003_015.jpg.cat')
+_FIXED_ANNOTATION = (
+    'https://archive.org/download/CAT_DATASET/00000003_015.jpg.cat',
+    'CAT_00/00000003_015.jpg.cat',
+)
 _JPEG_QUALITY = 95
 
 
 @dataclasses.dataclass(frozen=True)
 class Example:
   """One annotated photo: a name and functions reading its bytes and landmarks."""
+
   name: str
   read_image: Callable[[], bytes]
   read_landmarks: Callable[[], str]
@@ -60,11 +63,14 @@ def _folder_examples(folder: str) -> list[Example]:
     for name in files:
       if name.endswith('.cat'):
         cat_path = os.path.join(root, name)
-        image_path = cat_path[:-len('.cat')]
-        examples.append(Example(
-            os.path.relpath(image_path, folder),
-            lambda p=image_path: open(p, 'rb').read(),
-            lambda p=cat_path: open(p).read()))
+        image_path = cat_path[: -len('.cat')]
+        examples.append(
+            Example(
+                os.path.relpath(image_path, folder),
+                lambda p=image_path: open(p, 'rb').read(),
+                lambda p=cat_path: open(p).read(),
+            )
+        )
   return examples
 
 
@@ -77,10 +83,15 @@ def _zip_examples(path: str) -> list[Example]:
       return archive.read(member)
 
   names = set(archive.namelist())
-  return [Example(member[:-len('.cat')],
-                  lambda m=member[:-len('.cat')]: read(m),
-                  lambda m=member: read(m).decode('ascii', 'replace'))
-          for member in sorted(names) if member.endswith('.cat')]
+  return [
+      Example(
+          member[: -len('.cat')],
+          lambda m=member[: -len('.cat')]: read(m),
+          lambda m=member: read(m).decode('ascii', 'replace'),
+      )
+      for member in sorted(names)
+      if member.endswith('.cat')
+  ]
 
 
 def find_examples(input_dir: str) -> list[Example]:
@@ -117,8 +128,15 @@ def _output_name(name: str) -> str:
   return stem.replace('/', '_').replace(os.sep, '_') + '.jpg'
 
 
-def process(example: Example, output_dir: str, *, sizes: Sequence[int], margin: float,
-            eye_height: float, outside: str) -> tuple[str, list[int]]:
+def process(
+    example: Example,
+    output_dir: str,
+    *,
+    sizes: Sequence[int],
+    margin: float,
+    eye_height: float,
+    outside: str,
+) -> tuple[str, list[int]]:
   """Crops one face and writes it to every bucket it is large enough for.
 
   Returns:
@@ -127,7 +145,9 @@ def process(example: Example, output_dir: str, *, sizes: Sequence[int], margin: 
   """
   try:
     landmarks = preprocess.parse_cat_landmarks(example.read_landmarks())
-    square = preprocess.cat_face_square(landmarks, margin=margin, eye_height=eye_height)
+    square = preprocess.cat_face_square(
+        landmarks, margin=margin, eye_height=eye_height
+    )
   except (ValueError, OSError):
     return 'bad_landmarks', []
   if square.side < min(sizes):
@@ -146,44 +166,79 @@ def process(example: Example, output_dir: str, *, sizes: Sequence[int], margin: 
       # leaves the output folder as it was.
       os.makedirs(os.path.join(output_dir, str(size)), exist_ok=True)
       resized = face.resize((size, size), Image.Resampling.LANCZOS)
-      resized.save(os.path.join(output_dir, str(size), _output_name(example.name)),
-                   quality=_JPEG_QUALITY)
+      resized.save(
+          os.path.join(output_dir, str(size), _output_name(example.name)),
+          quality=_JPEG_QUALITY,
+      )
       written.append(size)
   return 'ok', written
 
 
-def prepare(input_dir: str, output_dir: str, *, sizes: Sequence[int] = (64, 128, 256),
-            margin: float = 1.0, eye_height: float = 0.4, outside: str = 'skip',
-            workers: int = 0) -> dict[str, dict[str, int]]:
+def prepare(
+    input_dir: str,
+    output_dir: str,
+    *,
+    sizes: Sequence[int] = (64, 128, 256),
+    margin: float = 1.0,
+    eye_height: float = 0.4,
+    outside: str = 'skip',
+    workers: int = 0,
+) -> dict[str, dict[str, int]]:
   """Writes the face buckets; returns {'buckets': {size: n}, 'status': {status: n}}."""
   examples = find_examples(input_dir)
   if not examples:
-    raise ValueError(f'{input_dir!r}: no .cat landmark files (in folders or .zip archives)')
+    raise ValueError(
+        f'{input_dir!r}: no .cat landmark files (in folders or .zip archives)'
+    )
   sizes = sorted(sizes)
   if not sizes or min(sizes) < 1:
     raise ValueError(f'--sizes={sizes} must be positive integers')
   workers = workers or (os.cpu_count() or 1) + 2
 
   def run(example):
-    return process(example, output_dir, sizes=sizes, margin=margin,
-                   eye_height=eye_height, outside=outside)
+    return process(
+        example,
+        output_dir,
+        sizes=sizes,
+        margin=margin,
+        eye_height=eye_height,
+        outside=outside,
+    )
 
   with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-    results = list(tqdm.tqdm(pool.map(run, examples), total=len(examples),
-                             unit='photo', desc='prepare_cat', disable=None))
-  buckets = collections.Counter(size for _, written in results for size in written)
+    results = list(
+        tqdm.tqdm(
+            pool.map(run, examples),
+            total=len(examples),
+            unit='photo',
+            desc='prepare_cat',
+            disable=None,
+        )
+    )
+  buckets = collections.Counter(
+      size for _, written in results for size in written
+  )
   status = collections.Counter(status for status, _ in results)
   if not buckets:
-    bad = [f'{example.name}.cat' for example, (s, _) in zip(examples, results)
-           if s == 'bad_landmarks'][:3]
-    named = f'; malformed landmark files include {", ".join(bad)}' if bad else ''
-    raise ValueError(f'{input_dir!r}: no face could be prepared from '
-                     f'{len(examples)} annotated photos '
-                     f'({", ".join(f"{n} {k}" for k, n in sorted(status.items()))})'
-                     f'{named}')
-  summary = {'photos': len(examples),
-             'buckets': {str(size): buckets[size] for size in sizes},
-             'status': dict(sorted(status.items()))}
+    bad = [
+        f'{example.name}.cat'
+        for example, (s, _) in zip(examples, results)
+        if s == 'bad_landmarks'
+    ][:3]
+    named = (
+        f'; malformed landmark files include {", ".join(bad)}' if bad else ''
+    )
+    raise ValueError(
+        f'{input_dir!r}: no face could be prepared from '
+        f'{len(examples)} annotated photos '
+        f'({", ".join(f"{n} {k}" for k, n in sorted(status.items()))})'
+        f'{named}'
+    )
+  summary = {
+      'photos': len(examples),
+      'buckets': {str(size): buckets[size] for size in sizes},
+      'status': dict(sorted(status.items())),
+  }
   with open(os.path.join(output_dir, 'prepare_cat.json'), 'w') as f:
     json.dump(summary, f, indent=1)
   return summary
@@ -192,18 +247,38 @@ def prepare(input_dir: str, output_dir: str, *, sizes: Sequence[int] = (64, 128,
 def main(argv: Sequence[str] | None = None) -> int:
   parser = cli.ArgumentParser(
       prog='python -m catgan_jax.data.prepare_cat',
-      description='Align and crop the CAT data set faces into size buckets.')
-  parser.add_argument('input', help='folder with the extracted CAT_0* folders or zips')
-  parser.add_argument('output', help='folder that receives one sub-folder per size')
+      description='Align and crop the CAT data set faces into size buckets.',
+  )
+  parser.add_argument(
+      'input', help='folder with the extracted CAT_0* folders or zips'
+  )
+  parser.add_argument(
+      'output', help='folder that receives one sub-folder per size'
+  )
   parser.add_argument('--sizes', default='64,128,256')
-  parser.add_argument('--margin', type=float, default=1.0,
-                      help='face width relative to the distance between the ear bases')
-  parser.add_argument('--eye_height', type=float, default=0.4,
-                      help='height of the eyes from the top, relative to the face')
-  parser.add_argument('--outside', choices=preprocess.OUTSIDE_MODES, default='skip',
-                      help='faces whose square leaves the photo: skip, or fill')
-  parser.add_argument('--download', action='store_true',
-                      help='first download the archives into INPUT')
+  parser.add_argument(
+      '--margin',
+      type=float,
+      default=1.0,
+      help='face width relative to the distance between the ear bases',
+  )
+  parser.add_argument(
+      '--eye_height',
+      type=float,
+      default=0.4,
+      help='height of the eyes from the top, relative to the face',
+  )
+  parser.add_argument(
+      '--outside',
+      choices=preprocess.OUTSIDE_MODES,
+      default='skip',
+      help='faces whose square leaves the photo: skip, or fill',
+  )
+  parser.add_argument(
+      '--download',
+      action='store_true',
+      help='first download the archives into INPUT',
+  )
   args = parser.parse_args(argv)
   try:
     sizes = [int(size) for size in args.sizes.split(',') if size]
@@ -212,12 +287,22 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.download:
     download(args.input)
   try:
-    summary = prepare(args.input, args.output, sizes=sizes, margin=args.margin,
-                      eye_height=args.eye_height, outside=args.outside)
+    summary = prepare(
+        args.input,
+        args.output,
+        sizes=sizes,
+        margin=args.margin,
+        eye_height=args.eye_height,
+        outside=args.outside,
+    )
   except ValueError as e:
     return cli.report(str(e))
-  print(f'{summary["photos"]} annotated photos: ' + ', '.join(
-      f'{count} {status}' for status, count in summary['status'].items()))
+  print(
+      f'{summary["photos"]} annotated photos: '
+      + ', '.join(
+          f'{count} {status}' for status, count in summary['status'].items()
+      )
+  )
   for size, count in summary['buckets'].items():
     print(f'  >= {size}px: {count} faces in {os.path.join(args.output, size)}')
   return 0

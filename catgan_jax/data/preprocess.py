@@ -59,8 +59,9 @@ def cache_side(image_size: int, rrc_min_scale: float = 1.0) -> int:
   return int(math.ceil(image_size * factor))
 
 
-def to_rgb(image: Image.Image,
-           background: Sequence[int] = (255, 255, 255)) -> Image.Image:
+def to_rgb(
+    image: Image.Image, background: Sequence[int] = (255, 255, 255)
+) -> Image.Image:
   """Converts a PIL image of any mode to 8-bit RGB.
 
   Args:
@@ -82,18 +83,24 @@ def to_rgb(image: Image.Image,
       values = values / 257.0
     gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     return Image.fromarray(gray, 'L').convert('RGB')
-  has_alpha = (mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La')
-               or (mode == 'P' and 'transparency' in image.info)
-               or (mode in ('L', 'RGB') and 'transparency' in image.info))
+  has_alpha = (
+      mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La')
+      or (mode == 'P' and 'transparency' in image.info)
+      or (mode in ('L', 'RGB') and 'transparency' in image.info)
+  )
   if has_alpha:
     rgba = image.convert('RGBA')
-    canvas = Image.new('RGBA', rgba.size, tuple(int(c) for c in background) + (255,))
+    canvas = Image.new(
+        'RGBA', rgba.size, tuple(int(c) for c in background) + (255,)
+    )
     return Image.alpha_composite(canvas, rgba).convert('RGB')
   # CMYK (Adobe-inverted JPEGs are handled by PIL's JPEG plugin), YCbCr, L, 1, P.
   return image.convert('RGB')
 
 
-def open_image(source: str | bytes | BinaryIO | np.ndarray | Image.Image) -> Image.Image:
+def open_image(
+    source: str | bytes | BinaryIO | np.ndarray | Image.Image,
+) -> Image.Image:
   """Opens a path, encoded bytes, a file object, an array or a PIL image (not loaded)."""
   if isinstance(source, Image.Image):
     return source
@@ -104,9 +111,13 @@ def open_image(source: str | bytes | BinaryIO | np.ndarray | Image.Image) -> Ima
   return Image.open(source)
 
 
-def load_rgb(source: Any, *, min_size: int = 0,
-             background: Sequence[int] = (255, 255, 255),
-             draft_side: int = 0) -> Image.Image:
+def load_rgb(
+    source: Any,
+    *,
+    min_size: int = 0,
+    background: Sequence[int] = (255, 255, 255),
+    draft_side: int = 0,
+) -> Image.Image:
   """Decodes one image to upright RGB, or raises ``UnusableImageError``.
 
   Args:
@@ -123,14 +134,20 @@ def load_rgb(source: Any, *, min_size: int = 0,
   Raises:
     UnusableImageError: unreadable, truncated, not an image, or too small.
   """
-  name = source if isinstance(source, (str, os.PathLike)) else type(source).__name__
+  name = (
+      source
+      if isinstance(source, (str, os.PathLike))
+      else type(source).__name__
+  )
   try:
     image = open_image(source)
     original_short = min(image.size)
     if min_size and original_short < min_size:
       raise UnusableImageError(
-          'too_small', f'{name}: {image.size[0]}x{image.size[1]} is smaller than '
-          f'min_size={min_size}')
+          'too_small',
+          f'{name}: {image.size[0]}x{image.size[1]} is smaller than '
+          f'min_size={min_size}',
+      )
     if draft_side and image.format == 'JPEG' and image.mode in ('RGB', 'L'):
       image.draft(image.mode, (draft_side, draft_side))
     image.load()  # Raises on truncated or corrupt data.
@@ -139,11 +156,21 @@ def load_rgb(source: Any, *, min_size: int = 0,
   except UnusableImageError:
     raise
   except Image.UnidentifiedImageError as e:
-    empty = isinstance(name, str) and os.path.isfile(name) and not os.path.getsize(name)
-    reason, what = ('unreadable', 'empty file') if empty else ('not_image', 'not an image')
+    empty = (
+        isinstance(name, str)
+        and os.path.isfile(name)
+        and not os.path.getsize(name)
+    )
+    reason, what = (
+        ('unreadable', 'empty file') if empty else ('not_image', 'not an image')
+    )
     raise UnusableImageError(reason, f'{name}: {what}') from e
-  except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...).
-    raise UnusableImageError('unreadable', f'{name}: {type(e).__name__}: {e}') from e
+  except (
+      Exception
+  ) as e:  # PIL raises many types (OSError, SyntaxError, ValueError...).
+    raise UnusableImageError(
+        'unreadable', f'{name}: {type(e).__name__}: {e}'
+    ) from e
 
 
 def crop_and_resize(image: Image.Image, side: int, crop: str) -> np.ndarray:
@@ -182,8 +209,17 @@ def crop_and_resize(image: Image.Image, side: int, crop: str) -> np.ndarray:
 
 
 # The 9 landmarks of a CAT data set '.cat' file, in file order.
-CAT_LANDMARKS = ('left_eye', 'right_eye', 'mouth', 'left_ear_1', 'left_ear_2', 'left_ear_3',
-                 'right_ear_1', 'right_ear_2', 'right_ear_3')
+CAT_LANDMARKS = (
+    'left_eye',
+    'right_eye',
+    'mouth',
+    'left_ear_1',
+    'left_ear_2',
+    'left_ear_3',
+    'right_ear_1',
+    'right_ear_2',
+    'right_ear_3',
+)
 OUTSIDE_MODES = ('skip', 'edge', 'reflect')
 
 
@@ -204,6 +240,7 @@ class FaceSquare:
   the face, and the square spans ``u`` in [-side/2, side/2] and ``v`` in
   [-eye_height * side, (1 - eye_height) * side] along them.
   """
+
   centre: np.ndarray
   x_axis: np.ndarray
   y_axis: np.ndarray
@@ -217,12 +254,15 @@ class FaceSquare:
     return self.centre + u[..., None] * self.x_axis + v[..., None] * self.y_axis
 
   def corners(self) -> np.ndarray:
-    return self.to_photo(np.array([0, self.side, 0, self.side]),
-                         np.array([0, 0, self.side, self.side]))
+    return self.to_photo(
+        np.array([0, self.side, 0, self.side]),
+        np.array([0, 0, self.side, self.side]),
+    )
 
 
-def cat_face_square(landmarks: np.ndarray, *, margin: float = 1.0,
-                    eye_height: float = 0.4) -> FaceSquare:
+def cat_face_square(
+    landmarks: np.ndarray, *, margin: float = 1.0, eye_height: float = 0.4
+) -> FaceSquare:
   """The square face crop of one cat: eyes level, width from the ear bases.
 
   Args:
@@ -256,8 +296,9 @@ def cat_face_square(landmarks: np.ndarray, *, margin: float = 1.0,
   return FaceSquare(centre, x_axis, y_axis, side, eye_height)
 
 
-def crop_square(image: Image.Image, square: FaceSquare, *,
-                outside: str = 'skip') -> Image.Image | None:
+def crop_square(
+    image: Image.Image, square: FaceSquare, *, outside: str = 'skip'
+) -> Image.Image | None:
   """Cuts ``square`` out of an RGB photo at its own resolution (rotated upright).
 
   Args:
@@ -273,8 +314,12 @@ def crop_square(image: Image.Image, square: FaceSquare, *,
     raise ValueError(f'outside={outside!r} must be one of {OUTSIDE_MODES}')
   corners = square.corners()
   width, height = image.size
-  overhang = max(0.0, -corners.min(), corners[:, 0].max() - width,
-                 corners[:, 1].max() - height)
+  overhang = max(
+      0.0,
+      -corners.min(),
+      corners[:, 0].max() - width,
+      corners[:, 1].max() - height,
+  )
   pad = 0
   if overhang > 0:
     if outside == 'skip':
@@ -284,12 +329,18 @@ def crop_square(image: Image.Image, square: FaceSquare, *,
     pixels = np.asarray(image)
     if outside == 'reflect' and pad >= min(pixels.shape[:2]):
       mode = 'edge'  # A reflection cannot be wider than the photo.
-    image = Image.fromarray(np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode=mode))
+    image = Image.fromarray(
+        np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode=mode)
+    )
   side = max(1, int(round(square.side)))
   scale = square.side / side
   origin = square.to_photo(np.array(0.0), np.array(0.0)) + pad
   ax, ay = square.x_axis * scale, square.y_axis * scale
   # PIL's affine maps output (x, y) to input (a x + b y + c, d x + e y + f).
   coefficients = (ax[0], ay[0], origin[0], ax[1], ay[1], origin[1])
-  return image.transform((side, side), Image.Transform.AFFINE, coefficients,
-                         resample=Image.Resampling.BICUBIC)
+  return image.transform(
+      (side, side),
+      Image.Transform.AFFINE,
+      coefficients,
+      resample=Image.Resampling.BICUBIC,
+  )

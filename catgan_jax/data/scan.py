@@ -36,16 +36,28 @@ from catgan_jax.data import preprocess
 from catgan_jax.data import sources
 
 GOOD = 'good'
-CATEGORIES = ('not_image', 'unreadable', 'too_small', 'duplicate', 'near_duplicate',
-              'no_cat_face')
-_HASH_SIDE = 32  # The perceptual hash keeps the 8x8 lowest frequencies of a 32x32 DCT.
-_CAT_CASCADES = ('haarcascade_frontalcatface_extended.xml', 'haarcascade_frontalcatface.xml')
+CATEGORIES = (
+    'not_image',
+    'unreadable',
+    'too_small',
+    'duplicate',
+    'near_duplicate',
+    'no_cat_face',
+)
+_HASH_SIDE = (
+    32  # The perceptual hash keeps the 8x8 lowest frequencies of a 32x32 DCT.
+)
+_CAT_CASCADES = (
+    'haarcascade_frontalcatface_extended.xml',
+    'haarcascade_frontalcatface.xml',
+)
 _DETECT_MAX_SIDE = 256
 
 
 @dataclasses.dataclass
 class FileReport:
   """What the scan found about one file (``path`` is relative to the folder)."""
+
   path: str
   category: str = GOOD
   detail: str = ''
@@ -58,6 +70,7 @@ class FileReport:
 @dataclasses.dataclass
 class ScanReport:
   """The result of ``scan_folder``."""
+
   folder: str
   files: list[FileReport]
   ignored: list[str]  # Files without an image extension.
@@ -78,20 +91,27 @@ def perceptual_hash(image: Image.Image) -> int:
   Resizing, recompression and small colour changes flip few bits; different
   images differ in about half of them.
   """
-  gray = image.convert('L').resize((_HASH_SIDE, _HASH_SIDE), Image.Resampling.BOX)
-  coefficients = scipy.fft.dctn(np.asarray(gray, np.float64), norm='ortho')[:8, :8]
+  gray = image.convert('L').resize(
+      (_HASH_SIDE, _HASH_SIDE), Image.Resampling.BOX
+  )
+  coefficients = scipy.fft.dctn(np.asarray(gray, np.float64), norm='ortho')[
+      :8, :8
+  ]
   coefficients = coefficients.ravel()
-  bits = coefficients > np.median(coefficients[1:])  # The DC term would skew the median.
+  bits = coefficients > np.median(
+      coefficients[1:]
+  )  # The DC term would skew the median.
   return int.from_bytes(np.packbits(bits).tobytes(), 'big')
 
 
-def hamming_pairs(hashes: Sequence[int], threshold: int,
-                  chunk: int = 1024) -> list[tuple[int, int]]:
+def hamming_pairs(
+    hashes: Sequence[int], threshold: int, chunk: int = 1024
+) -> list[tuple[int, int]]:
   """All pairs ``(i, j)``, ``j < i``, whose hashes differ in at most ``threshold`` bits."""
   values = np.array(hashes, dtype=np.uint64)
   pairs = []
   for start in range(0, len(values), chunk):
-    block = values[start:start + chunk, None] ^ values[None, :]
+    block = values[start : start + chunk, None] ^ values[None, :]
     rows, cols = np.nonzero(np.bitwise_count(block) <= threshold)
     rows = rows + start
     below = cols < rows
@@ -134,7 +154,9 @@ def _mark_duplicates(reports: list[FileReport], near_threshold: int) -> None:
     return
   candidates = [report for report in reports if report.category == GOOD]
   neighbours = collections.defaultdict(list)
-  for i, j in hamming_pairs([report.phash for report in candidates], near_threshold):
+  for i, j in hamming_pairs(
+      [report.phash for report in candidates], near_threshold
+  ):
     neighbours[i].append(j)
   for i, report in enumerate(candidates):
     kept = [j for j in neighbours[i] if candidates[j].category == GOOD]
@@ -148,32 +170,46 @@ def cat_face_detector():
   try:
     import cv2  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ImportError('the cat-face check needs opencv-python-headless<5 '
-                      '(4.x wheels ship the cat-face Haar cascades)') from e
+    raise ImportError(
+        'the cat-face check needs opencv-python-headless<5 '
+        '(4.x wheels ship the cat-face Haar cascades)'
+    ) from e
   cascades = []
   for name in _CAT_CASCADES:
     cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, name))
     if cascade.empty():
-      raise ValueError(f'OpenCV {cv2.__version__} has no usable {name} (use opencv<5)')
+      raise ValueError(
+          f'OpenCV {cv2.__version__} has no usable {name} (use opencv<5)'
+      )
     cascades.append(cascade)
 
   def has_cat_face(rgb: np.ndarray) -> bool:
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     scale = _DETECT_MAX_SIDE / max(gray.shape)
     if scale < 1:
-      gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+      gray = cv2.resize(
+          gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+      )
     # Tight face crops fill the frame; a replicated border lets the detector's
     # window see the whole face (90% of 64px cat faces found versus 83% without).
     pad = gray.shape[0] // 4
     gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     gray = cv2.equalizeHist(gray)
-    return any(len(cascade.detectMultiScale(gray, scaleFactor=1.05, minNeighbors=3,
-                                            minSize=(24, 24)))
-               for cascade in cascades)
+    return any(
+        len(
+            cascade.detectMultiScale(
+                gray, scaleFactor=1.05, minNeighbors=3, minSize=(24, 24)
+            )
+        )
+        for cascade in cascades
+    )
+
   return has_cat_face
 
 
-def _mark_no_cat_face(folder: str, reports: list[FileReport], workers: int) -> None:
+def _mark_no_cat_face(
+    folder: str, reports: list[FileReport], workers: int
+) -> None:
   # A cascade classifier is not safe to share between threads (results vary).
   local = threading.local()
 
@@ -191,8 +227,14 @@ def _mark_no_cat_face(folder: str, reports: list[FileReport], workers: int) -> N
       report.category, report.detail = 'no_cat_face', 'no cat face detected'
 
 
-def scan_folder(folder: str, *, min_size: int = 32, near_threshold: int = 4,
-                cat_faces: bool = False, workers: int = 0) -> ScanReport:
+def scan_folder(
+    folder: str,
+    *,
+    min_size: int = 32,
+    near_threshold: int = 4,
+    cat_faces: bool = False,
+    workers: int = 0,
+) -> ScanReport:
   """Categorises every image file under ``folder`` (recursive).
 
   Args:
@@ -213,11 +255,21 @@ def scan_folder(folder: str, *, min_size: int = 32, near_threshold: int = 4,
   ignored = []
   for root, dirs, files in os.walk(folder):
     dirs[:] = [d for d in dirs if not d.startswith('.')]
-    ignored += [os.path.relpath(os.path.join(root, name), folder) for name in files
-                if not name.lower().endswith(preprocess.IMAGE_EXTENSIONS)]
+    ignored += [
+        os.path.relpath(os.path.join(root, name), folder)
+        for name in files
+        if not name.lower().endswith(preprocess.IMAGE_EXTENSIONS)
+    ]
   with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-    reports = list(tqdm.tqdm(pool.map(lambda p: _inspect(folder, p, min_size), paths),
-                             total=len(paths), unit='img', desc='scan', disable=None))
+    reports = list(
+        tqdm.tqdm(
+            pool.map(lambda p: _inspect(folder, p, min_size), paths),
+            total=len(paths),
+            unit='img',
+            desc='scan',
+            disable=None,
+        )
+    )
   _mark_duplicates(reports, near_threshold)
   if cat_faces:
     _mark_no_cat_face(folder, reports, workers)
@@ -227,8 +279,10 @@ def scan_folder(folder: str, *, min_size: int = 32, near_threshold: int = 4,
 def write_manifest(report: ScanReport, path: str) -> None:
   """Writes the good files, relative to the scanned folder, one a line."""
   with open(path, 'w') as f:
-    f.write(f'# Clean images of {os.path.abspath(report.folder)} '
-            '(written by catgan_jax.data.scan); paths are relative to it.\n')
+    f.write(
+        f'# Clean images of {os.path.abspath(report.folder)} '
+        '(written by catgan_jax.data.scan); paths are relative to it.\n'
+    )
     for good in report.good_paths():
       f.write(good + '\n')
 
@@ -236,8 +290,10 @@ def write_manifest(report: ScanReport, path: str) -> None:
 def format_report(report: ScanReport, max_listed: int = 10) -> str:
   """A human-readable summary: counts per category with example files."""
   groups = report.by_category()
-  lines = [f'Scanned {report.folder}: {len(report.files)} image files'
-           f' ({len(report.ignored)} other files ignored).']
+  lines = [
+      f'Scanned {report.folder}: {len(report.files)} image files'
+      f' ({len(report.ignored)} other files ignored).'
+  ]
   for name, members in groups.items():
     lines.append(f'  {name:<15}{len(members):>7}')
     if name != GOOD:
@@ -245,30 +301,49 @@ def format_report(report: ScanReport, max_listed: int = 10) -> str:
         lines.append(f'      {member.path}: {member.detail}')
       if len(members) > max_listed:
         lines.append(f'      ... and {len(members) - max_listed} more')
-  modes = collections.Counter(r.mode for r in report.files
-                              if r.category == GOOD and r.mode != 'RGB')
+  modes = collections.Counter(
+      r.mode for r in report.files if r.category == GOOD and r.mode != 'RGB'
+  )
   if modes:
-    lines.append('  converted to RGB: ' + ', '.join(
-        f'{mode} {count}' for mode, count in sorted(modes.items())))
+    lines.append(
+        '  converted to RGB: '
+        + ', '.join(f'{mode} {count}' for mode, count in sorted(modes.items()))
+    )
   return '\n'.join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = cli.ArgumentParser(
       prog='python -m catgan_jax.data.scan',
-      description='Report broken, small, duplicate and non-cat images; write a manifest.')
+      description='Report broken, small, duplicate and non-cat images; write a manifest.',
+  )
   parser.add_argument('folder')
-  parser.add_argument('--manifest', default='', help='write the good files here')
-  parser.add_argument('--report', default='', help='write every file\'s result as JSON')
+  parser.add_argument(
+      '--manifest', default='', help='write the good files here'
+  )
+  parser.add_argument(
+      '--report', default='', help="write every file's result as JSON"
+  )
   parser.add_argument('--min_size', type=int, default=32)
-  parser.add_argument('--near_threshold', type=int, default=4,
-                      help='max perceptual-hash distance (of 64 bits); -1 = off')
-  parser.add_argument('--cat_faces', action='store_true',
-                      help='mark images where no cat face is detected (OpenCV)')
+  parser.add_argument(
+      '--near_threshold',
+      type=int,
+      default=4,
+      help='max perceptual-hash distance (of 64 bits); -1 = off',
+  )
+  parser.add_argument(
+      '--cat_faces',
+      action='store_true',
+      help='mark images where no cat face is detected (OpenCV)',
+  )
   args = parser.parse_args(argv)
   try:
-    report = scan_folder(args.folder, min_size=args.min_size,
-                         near_threshold=args.near_threshold, cat_faces=args.cat_faces)
+    report = scan_folder(
+        args.folder,
+        min_size=args.min_size,
+        near_threshold=args.near_threshold,
+        cat_faces=args.cat_faces,
+    )
   except (ValueError, ImportError) as e:
     return cli.report(str(e))
   print(format_report(report))
@@ -277,8 +352,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f'Wrote {args.manifest} ({len(report.good_paths())} images).')
   if args.report:
     with open(args.report, 'w') as f:
-      json.dump({'folder': report.folder, 'ignored': report.ignored,
-                 'files': [dataclasses.asdict(r) for r in report.files]}, f, indent=1)
+      json.dump(
+          {
+              'folder': report.folder,
+              'ignored': report.ignored,
+              'files': [dataclasses.asdict(r) for r in report.files],
+          },
+          f,
+          indent=1,
+      )
     print(f'Wrote {args.report}.')
   return 0
 

@@ -30,6 +30,7 @@ class Source:
     filter_small: whether ``data.min_size`` applies (not to images that are
       generated at the training size).
   """
+
   description: str
   items: Sequence[Any]
   open_fn: Callable[[Any], Any] = lambda item: item
@@ -49,8 +50,9 @@ def list_image_files(folder: str) -> list[str]:
   for root, dirs, files in os.walk(folder):
     dirs[:] = [d for d in dirs if not d.startswith('.')]
     for name in files:
-      if (not name.startswith('.')
-          and name.lower().endswith(preprocess.IMAGE_EXTENSIONS)):
+      if not name.startswith('.') and name.lower().endswith(
+          preprocess.IMAGE_EXTENSIONS
+      ):
         paths.append(os.path.join(root, name))
   return sorted(paths)
 
@@ -79,13 +81,16 @@ def load_synthetic(config: ml_collections.ConfigDict) -> Source:
   # A fixed data set seed: runs with different config.seed see the same faces.
   data_seed = data.get('synthetic_seed', 0)
   n = data.num_synthetic
-  logging.info('Source synthetic: %d procedurally drawn cat faces at %dpx.', n, side)
+  logging.info(
+      'Source synthetic: %d procedurally drawn cat faces at %dpx.', n, side
+  )
   return Source(
       description=f'synthetic cat faces (n={n})',
       items=range(n),
       open_fn=lambda i: synthetic.draw_cat_face(side, data_seed, int(i)),
       name_fn=lambda i: f'synthetic[{i}]',
-      filter_small=False)
+      filter_small=False,
+  )
 
 
 def load_folder(config: ml_collections.ConfigDict) -> Source:
@@ -94,11 +99,15 @@ def load_folder(config: ml_collections.ConfigDict) -> Source:
   manifest = config.data.get('manifest', '')
   if manifest:
     paths = read_manifest(manifest, folder)
-    logging.info('Source folder: %d images listed in manifest %s.', len(paths), manifest)
+    logging.info(
+        'Source folder: %d images listed in manifest %s.', len(paths), manifest
+    )
     description = f'manifest {manifest!r} (data.dir={folder!r})'
   else:
     paths = list_image_files(folder)
-    logging.info('Source folder: %d image files found under %s.', len(paths), folder)
+    logging.info(
+        'Source folder: %d image files found under %s.', len(paths), folder
+    )
     description = f'folder data.dir={folder!r}'
   if not paths:
     exts = ', '.join(preprocess.IMAGE_EXTENSIONS)
@@ -108,14 +117,19 @@ def load_folder(config: ml_collections.ConfigDict) -> Source:
 
 def cat_dataset_bucket(root: str, image_size: int) -> str:
   """The smallest bucket folder ``root/N`` of ``prepare_cat`` with N >= image_size."""
-  sizes = sorted(int(name) for name in os.listdir(root)
-                 if name.isdigit() and os.path.isdir(os.path.join(root, name)))
+  sizes = sorted(
+      int(name)
+      for name in os.listdir(root)
+      if name.isdigit() and os.path.isdir(os.path.join(root, name))
+  )
   for size in sizes:
     if size >= image_size:
       return os.path.join(root, str(size))
-  raise ValueError(f'data.dir={root!r}: no face bucket of at least data.image_size='
-                   f'{image_size} (found {sizes or "none"}); run '
-                   f'`python -m catgan_jax.data.prepare_cat INPUT {root}`')
+  raise ValueError(
+      f'data.dir={root!r}: no face bucket of at least data.image_size='
+      f'{image_size} (found {sizes or "none"}); run '
+      f'`python -m catgan_jax.data.prepare_cat INPUT {root}`'
+  )
 
 
 def load_cat_dataset(config: ml_collections.ConfigDict) -> Source:
@@ -142,19 +156,26 @@ def load_tfds(config: ml_collections.ConfigDict) -> Source:
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   data = config.data
   image_key = data.get('tfds_image_key', 'image')
   label_key = data.get('tfds_label_key', 'label')
   labels = tuple(int(label) for label in data.tfds_labels)
   description = f'tfds {data.tfds_name!r} split {data.tfds_split!r}' + (
-      f' {label_key} in {labels}' if labels else '')
+      f' {label_key} in {labels}' if labels else ''
+  )
   try:
     builder = tfds.builder(data.tfds_name, data_dir=data.tfds_data_dir or None)
     if data.get('tfds_download', False):
       builder.download_and_prepare()
-    ds = builder.as_dataset(split=data.tfds_split, shuffle_files=False,
-                            decoders={image_key: tfds.decode.SkipDecoding()})
-  except Exception as e:  # tfds raises many types for a missing or unknown data set.
+    ds = builder.as_dataset(
+        split=data.tfds_split,
+        shuffle_files=False,
+        decoders={image_key: tfds.decode.SkipDecoding()},
+    )
+  except (
+      Exception
+  ) as e:  # tfds raises many types for a missing or unknown data set.
     raise ValueError(
         f'{description}: cannot be read from data.tfds_data_dir='
         f'{data.tfds_data_dir!r} ({type(e).__name__}: {e}); prepare it with '
@@ -167,8 +188,11 @@ def load_tfds(config: ml_collections.ConfigDict) -> Source:
   logging.info('Source tfds: %d images in %s.', len(items), description)
   if not items:
     raise ValueError(f'{description}: no images')
-  return Source(description=description, items=items,
-                name_fn=lambda item: f'{data.tfds_name} image ({len(item)} bytes)')
+  return Source(
+      description=description,
+      items=items,
+      name_fn=lambda item: f'{data.tfds_name} image ({len(item)} bytes)',
+  )
 
 
 # data.source -> loader(config) -> Source.
@@ -184,7 +208,9 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
   """Returns the ``Source`` named by ``config.data.source``."""
   name = config.data.source
   if name not in SOURCES:
-    raise ValueError(f'data.source={name!r} is unknown; valid: {sorted(SOURCES)}')
+    raise ValueError(
+        f'data.source={name!r} is unknown; valid: {sorted(SOURCES)}'
+    )
   return SOURCES[name](config)
 
 
@@ -205,12 +231,17 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
   """
   data = config.data
   if data.source not in SOURCES:
-    raise ValueError(f'data.source={data.source!r} is unknown; valid: '
-                     f'{sorted(SOURCES)}')
+    raise ValueError(
+        f'data.source={data.source!r} is unknown; valid: ' f'{sorted(SOURCES)}'
+    )
   if not isinstance(data.image_size, int) or data.image_size < 8:
-    raise ValueError(f'data.image_size={data.image_size!r} must be an integer >= 8')
+    raise ValueError(
+        f'data.image_size={data.image_size!r} must be an integer >= 8'
+    )
   if data.crop not in preprocess.CROPS:
-    raise ValueError(f'data.crop={data.crop!r} must be one of {preprocess.CROPS}')
+    raise ValueError(
+        f'data.crop={data.crop!r} must be one of {preprocess.CROPS}'
+    )
   if data.min_size < 0:
     raise ValueError(f'data.min_size={data.min_size!r} must be >= 0')
   rrc = data.get('rrc_min_scale', 1.0)
@@ -218,22 +249,32 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'data.rrc_min_scale={rrc!r} must be in (0, 1]')
   background = tuple(data.get('background', (255, 255, 255)))
   if len(background) != 3 or not all(0 <= int(c) <= 255 for c in background):
-    raise ValueError(f'data.background={background!r} must be 3 integers in [0, 255]')
+    raise ValueError(
+        f'data.background={background!r} must be 3 integers in [0, 255]'
+    )
   if data.source == 'synthetic' and data.num_synthetic < 1:
     raise ValueError(f'data.num_synthetic={data.num_synthetic!r} must be >= 1')
   if data.source in ('folder', 'cat_dataset'):
     if not data.dir:
-      raise ValueError(f"data.dir='' must name a folder of images for "
-                       f'data.source={data.source!r}')
+      raise ValueError(
+          f"data.dir='' must name a folder of images for "
+          f'data.source={data.source!r}'
+      )
     if not os.path.isdir(data.dir):
-      raise ValueError(f'data.dir={data.dir!r} does not exist or is not a directory')
+      raise ValueError(
+          f'data.dir={data.dir!r} does not exist or is not a directory'
+      )
   if data.source == 'tfds' and not data.get('tfds_name', ''):
-    raise ValueError("data.tfds_name='' must name a TFDS data set for data.source='tfds'")
+    raise ValueError(
+        "data.tfds_name='' must name a TFDS data set for data.source='tfds'"
+    )
   if data.get('ada_target', 0.0) > 0:
     if not data.get('diffaugment', ''):
-      raise ValueError(f'data.ada_target={data.ada_target!r} adapts the '
-                       "probability of data.diffaugment='', which is off; "
-                       'name a policy (e.g. data.diffaugment=translation)')
+      raise ValueError(
+          f'data.ada_target={data.ada_target!r} adapts the '
+          "probability of data.diffaugment='', which is off; "
+          'name a policy (e.g. data.diffaugment=translation)'
+      )
     for field in ('ada_interval', 'ada_kimg'):
       if not data[field] > 0:
         raise ValueError(f'data.{field}={data[field]!r} must be positive')

@@ -14,10 +14,27 @@ from PIL import Image
 from PIL import ImageDraw
 
 # Fur colours (RGB): ginger, grey, black, white, brown, cream, silver, tortie-ish.
-_FUR = np.array([(214, 128, 56), (128, 128, 134), (34, 32, 36), (236, 234, 228),
-                 (120, 80, 50), (232, 206, 160), (180, 184, 190), (90, 60, 40)])
-_IRIS = np.array([(90, 170, 60), (220, 190, 40), (80, 140, 210), (200, 120, 30),
-                  (150, 190, 90)])
+_FUR = np.array(
+    [
+        (214, 128, 56),
+        (128, 128, 134),
+        (34, 32, 36),
+        (236, 234, 228),
+        (120, 80, 50),
+        (232, 206, 160),
+        (180, 184, 190),
+        (90, 60, 40),
+    ]
+)
+_IRIS = np.array(
+    [
+        (90, 170, 60),
+        (220, 190, 40),
+        (80, 140, 210),
+        (200, 120, 30),
+        (150, 190, 90),
+    ]
+)
 _SUPERSAMPLE = 2
 
 
@@ -50,11 +67,16 @@ def _draw_face(rng: np.random.Generator, size: int) -> Image.Image:
     for da in (-ear_half_base, ear_half_base):
       a = ear_angle + da
       base.append((cx + side * rx * math.sin(a), cy - ry * math.cos(a)))
-    tip = (cx + side * (rx * math.sin(ear_angle) + ear_height * 0.35),
-           cy - ry * math.cos(ear_angle) - ear_height)
+    tip = (
+        cx + side * (rx * math.sin(ear_angle) + ear_height * 0.35),
+        cy - ry * math.cos(ear_angle) - ear_height,
+    )
     draw.polygon([base[0], tip, base[1]], fill=fur_colour)
     mid = ((base[0][0] + base[1][0]) / 2, (base[0][1] + base[1][1]) / 2)
-    shrink = lambda p: (mid[0] + 0.6 * (p[0] - mid[0]), mid[1] + 0.6 * (p[1] - mid[1]))
+    shrink = lambda p: (
+        mid[0] + 0.6 * (p[0] - mid[0]),
+        mid[1] + 0.6 * (p[1] - mid[1]),
+    )
     draw.polygon([shrink(base[0]), shrink(tip), shrink(base[1])], fill=inner)
 
   draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=fur_colour)
@@ -62,8 +84,11 @@ def _draw_face(rng: np.random.Generator, size: int) -> Image.Image:
   if rng.random() < 0.5:  # Tabby stripes on the forehead.
     for k in (-1, 0, 1):
       x = cx + k * rx * 0.18
-      draw.line([(x, cy - ry * 0.92), (x, cy - ry * 0.55)], fill=dark,
-                width=max(1, int(size * 0.02)))
+      draw.line(
+          [(x, cy - ry * 0.92), (x, cy - ry * 0.55)],
+          fill=dark,
+          width=max(1, int(size * 0.02)),
+      )
 
   # Eyes.
   eye_dx, eye_y = rx * rng.uniform(0.36, 0.46), cy - ry * rng.uniform(0.05, 0.2)
@@ -72,39 +97,64 @@ def _draw_face(rng: np.random.Generator, size: int) -> Image.Image:
   pupil_w = eye_r * rng.uniform(0.2, 0.7)
   for side in (-1, 1):
     ex = cx + side * eye_dx
-    draw.ellipse((ex - eye_r, eye_y - eye_r * 0.85, ex + eye_r, eye_y + eye_r * 0.85),
-                 fill=iris, outline=(20, 20, 20), width=max(1, size // 96))
-    draw.ellipse((ex - pupil_w, eye_y - eye_r * 0.8, ex + pupil_w, eye_y + eye_r * 0.8),
-                 fill=(10, 10, 12))
+    draw.ellipse(
+        (ex - eye_r, eye_y - eye_r * 0.85, ex + eye_r, eye_y + eye_r * 0.85),
+        fill=iris,
+        outline=(20, 20, 20),
+        width=max(1, size // 96),
+    )
+    draw.ellipse(
+        (ex - pupil_w, eye_y - eye_r * 0.8, ex + pupil_w, eye_y + eye_r * 0.8),
+        fill=(10, 10, 12),
+    )
     hl = eye_r * 0.22
     hx, hy = ex + eye_r * 0.3, eye_y - eye_r * 0.35
     draw.ellipse((hx - hl, hy - hl, hx + hl, hy + hl), fill=(250, 250, 250))
 
   # Nose and mouth.
-  nose_y, nose_w = cy + ry * rng.uniform(0.18, 0.28), radius * rng.uniform(0.09, 0.14)
+  nose_y, nose_w = cy + ry * rng.uniform(0.18, 0.28), radius * rng.uniform(
+      0.09, 0.14
+  )
   nose = _jitter(rng, np.array([225, 120, 140]), 25)
-  draw.polygon([(cx - nose_w, nose_y), (cx + nose_w, nose_y), (cx, nose_y + nose_w)],
-               fill=nose)
+  draw.polygon(
+      [(cx - nose_w, nose_y), (cx + nose_w, nose_y), (cx, nose_y + nose_w)],
+      fill=nose,
+  )
   mouth_w = max(1, size // 80)
   mouth_y = nose_y + nose_w
   for side in (-1, 1):
-    draw.arc((cx + min(0, side) * nose_w * 1.6, mouth_y - nose_w * 0.8,
-              cx + max(0, side) * nose_w * 1.6, mouth_y + nose_w * 0.8),
-             0, 180, fill=(30, 20, 20), width=mouth_w)
+    draw.arc(
+        (
+            cx + min(0, side) * nose_w * 1.6,
+            mouth_y - nose_w * 0.8,
+            cx + max(0, side) * nose_w * 1.6,
+            mouth_y + nose_w * 0.8,
+        ),
+        0,
+        180,
+        fill=(30, 20, 20),
+        width=mouth_w,
+    )
 
   if rng.random() < 0.8:  # Whiskers.
     whisker = (245, 245, 240) if sum(fur_colour) < 300 else (40, 40, 40)
     for side in (-1, 1):
       for k in range(3):
         start = (cx + side * nose_w * 2.0, nose_y + nose_w * (0.3 + 0.4 * k))
-        end = (cx + side * rx * rng.uniform(1.05, 1.3),
-               nose_y + nose_w * (0.3 + 0.4 * k) + (k - 1) * radius * 0.18)
+        end = (
+            cx + side * rx * rng.uniform(1.05, 1.3),
+            nose_y + nose_w * (0.3 + 0.4 * k) + (k - 1) * radius * 0.18,
+        )
         draw.line([start, end], fill=whisker, width=max(1, size // 128))
 
   tilt = rng.uniform(-12, 12)
   # Nearest is enough: the supersampled image is box-filtered afterwards.
-  return image.rotate(tilt, resample=Image.Resampling.NEAREST, center=(cx, cy),
-                      fillcolor=background)
+  return image.rotate(
+      tilt,
+      resample=Image.Resampling.NEAREST,
+      center=(cx, cy),
+      fillcolor=background,
+  )
 
 
 def draw_cat_face(size: int, seed: int, index: int) -> np.ndarray:
@@ -128,7 +178,9 @@ def draw_cat_faces(n: int, size: int, seed: int = 0) -> np.ndarray:
     uint8 array [n, size, size, 3].
   """
   if n < 0 or size < 1:
-    raise ValueError(f'draw_cat_faces needs n >= 0 and size >= 1, got n={n}, size={size}')
+    raise ValueError(
+        f'draw_cat_faces needs n >= 0 and size >= 1, got n={n}, size={size}'
+    )
   images = np.empty((n, size, size, 3), np.uint8)
   for i in range(n):
     images[i] = draw_cat_face(size, seed, i)

@@ -69,7 +69,8 @@ def generated_features(
   if num_samples < 2 or batch_size < 1:
     raise ValueError(
         f'Need num_samples >= 2 and batch_size >= 1, got {num_samples} and '
-        f'{batch_size}.')
+        f'{batch_size}.'
+    )
   chunks, done = [], 0
   while done < num_samples:
     n = min(batch_size, num_samples - done)
@@ -119,13 +120,22 @@ def evaluate(
   if gen.shape[1] != ref_features.shape[1]:
     raise ValueError(
         f'Generated features have {gen.shape[1]} dimensions, reference '
-        f'features {ref_features.shape[1]}: different feature networks?')
+        f'features {ref_features.shape[1]}: different feature networks?'
+    )
   fid_value = fid.frechet_distance(
-      *fid.statistics(gen), *fid.statistics(ref_features))
+      *fid.statistics(gen), *fid.statistics(ref_features)
+  )
   kid, kid_std = fid.kernel_inception_distance(
-      gen, ref_features, kid_subsets, kid_subset_size)
-  logging.info('FID %.3f, KID %.5f +- %.5f (%d samples, %d reference).',
-               fid_value, kid, kid_std, gen.shape[0], ref_features.shape[0])
+      gen, ref_features, kid_subsets, kid_subset_size
+  )
+  logging.info(
+      'FID %.3f, KID %.5f +- %.5f (%d samples, %d reference).',
+      fid_value,
+      kid,
+      kid_std,
+      gen.shape[0],
+      ref_features.shape[0],
+  )
   scores = {'fid': fid_value, 'kid': kid, 'kid_std': kid_std}
   if probs is not None:
     is_mean, is_std = inception_score.inception_score(probs, is_splits)

@@ -36,9 +36,9 @@ from catgan_jax.evaluation import inception_v3
 from catgan_jax.evaluation import mobilenet_v2
 
 
-
 class Outputs(NamedTuple):
   """What one pass of a feature network gives for N images."""
+
   features: np.ndarray  # [N, D] float32: FID/KID.
   probs: np.ndarray  # [N, K] float64 class probabilities: IS.
 
@@ -52,27 +52,37 @@ DOWNLOAD_TIMEOUT_S = 30
 
 
 def _way_out(name: str) -> str:
-  other = ('--config.eval.features=mobilenet_v2 with '
-           f'--config.eval.features_path=/path/to/{MOBILENET_V2_FILE} '
-           '(offline)' if name == 'inception_v3' else
-           '--config.eval.features=inception_v3 (downloaded once)')
-  return (f'set --config.eval.features_path to the weights file, or use '
-          f'{other}, or turn evaluation off with '
-          '--config.eval.every_steps=-1')
+  other = (
+      '--config.eval.features=mobilenet_v2 with '
+      f'--config.eval.features_path=/path/to/{MOBILENET_V2_FILE} '
+      '(offline)'
+      if name == 'inception_v3'
+      else '--config.eval.features=inception_v3 (downloaded once)'
+  )
+  return (
+      f'set --config.eval.features_path to the weights file, or use '
+      f'{other}, or turn evaluation off with '
+      '--config.eval.every_steps=-1'
+  )
 
 
 def _load_mobilenet_v2(path: str):
   if not path:
     raise cli.UserError(
         "eval.features_path='': the mobilenet_v2 feature network needs its "
-        f'weights file ({MOBILENET_V2_FILE}); ' + _way_out('mobilenet_v2'))
+        f'weights file ({MOBILENET_V2_FILE}); ' + _way_out('mobilenet_v2')
+    )
   if not os.path.isfile(path):
-    raise cli.UserError(f'eval.features_path={path!r} does not exist; '
-                        + _way_out('mobilenet_v2'))
-  variables = {'params': mobilenet_v2.load_tflite_params(path,
-                                                        classifier=True)}
-  return (mobilenet_v2.MobileNetV2(with_logits=True), variables,
-          mobilenet_v2.INPUT_SIZE)
+    raise cli.UserError(
+        f'eval.features_path={path!r} does not exist; '
+        + _way_out('mobilenet_v2')
+    )
+  variables = {'params': mobilenet_v2.load_tflite_params(path, classifier=True)}
+  return (
+      mobilenet_v2.MobileNetV2(with_logits=True),
+      variables,
+      mobilenet_v2.INPUT_SIZE,
+  )
 
 
 def _load_inception_v3(path: str):
@@ -84,18 +94,25 @@ def _load_inception_v3(path: str):
       except (OSError, ValueError) as e:
         reason = str(getattr(e, 'reason', e)) or type(e).__name__
         raise cli.UserError(
-            'eval.features_path=\'\': the inception_v3 weights are not in '
+            "eval.features_path='': the inception_v3 weights are not in "
             f'{path} and downloading {inception_v3.WEIGHTS_URL} failed '
-            f'({reason}); ' + _way_out('inception_v3')) from None
+            f'({reason}); ' + _way_out('inception_v3')
+        ) from None
   elif not os.path.isfile(path):
-    raise cli.UserError(f'eval.features_path={path!r} does not exist; '
-                        + _way_out('inception_v3'))
+    raise cli.UserError(
+        f'eval.features_path={path!r} does not exist; '
+        + _way_out('inception_v3')
+    )
   variables = inception_v3.load_variables(path)
   if 'fc' not in variables['params']:
-    raise ValueError('fc.weight is missing (the classifier of the Inception '
-                     'Score)')
-  return (inception_v3.InceptionV3(with_logits=True), variables,
-          inception_v3.INPUT_SIZE)
+    raise ValueError(
+        'fc.weight is missing (the classifier of the Inception ' 'Score)'
+    )
+  return (
+      inception_v3.InceptionV3(with_logits=True),
+      variables,
+      inception_v3.INPUT_SIZE,
+  )
 
 
 def load_network(name: str, path: str = ''):
@@ -115,8 +132,10 @@ def load_network(name: str, path: str = ''):
       a weights file of that network (one line naming the field).
   """
   if name not in FEATURES:
-    raise cli.UserError(f'eval.features={name!r} is unknown; valid: '
-                        f'{", ".join(sorted(FEATURES))}')
+    raise cli.UserError(
+        f'eval.features={name!r} is unknown; valid: '
+        f'{", ".join(sorted(FEATURES))}'
+    )
   try:
     return FEATURES[name](path)
   except cli.UserError:
@@ -128,7 +147,8 @@ def load_network(name: str, path: str = ''):
     raise cli.UserError(
         f'eval.features_path={shown!r} is not a {name} weights file '
         f'({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}); '
-        + _way_out(name)) from None
+        + _way_out(name)
+    ) from None
 
 
 # name -> loader(path) -> (Flax module, variables, input size).
@@ -154,14 +174,17 @@ def resize(images: jnp.ndarray, size: int) -> jnp.ndarray:
   n, h, w, c = images.shape
   if (h, w) == (size, size):
     return images
-  return jax.image.resize(images, (n, size, size, c), 'bilinear',
-                          antialias=False)
+  return jax.image.resize(
+      images, (n, size, size, c), 'bilinear', antialias=False
+  )
 
 
 def _check_name(name: str) -> None:
   if name not in FEATURES:
-    raise cli.UserError(f'eval.features={name!r} is unknown; valid: '
-                        f'{", ".join(sorted(FEATURES))}')
+    raise cli.UserError(
+        f'eval.features={name!r} is unknown; valid: '
+        f'{", ".join(sorted(FEATURES))}'
+    )
 
 
 def get_network_fn(
@@ -238,25 +261,30 @@ def _build_network_fn(name: str, path: str, batch_size: int) -> NetworkFn:
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
       raise ValueError(
-          f'Expected images [N, H, W, 1|3], got shape {images.shape}.')
+          f'Expected images [N, H, W, 1|3], got shape {images.shape}.'
+      )
     if images.shape[-1] == 1:
       images = np.repeat(images, 3, axis=-1)
     n = images.shape[0]
     features, logits = [], []
     for start in range(0, n, batch_size):
-      chunk = images[start:start + batch_size]
+      chunk = images[start : start + batch_size]
       pad = batch_size - chunk.shape[0]
       if pad:
         chunk = np.concatenate(
-            [chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
+            [chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)]
+        )
       pool, chunk_logits = jax.device_get(forward(variables, chunk))
-      features.append(np.asarray(pool)[:batch_size - pad])
-      logits.append(np.asarray(chunk_logits)[:batch_size - pad])
+      features.append(np.asarray(pool)[: batch_size - pad])
+      logits.append(np.asarray(chunk_logits)[: batch_size - pad])
     if not features:
-      return Outputs(np.zeros((0, FEATURE_DIMS[name]), np.float32),
-                     np.zeros((0, NUM_CLASSES[name]), np.float64))
+      return Outputs(
+          np.zeros((0, FEATURE_DIMS[name]), np.float32),
+          np.zeros((0, NUM_CLASSES[name]), np.float64),
+      )
     probs = scipy.special.softmax(
-        np.concatenate(logits).astype(np.float64), axis=-1)
+        np.concatenate(logits).astype(np.float64), axis=-1
+    )
     return Outputs(np.concatenate(features).astype(np.float32), probs)
 
   return network_fn

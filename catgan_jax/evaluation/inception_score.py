@@ -22,8 +22,7 @@ import numpy as np
 import scipy.special
 
 
-def inception_score(probs: np.ndarray, splits: int = 10
-                    ) -> tuple[float, float]:
+def inception_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
   """Mean and std of the Inception Score over `splits` parts of `probs`.
 
   Args:
@@ -40,15 +39,19 @@ def inception_score(probs: np.ndarray, splits: int = 10
   """
   probs = np.asarray(probs, dtype=np.float64)
   if probs.ndim != 2:
-    raise ValueError(f'inception_score expects probabilities [N, K], got '
-                     f'shape {probs.shape}.')
+    raise ValueError(
+        f'inception_score expects probabilities [N, K], got '
+        f'shape {probs.shape}.'
+    )
   n = probs.shape[0]
   if splits < 1 or n < splits:
-    raise ValueError(f'inception_score needs at least eval.is_splits={splits} '
-                     f'images (and splits >= 1), got {n}.')
+    raise ValueError(
+        f'inception_score needs at least eval.is_splits={splits} '
+        f'images (and splits >= 1), got {n}.'
+    )
   scores = []
   for i in range(splits):
-    part = probs[i * n // splits:(i + 1) * n // splits]
+    part = probs[i * n // splits : (i + 1) * n // splits]
     marginal = part.mean(axis=0, keepdims=True)
     # rel_entr is p log(p / q) with 0 log 0 = 0: one-hot rows are exact
     # (improved-gan's p * (log p - log q) is NaN there).

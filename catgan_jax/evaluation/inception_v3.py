@@ -67,17 +67,27 @@ class BasicConv2d(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     ph, pw = _pairs(self.padding)
-    x = nn.Conv(self.features, _pairs(self.kernel_size),
-                strides=_pairs(self.strides), padding=((ph, ph), (pw, pw)),
-                use_bias=False, name='conv')(x)
+    x = nn.Conv(
+        self.features,
+        _pairs(self.kernel_size),
+        strides=_pairs(self.strides),
+        padding=((ph, ph), (pw, pw)),
+        use_bias=False,
+        name='conv',
+    )(x)
     x = nn.BatchNorm(use_running_average=True, epsilon=1e-3, name='bn')(x)
     return nn.relu(x)
 
 
 def _avg_pool_3x3(x: jnp.ndarray) -> jnp.ndarray:
   # TF's average pool divides by the number of real (unpadded) pixels.
-  return nn.avg_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)),
-                     count_include_pad=False)
+  return nn.avg_pool(
+      x,
+      (3, 3),
+      strides=(1, 1),
+      padding=((1, 1), (1, 1)),
+      count_include_pad=False,
+  )
 
 
 class InceptionA(nn.Module):
@@ -94,7 +104,8 @@ class InceptionA(nn.Module):
     b3 = BasicConv2d(96, 3, padding=1, name='branch3x3dbl_2')(b3)
     b3 = BasicConv2d(96, 3, padding=1, name='branch3x3dbl_3')(b3)
     bp = BasicConv2d(self.pool_features, 1, name='branch_pool')(
-        _avg_pool_3x3(x))
+        _avg_pool_3x3(x)
+    )
     return jnp.concatenate([b1, b5, b3, bp], axis=-1)
 
 
@@ -160,19 +171,28 @@ class InceptionE(nn.Module):
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     b1 = BasicConv2d(320, 1, name='branch1x1')(x)
     b3 = BasicConv2d(384, 1, name='branch3x3_1')(x)
-    b3 = jnp.concatenate([
-        BasicConv2d(384, (1, 3), padding=(0, 1), name='branch3x3_2a')(b3),
-        BasicConv2d(384, (3, 1), padding=(1, 0), name='branch3x3_2b')(b3),
-    ], axis=-1)
+    b3 = jnp.concatenate(
+        [
+            BasicConv2d(384, (1, 3), padding=(0, 1), name='branch3x3_2a')(b3),
+            BasicConv2d(384, (3, 1), padding=(1, 0), name='branch3x3_2b')(b3),
+        ],
+        axis=-1,
+    )
     bd = BasicConv2d(448, 1, name='branch3x3dbl_1')(x)
     bd = BasicConv2d(384, 3, padding=1, name='branch3x3dbl_2')(bd)
-    bd = jnp.concatenate([
-        BasicConv2d(384, (1, 3), padding=(0, 1), name='branch3x3dbl_3a')(bd),
-        BasicConv2d(384, (3, 1), padding=(1, 0), name='branch3x3dbl_3b')(bd),
-    ], axis=-1)
+    bd = jnp.concatenate(
+        [
+            BasicConv2d(384, (1, 3), padding=(0, 1), name='branch3x3dbl_3a')(
+                bd
+            ),
+            BasicConv2d(384, (3, 1), padding=(1, 0), name='branch3x3dbl_3b')(
+                bd
+            ),
+        ],
+        axis=-1,
+    )
     if self.max_pool:
-      pooled = nn.max_pool(x, (3, 3), strides=(1, 1),
-                           padding=((1, 1), (1, 1)))
+      pooled = nn.max_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)))
     else:
       pooled = _avg_pool_3x3(x)
     bp = BasicConv2d(192, 1, name='branch_pool')(pooled)
@@ -190,8 +210,9 @@ class InceptionV3(nn.Module):
   with_logits: bool = False
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray
-               ) -> jnp.ndarray | tuple[jnp.ndarray, jnp.ndarray]:
+  def __call__(
+      self, x: jnp.ndarray
+  ) -> jnp.ndarray | tuple[jnp.ndarray, jnp.ndarray]:
     x = BasicConv2d(32, 3, strides=2, name='Conv2d_1a_3x3')(x)
     x = BasicConv2d(32, 3, name='Conv2d_2a_3x3')(x)
     x = BasicConv2d(64, 3, padding=1, name='Conv2d_2b_3x3')(x)
@@ -230,8 +251,10 @@ _SUFFIXES = {
 def abstract_variables() -> dict:
   """Shapes and dtypes of the network's variables (no computation)."""
   return jax.eval_shape(
-      InceptionV3().init, jax.random.key(0),
-      jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3)))
+      InceptionV3().init,
+      jax.random.key(0),
+      jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3)),
+  )
 
 
 def variables_from_state_dict(state: dict[str, np.ndarray]) -> dict:
@@ -256,8 +279,10 @@ def variables_from_state_dict(state: dict[str, np.ndarray]) -> dict:
     if name == 'fc.weight':
       value = np.asarray(value, dtype=np.float32)
       if value.shape != (NUM_CLASSES, FEATURE_DIM):
-        raise ValueError(f'fc.weight: shape {value.shape}, expected '
-                         f'{(NUM_CLASSES, FEATURE_DIM)}.')
+        raise ValueError(
+            f'fc.weight: shape {value.shape}, expected '
+            f'{(NUM_CLASSES, FEATURE_DIM)}.'
+        )
       variables['params']['fc'] = {'kernel': value.T}  # [out, in] -> [in, out]
       continue
     if name.startswith('fc.') or name.endswith('num_batches_tracked'):
@@ -277,10 +302,13 @@ def variables_from_state_dict(state: dict[str, np.ndarray]) -> dict:
         expected = expected[part]
       expected = expected[leaf]
     except KeyError:
-      raise ValueError(f'Unexpected parameter {name!r} in the weights.') from None
+      raise ValueError(
+          f'Unexpected parameter {name!r} in the weights.'
+      ) from None
     if tuple(expected.shape) != value.shape:
       raise ValueError(
-          f'{name}: shape {value.shape} (as Flax), expected {expected.shape}.')
+          f'{name}: shape {value.shape} (as Flax), expected {expected.shape}.'
+      )
     node = variables[collection]
     for part in path:
       node = node.setdefault(part, {})
@@ -294,7 +322,8 @@ def variables_from_state_dict(state: dict[str, np.ndarray]) -> dict:
   if missing:
     raise ValueError(
         f'{len(missing)} parameters missing from the weights, e.g. '
-        f'{missing[:3]}.')
+        f'{missing[:3]}.'
+    )
   return variables
 
 
@@ -308,8 +337,9 @@ def load_variables(path: str) -> dict:
   return variables_from_state_dict(state)
 
 
-def download_weights(path: str, url: str = WEIGHTS_URL,
-                     timeout: float | None = None) -> str:
+def download_weights(
+    path: str, url: str = WEIGHTS_URL, timeout: float | None = None
+) -> str:
   """Downloads the published weights to `path` and checks their SHA-256.
 
   Args:
@@ -329,15 +359,18 @@ def download_weights(path: str, url: str = WEIGHTS_URL,
   digest = hashlib.sha256()
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.')
   try:
-    with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(
-        url, timeout=timeout) as response:
+    with (
+        os.fdopen(fd, 'wb') as out,
+        urllib.request.urlopen(url, timeout=timeout) as response,
+    ):
       while chunk := response.read(1 << 20):
         digest.update(chunk)
         out.write(chunk)
     if not digest.hexdigest().startswith(WEIGHTS_SHA256_PREFIX):
       raise ValueError(
           f'Checksum mismatch for {url}: sha256 {digest.hexdigest()} does not '
-          f'start with {WEIGHTS_SHA256_PREFIX}.')
+          f'start with {WEIGHTS_SHA256_PREFIX}.'
+      )
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
@@ -348,5 +381,6 @@ def download_weights(path: str, url: str = WEIGHTS_URL,
 def default_path() -> str:
   """Where the weights are looked for (and downloaded to) by default."""
   cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(
-      os.path.expanduser('~'), '.cache')
+      os.path.expanduser('~'), '.cache'
+  )
   return os.path.join(cache, 'catgan_jax', WEIGHTS_FILE)

@@ -32,8 +32,15 @@ NUM_CLASSES = 1001
 
 # Inverted residual blocks after the stem: (expansion t, channels c,
 # repeats n, first stride s), from Sandler et al. 2018, table 2.
-_BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-           (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+_BLOCKS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 def _block_specs() -> list[tuple[str, int, int, int]]:
@@ -61,8 +68,9 @@ class DepthwiseConv3x3(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     channels = x.shape[-1]
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (3, 3, 1, channels))
+    kernel = self.param(
+        'kernel', nn.initializers.lecun_normal(), (3, 3, 1, channels)
+    )
     bias = self.param('bias', nn.initializers.zeros, (channels,))
     s = self.stride
     pads = []
@@ -76,7 +84,9 @@ class DepthwiseConv3x3(nn.Module):
     y = 0.0
     for i in range(3):
       for j in range(3):
-        patch = x[:, i:i + (oh - 1) * s + 1:s, j:j + (ow - 1) * s + 1:s, :]
+        patch = x[
+            :, i : i + (oh - 1) * s + 1 : s, j : j + (ow - 1) * s + 1 : s, :
+        ]
         y = y + patch * kernel[i, j, 0]
     return y + bias
 
@@ -93,8 +103,9 @@ class InvertedResidual(nn.Module):
     in_features = x.shape[-1]
     y = x
     if self.expansion != 1:
-      y = jnp.clip(nn.Conv(in_features * self.expansion, (1, 1),
-                           name='expand')(y), 0, 6)
+      y = jnp.clip(
+          nn.Conv(in_features * self.expansion, (1, 1), name='expand')(y), 0, 6
+      )
     y = jnp.clip(DepthwiseConv3x3(self.stride, name='depthwise')(y), 0, 6)
     y = nn.Conv(self.features, (1, 1), name='project')(y)
     if self.stride == 1 and in_features == self.features:
@@ -113,12 +124,14 @@ class MobileNetV2(nn.Module):
   with_logits: bool = False
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray
-               ) -> jnp.ndarray | tuple[jnp.ndarray, jnp.ndarray]:
+  def __call__(
+      self, x: jnp.ndarray
+  ) -> jnp.ndarray | tuple[jnp.ndarray, jnp.ndarray]:
     # TF 'SAME' padding (extra pixel at the bottom/right for stride 2), which
     # is also what Flax's 'SAME' does.
-    x = jnp.clip(nn.Conv(32, (3, 3), strides=2, padding='SAME',
-                         name='Conv')(x), 0, 6)
+    x = jnp.clip(
+        nn.Conv(32, (3, 3), strides=2, padding='SAME', name='Conv')(x), 0, 6
+    )
     for name, t, c, s in _block_specs():
       x = InvertedResidual(t, c, s, name=name)(x)
     x = jnp.clip(nn.Conv(FEATURE_DIM, (1, 1), name='Conv_1')(x), 0, 6)
@@ -147,7 +160,8 @@ def _dequantize(model, subgraph, tensor_index: int) -> np.ndarray:
   # Tensor types from the TFLite schema: 0 FLOAT32, 2 INT32, 3 UINT8, 9 INT8.
   dtype = {0: np.float32, 2: np.int32, 3: np.uint8, 9: np.int8}[tensor.Type()]
   values = np.frombuffer(data.tobytes(), dtype=dtype).reshape(
-      tensor.ShapeAsNumpy())
+      tensor.ShapeAsNumpy()
+  )
   if dtype == np.float32:
     return values.copy()
   quant = tensor.Quantization()
@@ -162,8 +176,9 @@ def _dequantize(model, subgraph, tensor_index: int) -> np.ndarray:
   return (scale * (values.astype(np.float32) - zero_point)).astype(np.float32)
 
 
-def load_tflite_params(path: str, classifier: bool = False
-                       ) -> dict[str, dict[str, np.ndarray]]:
+def load_tflite_params(
+    path: str, classifier: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
   """Reads the convolution weights of the TFLite MobileNetV2 into Flax params.
 
   The convolutions of the file are matched with `conv_paths()` in graph
@@ -192,8 +207,10 @@ def load_tflite_params(path: str, classifier: bool = False
     op = subgraph.Operators(i)
     code = model.OperatorCodes(op.OpcodeIndex())
     builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-    if builtin in (schema.BuiltinOperator.CONV_2D,
-                   schema.BuiltinOperator.DEPTHWISE_CONV_2D):
+    if builtin in (
+        schema.BuiltinOperator.CONV_2D,
+        schema.BuiltinOperator.DEPTHWISE_CONV_2D,
+    ):
       conv_ops.append((builtin, op.Inputs(1), op.Inputs(2)))
   paths = conv_paths()
   # The file ends with the 1x1 classifier convolution, which is not needed.
@@ -227,11 +244,14 @@ def load_tflite_params(path: str, classifier: bool = False
     _, w_index, b_index = conv_ops[-1]
     kernel = _dequantize(model, subgraph, w_index)
     if kernel.shape != (NUM_CLASSES, 1, 1, FEATURE_DIM):
-      raise ValueError(f'{path}: classifier kernel {kernel.shape}, expected '
-                       f'{(NUM_CLASSES, 1, 1, FEATURE_DIM)}.')
+      raise ValueError(
+          f'{path}: classifier kernel {kernel.shape}, expected '
+          f'{(NUM_CLASSES, 1, 1, FEATURE_DIM)}.'
+      )
     params['Logits'] = {
         'kernel': kernel.reshape(NUM_CLASSES, FEATURE_DIM).T,
-        'bias': _dequantize(model, subgraph, b_index)}
+        'bias': _dequantize(model, subgraph, b_index),
+    }
   return params
 
 
@@ -239,8 +259,10 @@ def load_tflite_params(path: str, classifier: bool = False
 def _param_shapes() -> dict[str, tuple[int, ...]]:
   """Kernel shape of every convolution, keyed by its '/'-joined path."""
   abstract = jax.eval_shape(
-      MobileNetV2().init, jax.random.key(0),
-      jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3)))
+      MobileNetV2().init,
+      jax.random.key(0),
+      jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3)),
+  )
   shapes = {}
   for path_ in conv_paths():
     node = abstract['params']

@@ -21,7 +21,8 @@ import tqdm
 def default_cache_dir() -> str:
   """`$XDG_CACHE_HOME/catgan_jax/reference` (or `~/.cache/...`)."""
   cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(
-      os.path.expanduser('~'), '.cache')
+      os.path.expanduser('~'), '.cache'
+  )
   return os.path.join(cache, 'catgan_jax', 'reference')
 
 
@@ -72,18 +73,24 @@ def reference_features(
   if os.path.isfile(cache_path):
     with np.load(cache_path) as data:
       features = data['features']
-    logging.info('Reference features %s loaded from %s.', features.shape,
-                 cache_path)
+    logging.info(
+        'Reference features %s loaded from %s.', features.shape, cache_path
+    )
     return features
-  logging.info('Computing the reference features of %s images (once: they '
-               'are cached in %s).', max_images or 'all', cache_path)
+  logging.info(
+      'Computing the reference features of %s images (once: they '
+      'are cached in %s).',
+      max_images or 'all',
+      cache_path,
+  )
   chunks, total = [], 0
-  with tqdm.tqdm(total=max_images or None, unit='img', desc='reference',
-                 disable=None) as bar:
+  with tqdm.tqdm(
+      total=max_images or None, unit='img', desc='reference', disable=None
+  ) as bar:
     for images in images_iter:
       images = np.asarray(images)
       if max_images:
-        images = images[:max_images - total]
+        images = images[: max_images - total]
       if images.shape[0]:
         chunks.append(feature_fn(images))
         total += images.shape[0]
@@ -104,6 +111,5 @@ def reference_features(
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
-  logging.info('Reference features %s saved to %s.', features.shape,
-               cache_path)
+  logging.info('Reference features %s saved to %s.', features.shape, cache_path)
   return features

@@ -33,8 +33,10 @@ def dataset_identity(config: ml_collections.ConfigDict) -> str:
   if data.source == 'tfds':
     # data.dir plays no part in a TFDS source; these fields do.
     labels = ','.join(str(int(label)) for label in data.tfds_labels)
-    return (f'tfds:{data.tfds_name}:{data.tfds_split}:{data.tfds_data_dir}:'
-            f'{data.get("tfds_label_key", "label")}={labels}:{data.crop}')
+    return (
+        f'tfds:{data.tfds_name}:{data.tfds_split}:{data.tfds_data_dir}:'
+        f'{data.get("tfds_label_key", "label")}={labels}:{data.crop}'
+    )
   return f'{data.source}:{data.dir}:{data.manifest}:{data.crop}'
 
 
@@ -57,8 +59,9 @@ def evaluation_latents(seed: int, z_dim: int) -> Callable[[int], jax.Array]:
   """
   key = jax.random.PRNGKey(seed + 2)
   calls = iter(range(1 << 30))
-  return lambda n: jax.random.normal(jax.random.fold_in(key, next(calls)),
-                                     (n, z_dim))
+  return lambda n: jax.random.normal(
+      jax.random.fold_in(key, next(calls)), (n, z_dim)
+  )
 
 
 class Scorer:
@@ -75,17 +78,27 @@ class Scorer:
     """
     ev = config.eval
     self._ev = ev
-    self._feature_fn = features.get_feature_fn(ev.features, ev.features_path,
-                                               batch_size=ev.batch_size)
+    self._feature_fn = features.get_feature_fn(
+        ev.features, ev.features_path, batch_size=ev.batch_size
+    )
     # The same network and compilation, with class probabilities (IS).
-    self._network_fn = features.get_network_fn(ev.features, ev.features_path,
-                                               batch_size=ev.batch_size)
+    self._network_fn = features.get_network_fn(
+        ev.features, ev.features_path, batch_size=ev.batch_size
+    )
     num_real = ev.num_reference or len(sources.load_source(config))
-    path = reference.cache_path(ev.cache_dir, dataset_identity(config),
-                                config.data.image_size, ev.features, num_real)
+    path = reference.cache_path(
+        ev.cache_dir,
+        dataset_identity(config),
+        config.data.image_size,
+        ev.features,
+        num_real,
+    )
     self.reference = reference.reference_features(
-        real_images(config, ev.batch_size), self._feature_fn, path,
-        max_images=num_real)
+        real_images(config, ev.batch_size),
+        self._feature_fn,
+        path,
+        max_images=num_real,
+    )
     self._seed = config.seed
     self._z_dim = config.model.z_dim
 
@@ -100,7 +113,13 @@ class Scorer:
     """
     latents = evaluation_latents(self._seed, self._z_dim)
     # Configs saved before eval.is_splits existed: improved-gan's 10.
-    return evaluate(lambda n: np.asarray(generate(latents(n))),
-                    self.reference, self._network_fn, self._ev.num_samples,
-                    self._ev.batch_size, self._ev.kid_subsets,
-                    self._ev.kid_subset_size, self._ev.get('is_splits', 10))
+    return evaluate(
+        lambda n: np.asarray(generate(latents(n))),
+        self.reference,
+        self._network_fn,
+        self._ev.num_samples,
+        self._ev.batch_size,
+        self._ev.kid_subsets,
+        self._ev.kid_subset_size,
+        self._ev.get('is_splits', 10),
+    )

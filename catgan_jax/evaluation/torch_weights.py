@@ -73,7 +73,7 @@ class _LazyTensor:
       raise ValueError(f'Storage {self.storage.key} has no data in the file.')
     item = data.itemsize
     view = np.lib.stride_tricks.as_strided(
-        data[self.offset:],
+        data[self.offset :],
         shape=self.size,
         strides=tuple(s * item for s in self.stride),
     )
@@ -218,9 +218,17 @@ class _Tensor:
   def __reduce__(self):
     array = self.storage.array
     stride = tuple(s // array.itemsize for s in array.strides)
-    return (_TorchGlobal('torch._utils', '_rebuild_tensor_v2'),
-            (self.storage, 0, tuple(array.shape), stride, False,
-             collections.OrderedDict()))
+    return (
+        _TorchGlobal('torch._utils', '_rebuild_tensor_v2'),
+        (
+            self.storage,
+            0,
+            tuple(array.shape),
+            stride,
+            False,
+            collections.OrderedDict(),
+        ),
+    )
 
 
 class _Pickler(pickle._Pickler):  # pylint: disable=protected-access
@@ -269,12 +277,18 @@ def save_legacy(
     pickle.dump(_LEGACY_MAGIC, f, protocol=2)
     pickle.dump(_LEGACY_PROTOCOL, f, protocol=2)
     pickle.dump(
-        {'protocol_version': _LEGACY_PROTOCOL, 'little_endian': True,
-         'type_sizes': {'short': 2, 'int': 4, 'long': 4}},
-        f, protocol=2)
+        {
+            'protocol_version': _LEGACY_PROTOCOL,
+            'little_endian': True,
+            'type_sizes': {'short': 2, 'int': 4, 'long': 4},
+        },
+        f,
+        protocol=2,
+    )
     _Pickler(f, protocol=2).dump(tensors)
     pickle.dump([s.key for s in storages], f, protocol=2)
     for storage in storages:
       f.write(struct.pack('<q', storage.array.size))
-      f.write(storage.array.astype(
-          storage.array.dtype.newbyteorder('<')).tobytes())
+      f.write(
+          storage.array.astype(storage.array.dtype.newbyteorder('<')).tobytes()
+      )

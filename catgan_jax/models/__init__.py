@@ -21,8 +21,9 @@ from catgan_jax.models import dcgan128_tf
 from catgan_jax.models import keras_dcgan
 from catgan_jax.models import r3gan
 
-ModelBuilder = Callable[[ml_collections.ConfigDict],
-                        tuple[nn.Module, nn.Module]]
+ModelBuilder = Callable[
+    [ml_collections.ConfigDict], tuple[nn.Module, nn.Module]
+]
 
 MODELS: dict[str, ModelBuilder] = {
     dcgan.NAME: dcgan.build,
@@ -33,7 +34,8 @@ MODELS: dict[str, ModelBuilder] = {
 
 
 def create_models(
-    config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+    config: ml_collections.ConfigDict,
+) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for config.model.name at config.data.image_size.
 
   Args:
@@ -49,14 +51,22 @@ def create_models(
   """
   name = config.model.name
   if name not in MODELS:
-    raise ValueError(f'model.name={name!r} is not supported '
-                     f'(valid: {", ".join(map(repr, MODELS))}).')
+    raise ValueError(
+        f'model.name={name!r} is not supported '
+        f'(valid: {", ".join(map(repr, MODELS))}).'
+    )
   # Only the DCGAN family builds these choices; elsewhere they would be
   # silently ignored.
-  for field, unset in (('kernel_init', ''), ('use_bias', None),
-                       ('base_size', 4), ('g_leak', 0.0)):
+  for field, unset in (
+      ('kernel_init', ''),
+      ('use_bias', None),
+      ('base_size', 4),
+      ('g_leak', 0.0),
+  ):
     value = config.model.get(field, unset)
     if value != unset and name != dcgan.NAME:
-      raise ValueError(f'model.{field}={value!r} is only supported by '
-                       f"model.name='{dcgan.NAME}', not {name!r}")
+      raise ValueError(
+          f'model.{field}={value!r} is only supported by '
+          f"model.name='{dcgan.NAME}', not {name!r}"
+      )
   return MODELS[name](config)

@@ -52,15 +52,16 @@ BASE_SIZES = (2, 4)
 
 
 # model.kernel_init names; '' picks LeCun-normal for SELU, else N(0, 0.02).
-KERNEL_INITS = {'dcgan_normal': layers.dcgan_kernel_init,
-                'lecun_normal': layers.selu_kernel_init}
+KERNEL_INITS = {
+    'dcgan_normal': layers.dcgan_kernel_init,
+    'lecun_normal': layers.selu_kernel_init,
+}
 
 
 def _kernel_init(norm: str, name: str = '') -> layers.Initializer:
   if name:
     return KERNEL_INITS[name]
-  return (layers.selu_kernel_init if norm == 'selu'
-          else layers.dcgan_kernel_init)
+  return layers.selu_kernel_init if norm == 'selu' else layers.dcgan_kernel_init
 
 
 def _use_bias(norm: str, use_bias: bool | None) -> bool:
@@ -82,6 +83,7 @@ class Generator(nn.Module):
     base_size: side of the first feature map (4, or 2 for a 2x2 stage).
     leak: negative slope of the hidden activations; 0 = ReLU.
   """
+
   image_size: int = 64
   width: int = 64
   kernel_size: int = 4
@@ -98,28 +100,43 @@ class Generator(nn.Module):
     base = self.base_size
     num_up = layers.num_doublings(self.image_size, base)
     # Channels halve at each doubling of the resolution, ending at width.
-    widths = [self.width * 2**(num_up - 1 - i) for i in range(num_up)]
+    widths = [self.width * 2 ** (num_up - 1 - i) for i in range(num_up)]
     use_bias = _use_bias(self.norm, self.use_bias)
     kernel_init = _kernel_init(self.norm, self.kernel_init)
 
     # None keeps nn.relu itself (not a LeakyReLU of slope 0).
     slope = self.leak or None
 
-    x = nn.Dense(base * base * widths[0], use_bias=use_bias,
-                 kernel_init=kernel_init, dtype=self.dtype)(z)
+    x = nn.Dense(
+        base * base * widths[0],
+        use_bias=use_bias,
+        kernel_init=kernel_init,
+        dtype=self.dtype,
+    )(z)
     x = x.reshape(z.shape[0], base, base, widths[0])
-    x = layers.normalize(x, self.norm, train, self.dtype,
-                         layers.dcgan_scale_init)
+    x = layers.normalize(
+        x, self.norm, train, self.dtype, layers.dcgan_scale_init
+    )
     x = layers.activate(x, self.norm, slope)
     for features in widths[1:]:
-      x = layers.ConvTranspose2x(features, self.kernel_size,
-                                 use_bias=use_bias, kernel_init=kernel_init,
-                                 dtype=self.dtype)(x)
-      x = layers.normalize(x, self.norm, train, self.dtype,
-                           layers.dcgan_scale_init)
+      x = layers.ConvTranspose2x(
+          features,
+          self.kernel_size,
+          use_bias=use_bias,
+          kernel_init=kernel_init,
+          dtype=self.dtype,
+      )(x)
+      x = layers.normalize(
+          x, self.norm, train, self.dtype, layers.dcgan_scale_init
+      )
       x = layers.activate(x, self.norm, slope)
-    x = layers.ConvTranspose2x(3, self.kernel_size, use_bias=use_bias,
-                               kernel_init=kernel_init, dtype=self.dtype)(x)
+    x = layers.ConvTranspose2x(
+        3,
+        self.kernel_size,
+        use_bias=use_bias,
+        kernel_init=kernel_init,
+        dtype=self.dtype,
+    )(x)
     return jnp.tanh(x).astype(jnp.float32)
 
 
@@ -139,6 +156,7 @@ class Discriminator(nn.Module):
     use_bias: biases in every layer; None = wherever no BatchNorm follows.
     base_size: side of the last feature map (4, or 2 for a 2x2 stage).
   """
+
   image_size: int = 64
   width: int = 64
   kernel_size: int = 4
@@ -162,19 +180,32 @@ class Discriminator(nn.Module):
     k = self.kernel_size
 
     for i, features in enumerate(widths):
-      conv = nn.Conv(features, (k, k), strides=(2, 2), padding='SAME',
-                     use_bias=use_bias, kernel_init=kernel_init,
-                     dtype=self.dtype,
-                     conv_general_dilated=layers.conv_general_dilated)
+      conv = nn.Conv(
+          features,
+          (k, k),
+          strides=(2, 2),
+          padding='SAME',
+          use_bias=use_bias,
+          kernel_init=kernel_init,
+          dtype=self.dtype,
+          conv_general_dilated=layers.conv_general_dilated,
+      )
       x = layers.apply_layer(conv, x, self.spectral_norm, train)
       if i > 0:  # DCGAN does not normalise the first layer.
-        x = layers.normalize(x, feature_norm, train, self.dtype,
-                             layers.dcgan_scale_init)
+        x = layers.normalize(
+            x, feature_norm, train, self.dtype, layers.dcgan_scale_init
+        )
       x = layers.activate(x, self.norm, LEAK)
     # A valid convolution over the whole base map (a dense layer) to one
     # logit.
-    head = nn.Conv(1, (base, base), padding='VALID', use_bias=use_bias,
-                   kernel_init=kernel_init, dtype=self.dtype)
+    head = nn.Conv(
+        1,
+        (base, base),
+        padding='VALID',
+        use_bias=use_bias,
+        kernel_init=kernel_init,
+        dtype=self.dtype,
+    )
     x = layers.apply_layer(head, x, self.spectral_norm, train)
     return x.reshape(x.shape[0]).astype(jnp.float32)
 
@@ -182,8 +213,9 @@ class Discriminator(nn.Module):
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for config.data.image_size."""
   layers.check_image_size(NAME, config.data.image_size, SUPPORTED_SIZES)
-  d_norm = layers.resolve_d_norm(config.model.norm, config.model.d_norm,
-                                 config.model.spectral_norm)
+  d_norm = layers.resolve_d_norm(
+      config.model.norm, config.model.d_norm, config.model.spectral_norm
+  )
   dtype = layers.parse_dtype(config.model.dtype)
   init = config.model.get('kernel_init', '')
   layers.check_choice('model.kernel_init', init, ('',) + tuple(KERNEL_INITS))
@@ -192,24 +224,37 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   base_size = config.model.get('base_size', 4)
   g_leak = config.model.get('g_leak', 0.0)
   if base_size not in BASE_SIZES:
-    raise ValueError(f'model.base_size={base_size!r} is not supported '
-                     f'(valid: {", ".join(map(str, BASE_SIZES))})')
+    raise ValueError(
+        f'model.base_size={base_size!r} is not supported '
+        f'(valid: {", ".join(map(str, BASE_SIZES))})'
+    )
   if not 0.0 <= g_leak < 1.0:
     raise ValueError(f'model.g_leak={g_leak!r} must be in [0, 1)')
   if g_leak and config.model.norm == 'selu':
-    raise ValueError(f'model.g_leak={g_leak!r} has no effect with '
-                     "model.norm='selu' (SELU activations); use 0")
-  generator = Generator(image_size=config.data.image_size,
-                        width=config.model.g_width,
-                        kernel_size=config.model.kernel_size,
-                        norm=config.model.norm, dtype=dtype,
-                        kernel_init=init, use_bias=use_bias,
-                        base_size=base_size, leak=g_leak)
-  discriminator = Discriminator(image_size=config.data.image_size,
-                                width=config.model.d_width,
-                                kernel_size=config.model.kernel_size,
-                                norm=d_norm,
-                                spectral_norm=config.model.spectral_norm,
-                                dtype=dtype, kernel_init=init,
-                                use_bias=use_bias, base_size=base_size)
+    raise ValueError(
+        f'model.g_leak={g_leak!r} has no effect with '
+        "model.norm='selu' (SELU activations); use 0"
+    )
+  generator = Generator(
+      image_size=config.data.image_size,
+      width=config.model.g_width,
+      kernel_size=config.model.kernel_size,
+      norm=config.model.norm,
+      dtype=dtype,
+      kernel_init=init,
+      use_bias=use_bias,
+      base_size=base_size,
+      leak=g_leak,
+  )
+  discriminator = Discriminator(
+      image_size=config.data.image_size,
+      width=config.model.d_width,
+      kernel_size=config.model.kernel_size,
+      norm=d_norm,
+      spectral_norm=config.model.spectral_norm,
+      dtype=dtype,
+      kernel_init=init,
+      use_bias=use_bias,
+      base_size=base_size,
+  )
   return generator, discriminator

@@ -38,16 +38,19 @@ def _inits(norm: str) -> tuple[layers.Initializer, layers.Initializer]:
   """(conv, dense) kernel initialisers."""
   if norm == 'selu':
     return layers.selu_kernel_init, layers.selu_kernel_init
-  return (nn.initializers.truncated_normal(stddev=0.02),
-          nn.initializers.glorot_uniform())
+  return (
+      nn.initializers.truncated_normal(stddev=0.02),
+      nn.initializers.glorot_uniform(),
+  )
 
 
 def _d_layers(image_size: int) -> tuple[tuple[int, int], ...]:
   """D's (channels, stride) at width 64, front stride-2 layers dropped."""
   num_drop = 4 - layers.num_doublings(image_size, 8)
   dropped = [i for i, (_, stride) in enumerate(D_LAYERS) if stride == 2]
-  return tuple(spec for i, spec in enumerate(D_LAYERS)
-               if i not in dropped[:num_drop])
+  return tuple(
+      spec for i, spec in enumerate(D_LAYERS) if i not in dropped[:num_drop]
+  )
 
 
 class Generator(nn.Module):
@@ -59,6 +62,7 @@ class Generator(nn.Module):
     norm: 'batch', 'none' or 'selu'.
     dtype: compute dtype; parameters stay float32, outputs are float32.
   """
+
   image_size: int = 128
   width: int = 64
   norm: str = 'batch'
@@ -75,13 +79,19 @@ class Generator(nn.Module):
     x = nn.Dense(8 * 8 * seed, kernel_init=dense_init, dtype=self.dtype)(z)
     x = x.reshape(z.shape[0], 8, 8, seed)
     x = layers.activate(x, self.norm, LEAK)
-    for features in G_UP[len(G_UP) - num_up:]:
-      x = layers.ConvTranspose2x(ch(features), KERNEL, kernel_init=conv_init,
-                                 dtype=self.dtype)(x)
+    for features in G_UP[len(G_UP) - num_up :]:
+      x = layers.ConvTranspose2x(
+          ch(features), KERNEL, kernel_init=conv_init, dtype=self.dtype
+      )(x)
       x = layers.normalize(x, self.norm, train, self.dtype)
       x = layers.activate(x, self.norm, LEAK)
-    x = nn.ConvTranspose(3, (KERNEL, KERNEL), padding='SAME',
-                         kernel_init=conv_init, dtype=self.dtype)(x)
+    x = nn.ConvTranspose(
+        3,
+        (KERNEL, KERNEL),
+        padding='SAME',
+        kernel_init=conv_init,
+        dtype=self.dtype,
+    )(x)
     return jnp.tanh(x).astype(jnp.float32)
 
 
@@ -97,6 +107,7 @@ class Discriminator(nn.Module):
       no BatchNorm (`layers.sn_feature_norm`).
     dtype: compute dtype; parameters stay float32, logits are float32.
   """
+
   image_size: int = 128
   width: int = 64
   norm: str = 'batch'
@@ -110,10 +121,15 @@ class Discriminator(nn.Module):
     feature_norm = layers.sn_feature_norm(self.norm, self.spectral_norm)
     conv_init, dense_init = _inits(self.norm)
     for i, (features, stride) in enumerate(_d_layers(self.image_size)):
-      conv = nn.Conv(layers.scale_width(features, self.width),
-                     (KERNEL, KERNEL), strides=(stride, stride),
-                     padding='SAME', kernel_init=conv_init, dtype=self.dtype,
-                     conv_general_dilated=layers.conv_general_dilated)
+      conv = nn.Conv(
+          layers.scale_width(features, self.width),
+          (KERNEL, KERNEL),
+          strides=(stride, stride),
+          padding='SAME',
+          kernel_init=conv_init,
+          dtype=self.dtype,
+          conv_general_dilated=layers.conv_general_dilated,
+      )
       x = layers.apply_layer(conv, x, self.spectral_norm, train)
       if i > 0:
         x = layers.normalize(x, feature_norm, train, self.dtype)
@@ -126,5 +142,6 @@ class Discriminator(nn.Module):
 
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for config.data.image_size."""
-  return layers.build_pair(config, NAME, SUPPORTED_SIZES, Generator,
-                           Discriminator)
+  return layers.build_pair(
+      config, NAME, SUPPORTED_SIZES, Generator, Discriminator
+  )

@@ -34,8 +34,11 @@ D_DOWN = (64, 64, 128, 256)
 
 
 def _kernel_init(norm: str) -> layers.Initializer:
-  return (layers.selu_kernel_init if norm == 'selu'
-          else nn.initializers.truncated_normal(stddev=0.02))
+  return (
+      layers.selu_kernel_init
+      if norm == 'selu'
+      else nn.initializers.truncated_normal(stddev=0.02)
+  )
 
 
 class Generator(nn.Module):
@@ -47,6 +50,7 @@ class Generator(nn.Module):
     norm: 'batch', 'none' or 'selu'.
     dtype: compute dtype; parameters stay float32, outputs are float32.
   """
+
   image_size: int = 64
   width: int = 64
   norm: str = 'batch'
@@ -63,14 +67,24 @@ class Generator(nn.Module):
     seed = ch(G_SEED)
     x = nn.Dense(4 * 4 * seed, kernel_init=kernel_init, dtype=self.dtype)(z)
     x = x.reshape(z.shape[0], 4, 4, seed)
-    x = nn.ConvTranspose(ch(G_FIRST), (G_KERNEL, G_KERNEL), padding='SAME',
-                         use_bias=use_bias, kernel_init=kernel_init,
-                         dtype=self.dtype)(x)
+    x = nn.ConvTranspose(
+        ch(G_FIRST),
+        (G_KERNEL, G_KERNEL),
+        padding='SAME',
+        use_bias=use_bias,
+        kernel_init=kernel_init,
+        dtype=self.dtype,
+    )(x)
     x = layers.normalize(x, self.norm, train, self.dtype)
     x = layers.activate(x, self.norm)
-    for features in G_UP[len(G_UP) - num_up:]:
-      x = layers.ConvTranspose2x(ch(features), G_KERNEL, use_bias=use_bias,
-                                 kernel_init=kernel_init, dtype=self.dtype)(x)
+    for features in G_UP[len(G_UP) - num_up :]:
+      x = layers.ConvTranspose2x(
+          ch(features),
+          G_KERNEL,
+          use_bias=use_bias,
+          kernel_init=kernel_init,
+          dtype=self.dtype,
+      )(x)
       x = layers.normalize(x, self.norm, train, self.dtype)
       x = layers.activate(x, self.norm)
     # A Dense on the channel axis is the source's per-pixel Dense(3).
@@ -90,6 +104,7 @@ class Discriminator(nn.Module):
       no BatchNorm (`layers.sn_feature_norm`).
     dtype: compute dtype; parameters stay float32, logits are float32.
   """
+
   image_size: int = 64
   width: int = 64
   norm: str = 'batch'
@@ -105,12 +120,17 @@ class Discriminator(nn.Module):
     use_bias = self.norm != 'batch'
     kernel_init = _kernel_init(self.norm)
 
-    for i, features in enumerate(D_DOWN[len(D_DOWN) - num_down:]):
-      conv = nn.Conv(layers.scale_width(features, self.width),
-                     (D_KERNEL, D_KERNEL), strides=(2, 2), padding='SAME',
-                     use_bias=use_bias, kernel_init=kernel_init,
-                     dtype=self.dtype,
-                     conv_general_dilated=layers.conv_general_dilated)
+    for i, features in enumerate(D_DOWN[len(D_DOWN) - num_down :]):
+      conv = nn.Conv(
+          layers.scale_width(features, self.width),
+          (D_KERNEL, D_KERNEL),
+          strides=(2, 2),
+          padding='SAME',
+          use_bias=use_bias,
+          kernel_init=kernel_init,
+          dtype=self.dtype,
+          conv_general_dilated=layers.conv_general_dilated,
+      )
       x = layers.apply_layer(conv, x, self.spectral_norm, train)
       if i > 0:
         x = layers.normalize(x, feature_norm, train, self.dtype)
@@ -123,5 +143,6 @@ class Discriminator(nn.Module):
 
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for config.data.image_size."""
-  return layers.build_pair(config, NAME, SUPPORTED_SIZES, Generator,
-                           Discriminator)
+  return layers.build_pair(
+      config, NAME, SUPPORTED_SIZES, Generator, Discriminator
+  )

@@ -57,14 +57,16 @@ _MIN_PHASE_CONV_FEATURES = 16
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
-def dcgan_scale_init(key: Array, shape: Sequence[int],
-                     dtype: Dtype = jnp.float32) -> Array:
+def dcgan_scale_init(
+    key: Array, shape: Sequence[int], dtype: Dtype = jnp.float32
+) -> Array:
   """BatchNorm scale initialiser of the DCGAN recipe: N(1, 0.02)."""
   return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
 
 
-def _phase_taps(kernel_size: int, phase: int,
-                pad_lo: int) -> tuple[int, tuple[int, int]]:
+def _phase_taps(
+    kernel_size: int, phase: int, pad_lo: int
+) -> tuple[int, tuple[int, int]]:
   """Kernel taps and padding of one output phase along one spatial axis.
 
   A stride-2 transposed convolution is a correlation of the kernel with the
@@ -105,8 +107,12 @@ def same_padding_2x(kernel_size: int) -> tuple[int, int]:
   return pad_lo, pad_len - pad_lo
 
 
-def conv_transpose_2x(inputs: Array, kernel: Array, pad_lo: int,
-                      precision: lax.PrecisionLike = None) -> Array:
+def conv_transpose_2x(
+    inputs: Array,
+    kernel: Array,
+    pad_lo: int,
+    precision: lax.PrecisionLike = None,
+) -> Array:
   """Stride-2 transposed convolution by phase (sub-pixel) decomposition.
 
   Computes the correlation of `kernel` (flax's convention: not flipped) with
@@ -130,25 +136,33 @@ def conv_transpose_2x(inputs: Array, kernel: Array, pad_lo: int,
     [B, 2H, 2W, F].
   """
   taps = [_phase_taps(kernel.shape[0], phase, pad_lo) for phase in (0, 1)]
-  conv = functools.partial(lax.conv_general_dilated, window_strides=(1, 1),
-                           dimension_numbers=_NHWC, precision=precision)
+  conv = functools.partial(
+      lax.conv_general_dilated,
+      window_strides=(1, 1),
+      dimension_numbers=_NHWC,
+      precision=precision,
+  )
   if kernel.shape[-1] < _MIN_PHASE_CONV_FEATURES:
     return _phases_as_one_conv(inputs, kernel, taps, conv)
   rows = []
   for j0_h, pad_h in taps:
     cols = []
     for j0_w, pad_w in taps:
-      cols.append(conv(inputs, kernel[j0_h::2, j0_w::2],
-                       padding=(pad_h, pad_w)))
+      cols.append(
+          conv(inputs, kernel[j0_h::2, j0_w::2], padding=(pad_h, pad_w))
+      )
     rows.append(jnp.stack(cols, axis=3))  # [B, H, W, 2 (col phase), F]
   y = jnp.stack(rows, axis=2)  # [B, H, 2 (row phase), W, 2, F]
   b, h, _, w, _, f = y.shape
   return y.reshape(b, 2 * h, 2 * w, f)
 
 
-def _phases_as_one_conv(inputs: Array, kernel: Array,
-                        taps: list[tuple[int, tuple[int, int]]],
-                        conv: Callable[..., Array]) -> Array:
+def _phases_as_one_conv(
+    inputs: Array,
+    kernel: Array,
+    taps: list[tuple[int, tuple[int, int]]],
+    conv: Callable[..., Array],
+) -> Array:
   """`conv_transpose_2x` as one convolution to 4x the output channels.
 
   Each phase's sub-kernel is placed, zero-padded, in a window that covers
@@ -169,21 +183,28 @@ def _phases_as_one_conv(inputs: Array, kernel: Array,
   for j0_h, (lo_h, _) in taps:
     cols = []
     for j0_w, (lo_w, _) in taps:
-      cols.append(jnp.pad(kernel[j0_h::2, j0_w::2],
-                          (placed(j0_h, lo_h), placed(j0_w, lo_w), (0, 0),
-                           (0, 0))))
+      cols.append(
+          jnp.pad(
+              kernel[j0_h::2, j0_w::2],
+              (placed(j0_h, lo_h), placed(j0_w, lo_w), (0, 0), (0, 0)),
+          )
+      )
     rows.append(jnp.stack(cols, axis=-2))  # [s, s, C, 2 (col), F]
   combined = jnp.stack(rows, axis=-3)  # [s, s, C, 2 (row), 2 (col), F]
-  y = conv(inputs, combined.reshape(size, size, kernel.shape[2], -1),
-           padding=((-first, last), (-first, last)))
+  y = conv(
+      inputs,
+      combined.reshape(size, size, kernel.shape[2], -1),
+      padding=((-first, last), (-first, last)),
+  )
   b, h, w, _ = y.shape
   y = y.reshape(b, h, w, 2, 2, -1).transpose(0, 1, 3, 2, 4, 5)
   return y.reshape(b, 2 * h, 2 * w, -1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_down_2x(inputs: Array, kernel: Array, pad_lo: int,
-                  precision: lax.PrecisionLike) -> Array:
+def _conv_down_2x(
+    inputs: Array, kernel: Array, pad_lo: int, precision: lax.PrecisionLike
+) -> Array:
   """Stride-2 convolution with padding pad_lo below (and what 'SAME' adds)."""
   return _strided_conv(inputs, kernel, pad_lo, precision)
 
@@ -193,12 +214,18 @@ def _half_size_pads(kernel_size: int, pad_lo: int) -> tuple[int, int]:
   return pad_lo, kernel_size - 2 - pad_lo
 
 
-def _strided_conv(inputs: Array, kernel: Array, pad_lo: int,
-                  precision: lax.PrecisionLike) -> Array:
+def _strided_conv(
+    inputs: Array, kernel: Array, pad_lo: int, precision: lax.PrecisionLike
+) -> Array:
   pad = _half_size_pads(kernel.shape[0], pad_lo)
-  return lax.conv_general_dilated(inputs, kernel, (2, 2), (pad, pad),
-                                  dimension_numbers=_NHWC,
-                                  precision=precision)
+  return lax.conv_general_dilated(
+      inputs,
+      kernel,
+      (2, 2),
+      (pad, pad),
+      dimension_numbers=_NHWC,
+      precision=precision,
+  )
 
 
 def _conv_down_2x_fwd(inputs, kernel, pad_lo, precision):
@@ -208,7 +235,8 @@ def _conv_down_2x_fwd(inputs, kernel, pad_lo, precision):
 def _conv_down_2x_bwd(pad_lo, precision, residuals, grad):
   inputs, kernel = residuals
   _, kernel_vjp = jax.vjp(
-      lambda w: _strided_conv(inputs, w, pad_lo, precision), kernel)
+      lambda w: _strided_conv(inputs, w, pad_lo, precision), kernel
+  )
   # The input gradient of a stride-2 convolution is a stride-2 transposed
   # convolution with the kernel flipped and its channel axes swapped.
   k = kernel.shape[0]
@@ -223,13 +251,19 @@ _conv_down_2x.defvjp(_conv_down_2x_fwd, _conv_down_2x_bwd)
 def _grouped_conv_lax(inputs: Array, kernel: Array, groups: int) -> Array:
   k = kernel.shape[0]
   pad = ((k // 2, k // 2),) * 2
-  return lax.conv_general_dilated(inputs, kernel, (1, 1), pad,
-                                  dimension_numbers=_NHWC,
-                                  feature_group_count=groups)
+  return lax.conv_general_dilated(
+      inputs,
+      kernel,
+      (1, 1),
+      pad,
+      dimension_numbers=_NHWC,
+      feature_group_count=groups,
+  )
 
 
-def _grouped_kernel_grad(inputs: Array, grad: Array, kernel: Array,
-                         groups: int) -> Array:
+def _grouped_kernel_grad(
+    inputs: Array, grad: Array, kernel: Array, groups: int
+) -> Array:
   """d(loss)/d(kernel) of `grouped_conv`: one einsum per kernel tap."""
   b, h, w, c = inputs.shape
   k = kernel.shape[0]
@@ -237,8 +271,15 @@ def _grouped_kernel_grad(inputs: Array, grad: Array, kernel: Array,
   padded = jnp.pad(inputs, ((0, 0), (p, p), (p, p), (0, 0)))
   padded = padded.reshape(b, h + 2 * p, w + 2 * p, groups, c // groups)
   grad = grad.reshape(b, h, w, groups, grad.shape[-1] // groups)
-  taps = [[jnp.einsum('bhwgi,bhwgo->igo', padded[:, dy:dy + h, dx:dx + w],
-                      grad) for dx in range(k)] for dy in range(k)]
+  taps = [
+      [
+          jnp.einsum(
+              'bhwgi,bhwgo->igo', padded[:, dy : dy + h, dx : dx + w], grad
+          )
+          for dx in range(k)
+      ]
+      for dy in range(k)
+  ]
   return jnp.asarray(taps).reshape(kernel.shape).astype(kernel.dtype)
 
 
@@ -276,32 +317,48 @@ def _grouped_conv_fwd(inputs, kernel, groups):
 def _grouped_conv_bwd(groups, residuals, grad):
   inputs, kernel = residuals
   grad_inputs = grouped_conv(
-      grad, _transposed_grouped_kernel(kernel, groups), groups)
+      grad, _transposed_grouped_kernel(kernel, groups), groups
+  )
   return grad_inputs, _grouped_kernel_grad(inputs, grad, kernel, groups)
 
 
 grouped_conv.defvjp(_grouped_conv_fwd, _grouped_conv_bwd)
 
 
-def _is_plain_nhwc(lhs, rhs, window_strides, lhs_dilation, rhs_dilation,
-                   dimension_numbers, kwargs) -> bool:
-  return (lhs.ndim == 4 and not kwargs
-          and all(d == 1 for d in tuple(window_strides) + tuple(
-              (lhs_dilation or ()) + (rhs_dilation or ())))
-          and lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
-          == lax.conv_dimension_numbers(lhs.shape, rhs.shape,
-                                        dimension_numbers))
+def _is_plain_nhwc(
+    lhs,
+    rhs,
+    window_strides,
+    lhs_dilation,
+    rhs_dilation,
+    dimension_numbers,
+    kwargs,
+) -> bool:
+  return (
+      lhs.ndim == 4
+      and not kwargs
+      and all(
+          d == 1
+          for d in tuple(window_strides)
+          + tuple((lhs_dilation or ()) + (rhs_dilation or ()))
+      )
+      and lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
+      == lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  )
 
 
-def conv_general_dilated(lhs: Array, rhs: Array,
-                         window_strides: Sequence[int],
-                         padding: str | Sequence[tuple[int, int]],
-                         lhs_dilation: Sequence[int] | None = None,
-                         rhs_dilation: Sequence[int] | None = None,
-                         dimension_numbers: Any = None,
-                         feature_group_count: int = 1,
-                         precision: lax.PrecisionLike = None,
-                         **kwargs) -> Array:
+def conv_general_dilated(
+    lhs: Array,
+    rhs: Array,
+    window_strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    precision: lax.PrecisionLike = None,
+    **kwargs,
+) -> Array:
   """`lax.conv_general_dilated` with a faster input gradient at stride 2.
 
   A drop-in for ``nn.Conv(conv_general_dilated=...)``: same arguments, same
@@ -320,32 +377,67 @@ def conv_general_dilated(lhs: Array, rhs: Array,
   if feature_group_count > 1:
     k = rhs.shape[0]
     same = [(k // 2, k // 2)] * 2
-    pads = (lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2],
-                                window_strides, padding)
-            if isinstance(padding, str) else [tuple(p) for p in padding])
-    if (_is_plain_nhwc(lhs, rhs, window_strides, lhs_dilation, rhs_dilation,
-                       dimension_numbers, kwargs)
-        and k % 2 == 1 and rhs.shape[1] == k and list(pads) == same):
+    pads = (
+        lax.padtype_to_pads(
+            lhs.shape[1:3], rhs.shape[:2], window_strides, padding
+        )
+        if isinstance(padding, str)
+        else [tuple(p) for p in padding]
+    )
+    if (
+        _is_plain_nhwc(
+            lhs,
+            rhs,
+            window_strides,
+            lhs_dilation,
+            rhs_dilation,
+            dimension_numbers,
+            kwargs,
+        )
+        and k % 2 == 1
+        and rhs.shape[1] == k
+        and list(pads) == same
+    ):
       return grouped_conv(lhs, rhs, feature_group_count)
   lax_conv = functools.partial(
-      lax.conv_general_dilated, lhs, rhs, window_strides, padding,
-      lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+      lax.conv_general_dilated,
+      lhs,
+      rhs,
+      window_strides,
+      padding,
+      lhs_dilation=lhs_dilation,
+      rhs_dilation=rhs_dilation,
       dimension_numbers=dimension_numbers,
-      feature_group_count=feature_group_count, precision=precision, **kwargs)
-  if (lhs.ndim != 4 or tuple(window_strides) != (2, 2) or kwargs
-      or feature_group_count != 1 or rhs.shape[0] != rhs.shape[1]
+      feature_group_count=feature_group_count,
+      precision=precision,
+      **kwargs,
+  )
+  if (
+      lhs.ndim != 4
+      or tuple(window_strides) != (2, 2)
+      or kwargs
+      or feature_group_count != 1
+      or rhs.shape[0] != rhs.shape[1]
       or any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
       or lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
       != lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-      or lhs.shape[-1] < _MIN_PHASE_GRAD_CHANNELS):
+      or lhs.shape[-1] < _MIN_PHASE_GRAD_CHANNELS
+  ):
     return lax_conv()
   h, w = lhs.shape[1:3]
   k = rhs.shape[0]
-  pads = (lax.padtype_to_pads((h, w), (k, k), (2, 2), padding)
-          if isinstance(padding, str) else [tuple(p) for p in padding])
+  pads = (
+      lax.padtype_to_pads((h, w), (k, k), (2, 2), padding)
+      if isinstance(padding, str)
+      else [tuple(p) for p in padding]
+  )
   pad_lo = pads[0][0]
-  if (h % 2 or w % 2 or not 0 <= pad_lo <= k - 2
-      or any(tuple(p) != _half_size_pads(k, pad_lo) for p in pads)):
+  if (
+      h % 2
+      or w % 2
+      or not 0 <= pad_lo <= k - 2
+      or any(tuple(p) != _half_size_pads(k, pad_lo) for p in pads)
+  ):
     return lax_conv()
   return _conv_down_2x(lhs, rhs, pad_lo, precision)
 
@@ -381,6 +473,7 @@ class ConvTranspose2x(nn.Module):
     kernel_init: initialiser of the kernel.
     bias_init: initialiser of the bias.
   """
+
   features: int
   kernel_size: int
   use_bias: bool = True
@@ -396,16 +489,22 @@ class ConvTranspose2x(nn.Module):
     k = self.kernel_size
     if k < 2:
       raise ValueError(f'ConvTranspose2x needs kernel_size >= 2, got {k}.')
-    kernel = self.param('kernel', self.kernel_init,
-                        (k, k, inputs.shape[-1], self.features),
-                        self.param_dtype)
-    bias = (self.param('bias', self.bias_init, (self.features,),
-                       self.param_dtype) if self.use_bias else None)
+    kernel = self.param(
+        'kernel',
+        self.kernel_init,
+        (k, k, inputs.shape[-1], self.features),
+        self.param_dtype,
+    )
+    bias = (
+        self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+        if self.use_bias
+        else None
+    )
     inputs, kernel, bias = nn.dtypes.promote_dtype(
-        inputs, kernel, bias, dtype=self.dtype)
+        inputs, kernel, bias, dtype=self.dtype
+    )
 
-    y = conv_transpose_2x(inputs, kernel, same_padding_2x(k)[0],
-                          self.precision)
+    y = conv_transpose_2x(inputs, kernel, same_padding_2x(k)[0], self.precision)
     if bias is not None:
       y = y + bias
     return y
@@ -414,26 +513,32 @@ class ConvTranspose2x(nn.Module):
 def parse_dtype(name: str) -> Dtype:
   """Compute dtype for a config.model.dtype string."""
   if name not in DTYPES:
-    raise ValueError(f'model.dtype={name!r} is not supported '
-                     f'(valid: {", ".join(map(repr, DTYPES))}).')
+    raise ValueError(
+        f'model.dtype={name!r} is not supported '
+        f'(valid: {", ".join(map(repr, DTYPES))}).'
+    )
   return DTYPES[name]
 
 
 def check_choice(field: str, value: str, valid: Sequence[str]) -> None:
   """Raises a one-line ValueError when a config string is not in `valid`."""
   if value not in valid:
-    raise ValueError(f'{field}={value!r} is not supported '
-                     f'(valid: {", ".join(map(repr, valid))}).')
+    raise ValueError(
+        f'{field}={value!r} is not supported '
+        f'(valid: {", ".join(map(repr, valid))}).'
+    )
 
 
-def check_image_size(model_name: str, image_size: int,
-                     supported: Sequence[int]) -> None:
+def check_image_size(
+    model_name: str, image_size: int, supported: Sequence[int]
+) -> None:
   """Raises a one-line ValueError for an image size a model cannot build."""
   if image_size not in supported:
     raise ValueError(
         f'data.image_size={image_size} is not supported by '
         f'model.name={model_name!r} '
-        f'(supported: {", ".join(str(s) for s in supported)}).')
+        f'(supported: {", ".join(str(s) for s in supported)}).'
+    )
 
 
 def num_doublings(image_size: int, base: int) -> int:
@@ -452,9 +557,11 @@ def resolve_d_norm(norm: str, d_norm: str, spectral_norm: bool = False) -> str:
   resolved = d_norm or norm
   check_choice('model.d_norm', resolved, D_NORMS)
   if spectral_norm and resolved == 'layer':
-    raise ValueError("model.spectral_norm=True has no effect with "
-                     "model.d_norm='layer' (LayerNorm undoes the layer's "
-                     "scale); use d_norm='none' or 'batch'")
+    raise ValueError(
+        'model.spectral_norm=True has no effect with '
+        "model.d_norm='layer' (LayerNorm undoes the layer's "
+        "scale); use d_norm='none' or 'batch'"
+    )
   return resolved
 
 
@@ -470,8 +577,13 @@ def sn_feature_norm(norm: str, spectral_norm: bool) -> str:
   return 'none' if spectral_norm and norm == 'batch' else norm
 
 
-def normalize(x: Array, kind: str, train: bool, dtype: Dtype,
-              scale_init: Initializer = nn.initializers.ones_init()) -> Array:
+def normalize(
+    x: Array,
+    kind: str,
+    train: bool,
+    dtype: Dtype,
+    scale_init: Initializer = nn.initializers.ones_init(),
+) -> Array:
   """Applies the normalisation named `kind` (or none) to NHWC/NC features.
 
   'batch' keeps its running statistics in the ``batch_stats`` collection.
@@ -480,12 +592,20 @@ def normalize(x: Array, kind: str, train: bool, dtype: Dtype,
   'none' and 'selu' leave x unchanged.
   """
   if kind == 'batch':
-    return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
-                        epsilon=BN_EPSILON, dtype=dtype,
-                        scale_init=scale_init)(x)
+    return nn.BatchNorm(
+        use_running_average=not train,
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        dtype=dtype,
+        scale_init=scale_init,
+    )(x)
   if kind == 'layer':
-    return nn.LayerNorm(reduction_axes=tuple(range(1, x.ndim)),
-                        feature_axes=-1, epsilon=BN_EPSILON, dtype=dtype)(x)
+    return nn.LayerNorm(
+        reduction_axes=tuple(range(1, x.ndim)),
+        feature_axes=-1,
+        epsilon=BN_EPSILON,
+        dtype=dtype,
+    )(x)
   return x
 
 
@@ -531,6 +651,7 @@ class SpectralNorm(nn.Module):
     epsilon: torch's eps of the normalisations.
     collection_name: collection of ``u`` and ``sigma``.
   """
+
   layer_instance: nn.Module
   n_steps: int = 1
   epsilon: float = 1e-12
@@ -545,15 +666,22 @@ class SpectralNorm(nn.Module):
       if w.ndim <= 1:
         return w
       matrix = jnp.reshape(w, (-1, w.shape[-1]))
-      name = '/'.join([self.layer_instance.name]
-                      + [str(k.key) for k in path[1:]])
+      name = '/'.join(
+          [self.layer_instance.name] + [str(k.key) for k in path[1:]]
+      )
       u_var = self.variable(
-          self.collection_name, name + '/u',
-          lambda: _l2_normalize(jax.random.normal(
-              self.make_rng('params'), (1, matrix.shape[-1]), jnp.float32),
-                                self.epsilon))
-      sigma_var = self.variable(self.collection_name, name + '/sigma',
-                                jnp.ones, (), jnp.float32)
+          self.collection_name,
+          name + '/u',
+          lambda: _l2_normalize(
+              jax.random.normal(
+                  self.make_rng('params'), (1, matrix.shape[-1]), jnp.float32
+              ),
+              self.epsilon,
+          ),
+      )
+      sigma_var = self.variable(
+          self.collection_name, name + '/sigma', jnp.ones, (), jnp.float32
+      )
       if initializing:
         # The parameter must be stored as initialised (see the docstring);
         # whatever is returned here at init is what flax stores.
@@ -570,14 +698,16 @@ class SpectralNorm(nn.Module):
       return w / sigma
 
     return nn.map_variables(
-        lambda layer: layer(*args, **kwargs), 'params',
-        trans_in_fn=lambda vs: jax.tree_util.tree_map_with_path(normalize,
-                                                                vs),
-        init=initializing)(self.layer_instance)
+        lambda layer: layer(*args, **kwargs),
+        'params',
+        trans_in_fn=lambda vs: jax.tree_util.tree_map_with_path(normalize, vs),
+        init=initializing,
+    )(self.layer_instance)
 
 
-def apply_layer(layer: nn.Module, x: Array, spectral_norm: bool,
-                train: bool) -> Array:
+def apply_layer(
+    layer: nn.Module, x: Array, spectral_norm: bool, train: bool
+) -> Array:
   """Calls `layer`, spectrally normalised when asked (`SpectralNorm`).
 
   Spectral normalisation keeps its power-iteration state (``u``, ``sigma``)
@@ -611,14 +741,21 @@ def build_pair(config, name: str, sizes, generator_cls, discriminator_cls):
     The unbound generator and discriminator.
   """
   check_image_size(name, config.data.image_size, sizes)
-  d_norm = resolve_d_norm(config.model.norm, config.model.d_norm,
-                          config.model.spectral_norm)
+  d_norm = resolve_d_norm(
+      config.model.norm, config.model.d_norm, config.model.spectral_norm
+  )
   dtype = parse_dtype(config.model.dtype)
-  generator = generator_cls(image_size=config.data.image_size,
-                            width=config.model.g_width,
-                            norm=config.model.norm, dtype=dtype)
-  discriminator = discriminator_cls(image_size=config.data.image_size,
-                                    width=config.model.d_width, norm=d_norm,
-                                    spectral_norm=config.model.spectral_norm,
-                                    dtype=dtype)
+  generator = generator_cls(
+      image_size=config.data.image_size,
+      width=config.model.g_width,
+      norm=config.model.norm,
+      dtype=dtype,
+  )
+  discriminator = discriminator_cls(
+      image_size=config.data.image_size,
+      width=config.model.d_width,
+      norm=d_norm,
+      spectral_norm=config.model.spectral_norm,
+      dtype=dtype,
+  )
   return generator, discriminator

@@ -76,7 +76,7 @@ def msr_init(gain: float = 1.0) -> layers.Initializer:
 
 def block_gain(num_blocks: int) -> float:
   """Init gain of a residual branch's first two convs (fix-up scaling)."""
-  return ACTIVATION_GAIN * num_blocks**(-1 / (2 * LAYERS_PER_BRANCH - 2))
+  return ACTIVATION_GAIN * num_blocks ** (-1 / (2 * LAYERS_PER_BRANCH - 2))
 
 
 def _upsample_axis(x: jax.Array, axis: int) -> jax.Array:
@@ -105,8 +105,10 @@ def _downsample_axis(x: jax.Array, axis: int) -> jax.Array:
   pad = [(0, 0)] * x.ndim
   pad[axis] = (1, 1)
   xp = jnp.pad(x, pad)
-  return sum(w * jax.lax.slice_in_dim(xp, j, j + n - 1, stride=2, axis=axis)
-             for j, w in enumerate(_LOWPASS))
+  return sum(
+      w * jax.lax.slice_in_dim(xp, j, j + n - 1, stride=2, axis=axis)
+      for j, w in enumerate(_LOWPASS)
+  )
 
 
 def upsample(x: jax.Array) -> jax.Array:
@@ -121,6 +123,7 @@ def downsample(x: jax.Array) -> jax.Array:
 
 class BiasedActivation(nn.Module):
   """A per-channel bias (zero at init) then LeakyReLU(0.2), no gain."""
+
   dtype: layers.Dtype = jnp.float32
 
   @nn.compact
@@ -129,14 +132,27 @@ class BiasedActivation(nn.Module):
     return nn.leaky_relu(x + bias.astype(self.dtype), LEAK)
 
 
-def _conv(features: int, kernel_size: int, gain: float, dtype: layers.Dtype,
-          groups: int = 1, name: str | None = None) -> nn.Conv:
+def _conv(
+    features: int,
+    kernel_size: int,
+    gain: float,
+    dtype: layers.Dtype,
+    groups: int = 1,
+    name: str | None = None,
+) -> nn.Conv:
   """A bias-free 'SAME' convolution with the reference's initialisation."""
-  return nn.Conv(features, (kernel_size, kernel_size), padding='SAME',
-                 feature_group_count=groups, use_bias=False,
-                 kernel_init=msr_init(gain), dtype=dtype, name=name,
-                 # Grouped convs with a kernel gradient that is fast on CPU.
-                 conv_general_dilated=layers.conv_general_dilated)
+  return nn.Conv(
+      features,
+      (kernel_size, kernel_size),
+      padding='SAME',
+      feature_group_count=groups,
+      use_bias=False,
+      kernel_init=msr_init(gain),
+      dtype=dtype,
+      name=name,
+      # Grouped convs with a kernel gradient that is fast on CPU.
+      conv_general_dilated=layers.conv_general_dilated,
+  )
 
 
 class ResidualBlock(nn.Module):
@@ -149,6 +165,7 @@ class ResidualBlock(nn.Module):
     kernel_size: spatial size of the grouped conv.
     dtype: compute dtype.
   """
+
   expansion: int = 2
   group_channels: int = 16
   num_blocks: int = 1
@@ -162,8 +179,13 @@ class ResidualBlock(nn.Module):
     gain = block_gain(self.num_blocks)
     y = _conv(hidden, 1, gain, self.dtype)(x)
     y = BiasedActivation(self.dtype)(y)
-    y = _conv(hidden, self.kernel_size, gain, self.dtype,
-              groups=hidden // self.group_channels)(y)
+    y = _conv(
+        hidden,
+        self.kernel_size,
+        gain,
+        self.dtype,
+        groups=hidden // self.group_channels,
+    )(y)
     y = BiasedActivation(self.dtype)(y)
     y = _conv(channels, 1, 0.0, self.dtype)(y)
     return x + y
@@ -175,7 +197,8 @@ def _stage_widths(widths: Sequence[int], image_size: int) -> list[int]:
   if len(widths) < num_stages:
     raise ValueError(
         f'model.r3gan_widths={tuple(widths)} has {len(widths)} stages; '
-        f'data.image_size={image_size} needs {num_stages} (4x4 up).')
+        f'data.image_size={image_size} needs {num_stages} (4x4 up).'
+    )
   return list(widths[:num_stages])
 
 
@@ -190,6 +213,7 @@ class Generator(nn.Module):
     group_channels: channels per group of the grouped convs.
     dtype: compute dtype; parameters stay float32, outputs are float32.
   """
+
   image_size: int = 64
   widths: Sequence[int] = (768, 768, 768, 768, 384)
   blocks_per_stage: int = 2
@@ -202,13 +226,16 @@ class Generator(nn.Module):
     """Generates images; linear when training, clipped to [-1, 1] otherwise."""
     widths = _stage_widths(self.widths, self.image_size)
     block = lambda: ResidualBlock(
-        self.expansion, self.group_channels,
-        self.blocks_per_stage * len(widths), dtype=self.dtype)
+        self.expansion,
+        self.group_channels,
+        self.blocks_per_stage * len(widths),
+        dtype=self.dtype,
+    )
     # GenerativeBasis: a learned 4x4 map per channel, scaled by Linear(z).
-    basis = self.param('basis', nn.initializers.normal(1.0),
-                       (4, 4, widths[0]))
-    scale = nn.Dense(widths[0], use_bias=False, kernel_init=msr_init(),
-                     dtype=self.dtype)(z.astype(self.dtype))
+    basis = self.param('basis', nn.initializers.normal(1.0), (4, 4, widths[0]))
+    scale = nn.Dense(
+        widths[0], use_bias=False, kernel_init=msr_init(), dtype=self.dtype
+    )(z.astype(self.dtype))
     x = basis.astype(self.dtype)[None] * scale[:, None, None, :]
     for i, features in enumerate(widths):
       if i > 0:
@@ -233,6 +260,7 @@ class Discriminator(nn.Module):
     group_channels: channels per group of the grouped convs.
     dtype: compute dtype; parameters stay float32, logits are float32.
   """
+
   image_size: int = 64
   widths: Sequence[int] = (768, 768, 768, 768, 384)
   blocks_per_stage: int = 2
@@ -246,8 +274,11 @@ class Discriminator(nn.Module):
     del train  # No batch statistics: training and inference are the same.
     widths = _stage_widths(self.widths, self.image_size)[::-1]
     block = lambda: ResidualBlock(
-        self.expansion, self.group_channels,
-        self.blocks_per_stage * len(widths), dtype=self.dtype)
+        self.expansion,
+        self.group_channels,
+        self.blocks_per_stage * len(widths),
+        dtype=self.dtype,
+    )
     x = _conv(widths[0], 1, 1.0, self.dtype)(x.astype(self.dtype))
     for i, features in enumerate(widths):
       if i > 0:
@@ -262,8 +293,7 @@ class Discriminator(nn.Module):
     # has the depthwise conv's shape and fan-in (16).
     basis = self.param('basis', msr_init(), (4, 4, 1, x.shape[-1]))
     x = jnp.einsum('bhwc,hwc->bc', x, basis[:, :, 0].astype(self.dtype))
-    x = nn.Dense(1, use_bias=False, kernel_init=msr_init(),
-                 dtype=self.dtype)(x)
+    x = nn.Dense(1, use_bias=False, kernel_init=msr_init(), dtype=self.dtype)(x)
     return x.reshape(x.shape[0]).astype(jnp.float32)
 
 
@@ -275,14 +305,18 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   # Refused rather than ignored: R3GAN has no normalisation to choose.
   for field, off in (('spectral_norm', False), ('d_norm', '')):
     if model[field] != off:
-      raise ValueError(f'model.{field}={model[field]!r} does not apply to '
-                       f'model.name={NAME!r} (it has no normalisation).')
+      raise ValueError(
+          f'model.{field}={model[field]!r} does not apply to '
+          f'model.name={NAME!r} (it has no normalisation).'
+      )
   _stage_widths(model.r3gan_widths, size)  # A one-line error now.
   if model.r3gan_blocks < 1:
     raise ValueError(f'model.r3gan_blocks={model.r3gan_blocks} must be >= 1.')
   nets = []
-  for net, width in ((Generator, model.g_width), (Discriminator,
-                                                   model.d_width)):
+  for net, width in (
+      (Generator, model.g_width),
+      (Discriminator, model.d_width),
+  ):
     widths = tuple(layers.scale_width(w, width) for w in model.r3gan_widths)
     for w in _stage_widths(widths, size):
       if (w * model.r3gan_expansion) % model.r3gan_group_channels:
@@ -290,10 +324,16 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
             f'model.r3gan_group_channels={model.r3gan_group_channels} does '
             f'not divide the hidden width {w} x {model.r3gan_expansion} of '
             f'the {net.__name__} (model.r3gan_widths={model.r3gan_widths} at '
-            f'width {width} / 64).')
-    nets.append(net(image_size=size, widths=widths,
-                    blocks_per_stage=model.r3gan_blocks,
-                    expansion=model.r3gan_expansion,
-                    group_channels=model.r3gan_group_channels,
-                    dtype=layers.parse_dtype(model.dtype)))
+            f'width {width} / 64).'
+        )
+    nets.append(
+        net(
+            image_size=size,
+            widths=widths,
+            blocks_per_stage=model.r3gan_blocks,
+            expansion=model.r3gan_expansion,
+            group_channels=model.r3gan_group_channels,
+            dtype=layers.parse_dtype(model.dtype),
+        )
+    )
   return nets[0], nets[1]

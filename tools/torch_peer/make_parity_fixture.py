@@ -52,6 +52,7 @@ def dcgan_step_fixture(peer_script: str) -> None:
   """Writes torch_dcgan64_step.npz (see the module docstring)."""
   import torch  # pylint: disable=g-import-not-at-top
   import peer_training_curve as curve  # pylint: disable=g-import-not-at-top
+
   peer = curve.load_peer(peer_script)
   torch.manual_seed(0)
   g, d = peer.generator(nz=NZ, ngf=NGF), peer.discriminator(ndf=NDF)
@@ -60,8 +61,9 @@ def dcgan_step_fixture(peer_script: str) -> None:
   rng = np.random.default_rng(0)
   # uint8 images, scaled to [-1, 1] as catgan_jax's step does.
   real_u8 = rng.integers(0, 256, (BATCH, 64, 64, 3), dtype=np.uint8)
-  real = torch.tensor(real_u8.transpose(0, 3, 1, 2).astype(np.float32)
-                      / 127.5 - 1.0)
+  real = torch.tensor(
+      real_u8.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+  )
   z = torch.tensor(rng.normal(size=(BATCH, NZ)).astype(np.float32))
   out = {'real_u8': real_u8, 'z': z.numpy()}
   for name, p in g.named_parameters():
@@ -73,8 +75,9 @@ def dcgan_step_fixture(peer_script: str) -> None:
   bce = torch.nn.BCEWithLogitsLoss()
   fake = g(z.view(BATCH, NZ, 1, 1))
   real_logits, fake_logits = d(real), d(fake.detach())
-  d_loss = (bce(real_logits, torch.ones_like(real_logits))
-            + bce(fake_logits, torch.zeros_like(fake_logits)))
+  d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(
+      fake_logits, torch.zeros_like(fake_logits)
+  )
   d_loss.backward()
   for name, p in d.named_parameters():
     out[f'd_grad.{name}'] = p.grad.numpy().copy()
@@ -84,8 +87,12 @@ def dcgan_step_fixture(peer_script: str) -> None:
   g_loss.backward()
   for name, p in g.named_parameters():
     out[f'g_grad.{name}'] = p.grad.numpy().copy()
-  out.update(fake0=fake[0].detach().numpy(), d_loss=d_loss.item(),
-             g_loss=g_loss.item(), torch_version=torch.__version__)
+  out.update(
+      fake0=fake[0].detach().numpy(),
+      d_loss=d_loss.item(),
+      g_loss=g_loss.item(),
+      torch_version=torch.__version__,
+  )
   path = os.path.join(FIXTURES, 'torch_dcgan64_step.npz')
   np.savez_compressed(path, **out)
   print(f'wrote {path}: d_loss={d_loss.item():.6f} g_loss={g_loss.item():.6f}')
@@ -94,8 +101,11 @@ def dcgan_step_fixture(peer_script: str) -> None:
 def _flatten(tree, prefix: str) -> dict[str, np.ndarray]:
   """{prefix.key.key...: array}; '.' since spectral norm's names hold '/'."""
   from flax import traverse_util  # pylint: disable=g-import-not-at-top
-  return {f'{prefix}.{k}': np.asarray(v) for k, v in
-          traverse_util.flatten_dict(tree, sep='.').items()}
+
+  return {
+      f'{prefix}.{k}': np.asarray(v)
+      for k, v in traverse_util.flatten_dict(tree, sep='.').items()
+  }
 
 
 def _config_diff(config) -> dict[str, object]:
@@ -119,6 +129,7 @@ def recipe_fixture(recipe: str, peer: str, peer_script: str | None) -> None:
   """Writes torch_<recipe>_steps.npz (see the module docstring)."""
   import jax  # pylint: disable=g-import-not-at-top
   import peer_equivalence as pe  # pylint: disable=g-import-not-at-top
+
   config = pe.recipe_config(recipe, RECIPE_WIDTH, BATCH)
   config.model.z_dim = NZ
   config.seed = 0
@@ -126,22 +137,32 @@ def recipe_fixture(recipe: str, peer: str, peer_script: str | None) -> None:
   rng = np.random.default_rng(0)
   size = pe.step_lib.input_batch_size(config)
   # Random 8x8 pixel blocks: any images do, these compress.
-  batches = [np.kron(rng.integers(0, 256, (size, 8, 8, 3), dtype=np.uint8),
-                     np.ones((1, 8, 8, 1), np.uint8)) for _ in range(steps)]
+  batches = [
+      np.kron(
+          rng.integers(0, 256, (size, 8, 8, 3), dtype=np.uint8),
+          np.ones((1, 8, 8, 1), np.uint8),
+      )
+      for _ in range(steps)
+  ]
   flags = pe.replay_flags(config)
   runs_flags = {'torch': flags + ['--sn-g-step-u', 'keep']}
   if config.model.spectral_norm:
     runs_flags['torch_sn_u_drop'] = flags + ['--sn-g-step-u', 'drop']
-  out = {'config_json': json.dumps(_config_diff(config)),
-         'replay_flags': ' '.join(flags)}
+  out = {
+      'config_json': json.dumps(_config_diff(config)),
+      'replay_flags': ' '.join(flags),
+  }
   for name, run_flags in runs_flags.items():
     (state0, _), initial, runs, inputs, _ = pe.run(
-        config, batches, peer, run_flags, peer_script, dtypes=('float64',))
+        config, batches, peer, run_flags, peer_script, dtypes=('float64',)
+    )
     final, logs = runs['pytorch_float64']
     jax_logs = runs['catgan_jax'][1]
     g_steps = pe.g_update_steps(config, steps)
-    print(f'{recipe} {name}: G updates at {g_steps}; catgan_jax float32 vs '
-          'torch float64:')
+    print(
+        f'{recipe} {name}: G updates at {g_steps}; catgan_jax float32 vs '
+        'torch float64:'
+    )
     for k, v in logs.items():
       if np.all(np.isnan(v)):
         continue
@@ -158,17 +179,23 @@ def recipe_fixture(recipe: str, peer: str, peer_script: str | None) -> None:
     kept = _flatten({'g': g_tree, 'd': {'params': d_tree['params']}}, '')
     for sn, key in pe._sn_u(d_tree):  # pylint: disable=protected-access
       kept[f'.d.batch_stats.{sn}.{key}'] = np.asarray(
-          d_tree['batch_stats'][sn][key])
-    initial_flat = _flatten(jax.device_get(
-        {'g': pe._variables(state0.g), 'd': pe._variables(state0.d)}), '')  # pylint: disable=protected-access
+          d_tree['batch_stats'][sn][key]
+      )
+    initial_flat = _flatten(
+        jax.device_get(
+            {'g': pe._variables(state0.g), 'd': pe._variables(state0.d)}
+        ),
+        '',
+    )  # pylint: disable=protected-access
     for k, v in kept.items():
       out[f'{name}.change{k}'] = (v - initial_flat[k]).astype(np.float32)
   variables = {'g': pe._variables(state0.g), 'd': pe._variables(state0.d)}  # pylint: disable=protected-access
   out.update(_flatten(jax.device_get(variables), 'init'))
-  out['rng'] = np.asarray(jax.random.key_data(state0.rng)
-                          if jax.dtypes.issubdtype(state0.rng.dtype,
-                                                   jax.dtypes.prng_key)
-                          else state0.rng)
+  out['rng'] = np.asarray(
+      jax.random.key_data(state0.rng)
+      if jax.dtypes.issubdtype(state0.rng.dtype, jax.dtypes.prng_key)
+      else state0.rng
+  )
   for t, b in enumerate(batches):
     out[f'real_{t}'] = b
     out[f'z_{t}'] = inputs[f'z_{t}']
@@ -179,16 +206,23 @@ def recipe_fixture(recipe: str, peer: str, peer_script: str | None) -> None:
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  p.add_argument('--recipe', action='append',
-                 help='a peer_equivalence.RECIPES name (repeatable); '
-                 'none: the DCGAN step fixture')
+  p.add_argument(
+      '--recipe',
+      action='append',
+      help='a peer_equivalence.RECIPES name (repeatable); '
+      'none: the DCGAN step fixture',
+  )
   p.add_argument('--peer', help='--recipe: a Python with torch')
-  p.add_argument('--peer-script', default=None,
-                 help='peer_torch_dcgan.py (default: shared/bench/ beside '
-                 'the repository)')
+  p.add_argument(
+      '--peer-script',
+      default=None,
+      help='peer_torch_dcgan.py (default: shared/bench/ beside '
+      'the repository)',
+  )
   a = p.parse_args()
   if not a.recipe:
     import peer_training_curve as curve  # pylint: disable=g-import-not-at-top
+
     dcgan_step_fixture(a.peer_script or curve.DEFAULT_PEER_SCRIPT)
     return
   if not a.peer:

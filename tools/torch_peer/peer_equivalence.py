@@ -55,8 +55,9 @@ from typing import Any
 import jax
 import numpy as np
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+_REPO = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
@@ -72,76 +73,129 @@ from catgan_jax.models import torch_layout  # pylint: disable=g-import-not-at-to
 
 cli.configure()
 
-_BN_FIELDS = {'weight': ('params', 'scale'), 'bias': ('params', 'bias'),
-              'running_mean': ('batch_stats', 'mean'),
-              'running_var': ('batch_stats', 'var')}
+_BN_FIELDS = {
+    'weight': ('params', 'scale'),
+    'bias': ('params', 'bias'),
+    'running_mean': ('batch_stats', 'mean'),
+    'running_var': ('batch_stats', 'var'),
+}
 _LOSSES = ('nsgan', 'lsgan', 'hinge', 'rasgan', 'ralsgan')
 # float32 against float64 on one forward pass of DCGAN-64 (measured: 4e-8 to
 # 1.3e-7 at batch 64).
 FIRST_D_LOSS_RTOL = 1e-4
-_LOG_KEYS = ('d_loss', 'g_loss', 'd_real_logit', 'd_fake_logit', 'd_grad_norm',
-             'g_grad_norm', 'gp')
+_LOG_KEYS = (
+    'd_loss',
+    'g_loss',
+    'd_real_logit',
+    'd_fake_logit',
+    'd_grad_norm',
+    'g_grad_norm',
+    'gp',
+)
 
 # The recipes replayed with their reference's own training loop: (config,
 # overrides, what it checks). 'default.py' is configs/default.py with the
 # overrides.
 RECIPES = {
-    'wgan': ('wgan64.py', {
-        # WGAN.py's critic schedule (N_critic 100 before each of the first 25
-        # and every 500th G update, else 5) at a scale that a 10-iteration
-        # run holds both kinds of group: 3 before G updates 0 and 2, 4, ...,
-        # else 2 (G at iterations 2, 4, 7, 9).
-        'train.d_steps_per_g_step': 2,
-        'train.warmup_d_steps_per_g_step': 3,
-        'train.warmup_g_steps': 1,
-        'train.warmup_every_g_steps': 2},
-             'RMSprop, the clamp at the start of each critic iteration, the '
-             'critic warm-up and n_critic schedule, fresh z for G'),
-    'wgan_gp': ('wgan_gp64.py', {},
-                'the gradient penalty, a critic without normalisation, '
-                'n_critic 5, Adam (0, 0.9), fresh z for G'),
+    'wgan': (
+        'wgan64.py',
+        {
+            # WGAN.py's critic schedule (N_critic 100 before each of the first 25
+            # and every 500th G update, else 5) at a scale that a 10-iteration
+            # run holds both kinds of group: 3 before G updates 0 and 2, 4, ...,
+            # else 2 (G at iterations 2, 4, 7, 9).
+            'train.d_steps_per_g_step': 2,
+            'train.warmup_d_steps_per_g_step': 3,
+            'train.warmup_g_steps': 1,
+            'train.warmup_every_g_steps': 2,
+        },
+        'RMSprop, the clamp at the start of each critic iteration, the '
+        'critic warm-up and n_critic schedule, fresh z for G',
+    ),
+    'wgan_gp': (
+        'wgan_gp64.py',
+        {},
+        'the gradient penalty, a critic without normalisation, '
+        'n_critic 5, Adam (0, 0.9), fresh z for G',
+    ),
     # hinge64 as GAN_losses_iter.py --loss_D 4 --spectral True runs it: its
     # G step draws a fresh z (hinge64 ships g_samples='reuse').
-    'hinge_sn': ('hinge64.py', {'train.g_samples': 'fresh_z'},
-                 'spectral norm (torch.nn.utils.spectral_norm, one power '
-                 'iteration per D pass, BN dropped from D), hinge'),
+    'hinge_sn': (
+        'hinge64.py',
+        {'train.g_samples': 'fresh_z'},
+        'spectral norm (torch.nn.utils.spectral_norm, one power '
+        'iteration per D pass, BN dropped from D), hinge',
+    ),
     # The RelativisticGAN CAT setting (code/unstable.sh: batch 32, z 128,
     # Adam 2e-4 (0.5, 0.999), one D update per G update), RaLSGAN.
-    'ralsgan_fresh': ('default.py', {
-        'loss.name': 'ralsgan', 'train.g_samples': 'fresh_z_and_reals',
-        'batch_size': 32, 'model.z_dim': 128},
-                      'a relativistic G step on a fresh z and a fresh real '
-                      'batch'),
+    'ralsgan_fresh': (
+        'default.py',
+        {
+            'loss.name': 'ralsgan',
+            'train.g_samples': 'fresh_z_and_reals',
+            'batch_size': 32,
+            'model.z_dim': 128,
+        },
+        'a relativistic G step on a fresh z and a fresh real ' 'batch',
+    ),
 }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  p.add_argument('--peer', required=True,
-                 help='a Python with torch, numpy and pillow')
-  p.add_argument('--loss', choices=_LOSSES, action='append',
-                 help='repeat for several losses (default: nsgan unless '
-                 '--recipe is given)')
-  p.add_argument('--recipe', choices=sorted(RECIPES), action='append',
-                 help='repeat for several recipes')
-  p.add_argument('--sn-g-step-u', choices=('keep', 'drop'), default='keep',
-                 help="peer_replay.py's option: 'drop' replays spectral "
-                 'norm without the power iterations of the G step\'s D '
-                 'passes (a diagnostic)')
+  p.add_argument(
+      '--peer', required=True, help='a Python with torch, numpy and pillow'
+  )
+  p.add_argument(
+      '--loss',
+      choices=_LOSSES,
+      action='append',
+      help='repeat for several losses (default: nsgan unless '
+      '--recipe is given)',
+  )
+  p.add_argument(
+      '--recipe',
+      choices=sorted(RECIPES),
+      action='append',
+      help='repeat for several recipes',
+  )
+  p.add_argument(
+      '--sn-g-step-u',
+      choices=('keep', 'drop'),
+      default='keep',
+      help="peer_replay.py's option: 'drop' replays spectral "
+      "norm without the power iterations of the G step's D "
+      'passes (a diagnostic)',
+  )
   p.add_argument('--steps', type=int, default=5)
-  p.add_argument('--batch', type=int, default=None,
-                 help='global batch (default: 64 for --loss, the config\'s '
-                 'for --recipe)')
-  p.add_argument('--width', type=int, default=None,
-                 help='--recipe: g_width = d_width (default: the config\'s)')
+  p.add_argument(
+      '--batch',
+      type=int,
+      default=None,
+      help="global batch (default: 64 for --loss, the config's "
+      'for --recipe)',
+  )
+  p.add_argument(
+      '--width',
+      type=int,
+      default=None,
+      help="--recipe: g_width = d_width (default: the config's)",
+  )
   p.add_argument('--seed', type=int, default=0)
-  p.add_argument('--data-dir', default=os.path.join(
-      _REPO, '..', 'shared', 'data', 'cat_faces_64'))
-  p.add_argument('--peer-script', default=None,
-                 help="peer_replay.py's --peer-script")
-  p.add_argument('--factor', type=float, default=2.0,
-                 help='pass when catgan_jax\'s worst relative error against '
-                 'the float64 replay is at most this times PyTorch float32\'s')
+  p.add_argument(
+      '--data-dir',
+      default=os.path.join(_REPO, '..', 'shared', 'data', 'cat_faces_64'),
+  )
+  p.add_argument(
+      '--peer-script', default=None, help="peer_replay.py's --peer-script"
+  )
+  p.add_argument(
+      '--factor',
+      type=float,
+      default=2.0,
+      help="pass when catgan_jax's worst relative error against "
+      "the float64 replay is at most this times PyTorch float32's",
+  )
   p.add_argument('--out', default=None)
   return p.parse_args(argv)
 
@@ -156,8 +210,10 @@ def _sn_u(variables: dict[str, Any]) -> list[tuple[str, str]]:
   """(SpectralNorm_i, 'Conv_i/kernel/u') of each spectrally normalised layer:
   where `layers.SpectralNorm` keeps the kernel's u."""
   stats = variables.get('batch_stats', {})
-  return [(name, next(k for k in stats[name] if k.endswith('kernel/u')))
-          for name in _modules(stats, 'SpectralNorm')]
+  return [
+      (name, next(k for k in stats[name] if k.endswith('kernel/u')))
+      for name in _modules(stats, 'SpectralNorm')
+  ]
 
 
 def to_torch_layout(variables: dict[str, Any], net: str) -> dict[str, Any]:
@@ -177,25 +233,34 @@ def to_torch_layout(variables: dict[str, Any], net: str) -> dict[str, Any]:
   params = variables['params']
   if net == 'g':
     kernels = [torch_layout.dense_to_torch(params['Dense_0']['kernel'])]
-    kernels += [torch_layout.conv_transpose_to_torch(params[n]['kernel'])
-                for n in _modules(params, 'ConvTranspose2x')]
+    kernels += [
+        torch_layout.conv_transpose_to_torch(params[n]['kernel'])
+        for n in _modules(params, 'ConvTranspose2x')
+    ]
   else:
-    kernels = [torch_layout.conv_to_torch(params[n]['kernel'])
-               for n in _modules(params, 'Conv')]
-  out = {f'{net}_conv_{i}': np.ascontiguousarray(k, np.float32)
-         for i, k in enumerate(kernels)}
+    kernels = [
+        torch_layout.conv_to_torch(params[n]['kernel'])
+        for n in _modules(params, 'Conv')
+    ]
+  out = {
+      f'{net}_conv_{i}': np.ascontiguousarray(k, np.float32)
+      for i, k in enumerate(kernels)
+  }
   for i, name in enumerate(_modules(params, 'BatchNorm')):
     for field, (collection, key) in _BN_FIELDS.items():
       out[f'{net}_bn_{i}_{field}'] = np.asarray(
-          variables[collection][name][key], np.float32)
+          variables[collection][name][key], np.float32
+      )
   for i, (sn, key) in enumerate(_sn_u(variables)):
     out[f'{net}_sn_{i}_u'] = np.asarray(
-        variables['batch_stats'][sn][key][0], np.float32)
+        variables['batch_stats'][sn][key][0], np.float32
+    )
   return out
 
 
-def from_torch_layout(arrays: dict[str, np.ndarray], like: dict[str, Any],
-                      net: str) -> dict[str, Any]:
+def from_torch_layout(
+    arrays: dict[str, np.ndarray], like: dict[str, Any], net: str
+) -> dict[str, Any]:
   """`to_torch_layout`'s inverse: `arrays` as the variables tree `like`.
 
   Entries `to_torch_layout` does not write (spectral norm's sigma) keep
@@ -205,14 +270,15 @@ def from_torch_layout(arrays: dict[str, np.ndarray], like: dict[str, Any],
   params = out['params']
   if net == 'g':
     params['Dense_0']['kernel'] = torch_layout.dense_from_torch(
-        arrays['g_conv_0'])
+        arrays['g_conv_0']
+    )
     for i, n in enumerate(_modules(params, 'ConvTranspose2x')):
       params[n]['kernel'] = torch_layout.conv_transpose_from_torch(
-          arrays[f'g_conv_{i + 1}'])
+          arrays[f'g_conv_{i + 1}']
+      )
   else:
     for i, n in enumerate(_modules(params, 'Conv')):
-      params[n]['kernel'] = torch_layout.conv_from_torch(
-          arrays[f'd_conv_{i}'])
+      params[n]['kernel'] = torch_layout.conv_from_torch(arrays[f'd_conv_{i}'])
   for i, name in enumerate(_modules(params, 'BatchNorm')):
     for field, (collection, key) in _BN_FIELDS.items():
       out[collection][name][key] = arrays[f'{net}_bn_{i}_{field}']
@@ -227,12 +293,15 @@ def _variables(ts) -> dict[str, Any]:
 
 def _state_in_torch_layout(state) -> dict[str, np.ndarray]:
   state = jax.device_get(state)
-  return {**to_torch_layout(_variables(state.g), 'g'),
-          **to_torch_layout(_variables(state.d), 'd')}
+  return {
+      **to_torch_layout(_variables(state.g), 'g'),
+      **to_torch_layout(_variables(state.d), 'd'),
+  }
 
 
-def real_batches(data_dir: str, steps: int, batch: int,
-                 seed: int) -> tuple[list[np.ndarray], str]:
+def real_batches(
+    data_dir: str, steps: int, batch: int, seed: int
+) -> tuple[list[np.ndarray], str]:
   """`steps` uint8 batches [batch, 64, 64, 3] of faces from `data_dir` (or of
   uniform random pixels when it does not exist), and where they came from.
 
@@ -241,11 +310,17 @@ def real_batches(data_dir: str, steps: int, batch: int,
   """
   rng = np.random.default_rng(seed)
   if not os.path.isdir(data_dir):
-    return ([rng.integers(0, 256, (batch, 64, 64, 3), dtype=np.uint8)
-             for _ in range(steps)], 'uniform random pixels')
+    return (
+        [
+            rng.integers(0, 256, (batch, 64, 64, 3), dtype=np.uint8)
+            for _ in range(steps)
+        ],
+        'uniform random pixels',
+    )
   paths = sources.list_image_files(data_dir)
-  picked = rng.choice(len(paths), size=min(len(paths), steps * batch * 2),
-                      replace=False)
+  picked = rng.choice(
+      len(paths), size=min(len(paths), steps * batch * 2), replace=False
+  )
   images = []
   for i in picked:
     try:
@@ -256,10 +331,12 @@ def real_batches(data_dir: str, steps: int, batch: int,
     if len(images) == steps * batch:
       break
   if len(images) < steps * batch:
-    raise SystemExit(f'--data-dir: {data_dir!r} has {len(images)} usable '
-                     f'images, {steps * batch} needed.')
+    raise SystemExit(
+        f'--data-dir: {data_dir!r} has {len(images)} usable '
+        f'images, {steps * batch} needed.'
+    )
   stacked = np.stack(images)
-  return [stacked[t * batch:(t + 1) * batch] for t in range(steps)], data_dir
+  return [stacked[t * batch : (t + 1) * batch] for t in range(steps)], data_dir
 
 
 def _optim(config, name: str) -> float:
@@ -269,8 +346,10 @@ def _optim(config, name: str) -> float:
   values = {net: optim[f'{net}_{name}'] for net in ('g', 'd')}
   values = {net: optim[name] if v is None else v for net, v in values.items()}
   if values['g'] != values['d']:
-    raise SystemExit(f'optim.g_{name}={values["g"]!r} and optim.d_{name}='
-                     f'{values["d"]!r}: the replay has one {name}')
+    raise SystemExit(
+        f'optim.g_{name}={values["g"]!r} and optim.d_{name}='
+        f'{values["d"]!r}: the replay has one {name}'
+    )
   return values['g']
 
 
@@ -281,58 +360,105 @@ def replay_flags(config) -> list[str]:
   """
   cfg_loss, cfg_train = config.loss, config.train
   g_samples = cfg_train.get('g_samples', 'reuse')
-  flags = ['--g-lr', str(config.optim.g_lr), '--d-lr', str(config.optim.d_lr),
-           '--n-critic', str(cfg_train.d_steps_per_g_step)]
+  flags = [
+      '--g-lr',
+      str(config.optim.g_lr),
+      '--d-lr',
+      str(config.optim.d_lr),
+      '--n-critic',
+      str(cfg_train.d_steps_per_g_step),
+  ]
   if cfg_train.d_every_k_steps != 1:
     raise SystemExit('train.d_every_k_steps != 1: no reference loop skips D')
   if cfg_loss.name == 'wgan':
     if cfg_loss.clip <= 0 or cfg_loss.get('clip_mode') != 'before_update':
-      raise SystemExit("loss.name='wgan': WGAN.py clamps at the start of "
-                       "each critic iteration (loss.clip_mode='before_"
-                       "update', loss.clip > 0)")
+      raise SystemExit(
+          "loss.name='wgan': WGAN.py clamps at the start of "
+          "each critic iteration (loss.clip_mode='before_"
+          "update', loss.clip > 0)"
+      )
     if _optim(config, 'name') != 'rmsprop':
       raise SystemExit("loss.name='wgan': WGAN.py uses RMSprop")
     warm = step_lib._critic_warmup(cfg_train)  # pylint: disable=protected-access
-    return ['--recipe', 'wgan', '--clip', str(cfg_loss.clip),
-            '--warm-critic', *map(str, warm), *flags]
+    return [
+        '--recipe',
+        'wgan',
+        '--clip',
+        str(cfg_loss.clip),
+        '--warm-critic',
+        *map(str, warm),
+        *flags,
+    ]
   if g_samples == 'reuse':
-    raise SystemExit(f'train.g_samples={g_samples!r}: the reference loops '
-                     'draw a fresh z for G (use --loss for the DCGAN loop)')
+    raise SystemExit(
+        f'train.g_samples={g_samples!r}: the reference loops '
+        'draw a fresh z for G (use --loss for the DCGAN loop)'
+    )
   if _optim(config, 'name') != 'adam':
     raise SystemExit(f'loss.name={cfg_loss.name!r}: its reference uses Adam')
-  flags += ['--b1', str(_optim(config, 'b1')), '--b2', str(_optim(config,
-                                                                  'b2'))]
+  flags += [
+      '--b1',
+      str(_optim(config, 'b1')),
+      '--b2',
+      str(_optim(config, 'b2')),
+  ]
   if cfg_loss.name == 'wgan_gp':
-    return ['--recipe', 'wgan_gp', '--gp-weight', str(cfg_loss.gp_weight),
-            *flags]
+    return [
+        '--recipe',
+        'wgan_gp',
+        '--gp-weight',
+        str(cfg_loss.gp_weight),
+        *flags,
+    ]
   if cfg_loss.gp_weight or cfg_loss.clip or cfg_train.d_steps_per_g_step != 1:
-    raise SystemExit('GAN_losses_iter.py (Diters 1) is replayed without '
-                     'penalties, clipping or n_critic')
+    raise SystemExit(
+        'GAN_losses_iter.py (Diters 1) is replayed without '
+        'penalties, clipping or n_critic'
+    )
   flags = ['--recipe', 'losses_iter', '--loss', cfg_loss.name, *flags]
   return flags + (['--spectral'] if config.model.spectral_norm else [])
 
 
-def replay(peer: str, flags: list[str], dtype: str, inputs: str,
-           outputs: str, peer_script: str | None = None
-           ) -> tuple[dict, dict]:
+def replay(
+    peer: str,
+    flags: list[str],
+    dtype: str,
+    inputs: str,
+    outputs: str,
+    peer_script: str | None = None,
+) -> tuple[dict, dict]:
   """Runs `peer_replay.py`; returns its (final weights, per-step logs)."""
-  cmd = [peer, os.path.join(_REPO, 'tools', 'torch_peer', 'peer_replay.py'),
-         inputs, outputs, '--dtype', dtype, *flags]
+  cmd = [
+      peer,
+      os.path.join(_REPO, 'tools', 'torch_peer', 'peer_replay.py'),
+      inputs,
+      outputs,
+      '--dtype',
+      dtype,
+      *flags,
+  ]
   if peer_script:
     cmd += ['--peer-script', peer_script]
   proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
   if proc.returncode:
-    raise SystemExit(f'peer_replay.py --dtype {dtype} failed: '
-                     f'{proc.stderr[-2000:]}')
+    raise SystemExit(
+        f'peer_replay.py --dtype {dtype} failed: ' f'{proc.stderr[-2000:]}'
+    )
   arrays = dict(np.load(outputs))
-  logs = {k[len('log_'):]: arrays.pop(k) for k in list(arrays)
-          if k.startswith('log_')}
+  logs = {
+      k[len('log_') :]: arrays.pop(k)
+      for k in list(arrays)
+      if k.startswith('log_')
+  }
   return arrays, logs
 
 
-def replay_inputs(initial: dict[str, np.ndarray], draws: dict[str, list],
-                  batches: list[np.ndarray], fresh_reals: bool
-                  ) -> dict[str, np.ndarray]:
+def replay_inputs(
+    initial: dict[str, np.ndarray],
+    draws: dict[str, list],
+    batches: list[np.ndarray],
+    fresh_reals: bool,
+) -> dict[str, np.ndarray]:
   """`peer_replay.py`'s inputs: weights, each iteration's draws and reals.
 
   With train.g_samples='fresh_z_and_reals' an iteration's batch holds D's
@@ -361,11 +487,13 @@ def iteration_draws(config, rng, steps: int) -> dict[str, list[np.ndarray]]:
   for t in range(steps):
     keys = step_lib.iteration_keys(rng, t)
     draws['z'].append(np.asarray(step_lib.latents(keys['z'], batch, z_dim)))
-    draws['z_g'].append(np.asarray(step_lib.latents(keys['z_g'], batch,
-                                                    z_dim)))
+    draws['z_g'].append(np.asarray(step_lib.latents(keys['z_g'], batch, z_dim)))
     # losses.gradient_penalty: eps [B, 1, 1, 1] ~ U[0, 1) from its key.
-    draws['gp_u'].append(np.asarray(jax.random.uniform(
-        keys['gp'], (batch, 1, 1, 1), dtype=np.float32)))
+    draws['gp_u'].append(
+        np.asarray(
+            jax.random.uniform(keys['gp'], (batch, 1, 1, 1), dtype=np.float32)
+        )
+    )
   if config.train.get('g_samples', 'reuse') == 'reuse':
     del draws['z_g']
   if not config.loss.gp_weight:
@@ -388,7 +516,8 @@ def run_catgan_jax(config, batches: list[np.ndarray]):
   logs = {k: [] for k in _LOG_KEYS}
   for t, images in enumerate(batches):
     state, metrics = step_fn(
-        state, jax.device_put(images, parallel.batch_sharded(mesh)), t)
+        state, jax.device_put(images, parallel.batch_sharded(mesh)), t
+    )
     metrics = jax.device_get(metrics)
     for k in logs:
       logs[k].append(float(metrics[k]) if k in metrics else np.nan)
@@ -406,22 +535,28 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _series_err(values, ref_values, steps: list[int]) -> float:
-  return max((abs(values[t] - ref_values[t]) / max(abs(ref_values[t]), 1e-6)
-              for t in steps), default=0.0)
+  return max(
+      (
+          abs(values[t] - ref_values[t]) / max(abs(ref_values[t]), 1e-6)
+          for t in steps
+      ),
+      default=0.0,
+  )
 
 
-def _errors(initial, final, logs, ref_final, ref_logs,
-            g_steps: list[int]) -> dict[str, Any]:
+def _errors(
+    initial, final, logs, ref_final, ref_logs, g_steps: list[int]
+) -> dict[str, Any]:
   """One float32 run's errors against the float64 reference run.
 
   D's losses and gradient norms are compared at every iteration, G's at the
   iterations that update G, the penalty where there is one.
   """
   all_steps = list(range(len(ref_logs['d_loss'])))
-  losses = {'d_loss': _series_err(logs['d_loss'], ref_logs['d_loss'],
-                                  all_steps),
-            'g_loss': _series_err(logs['g_loss'], ref_logs['g_loss'],
-                                  g_steps)}
+  losses = {
+      'd_loss': _series_err(logs['d_loss'], ref_logs['d_loss'], all_steps),
+      'g_loss': _series_err(logs['g_loss'], ref_logs['g_loss'], g_steps),
+  }
   if not np.all(np.isnan(ref_logs.get('gp', [np.nan]))):
     losses['gp'] = _series_err(logs['gp'], ref_logs['gp'], all_steps)
   grad_norms = {}
@@ -434,16 +569,19 @@ def _errors(initial, final, logs, ref_final, ref_logs,
       continue  # Not used by any step (see the module docstring).
     w0 = w0.astype(np.float64)
     weights[name] = _rel(final[name] - w0, ref_final[name] - w0)
-  return {'loss_rel_err': losses, 'grad_norm_rel_err': grad_norms,
-          'weight_change_rel_err': weights,
-          'max_loss_rel_err': max(losses.values()),
-          'median_weight_change_rel_err': float(np.median(
-              list(weights.values()))),
-          'max_weight_change_rel_err': max(weights.values())}
+  return {
+      'loss_rel_err': losses,
+      'grad_norm_rel_err': grad_norms,
+      'weight_change_rel_err': weights,
+      'max_loss_rel_err': max(losses.values()),
+      'median_weight_change_rel_err': float(np.median(list(weights.values()))),
+      'max_weight_change_rel_err': max(weights.values()),
+  }
 
 
-def compare(initial, runs: dict[str, tuple[dict, dict]],
-            g_steps: list[int]) -> dict[str, Any]:
+def compare(
+    initial, runs: dict[str, tuple[dict, dict]], g_steps: list[int]
+) -> dict[str, Any]:
   """Errors of the float32 runs against the float64 reference.
 
   Args:
@@ -456,23 +594,32 @@ def compare(initial, runs: dict[str, tuple[dict, dict]],
     {'per_step': every run's logs, '<run>': its errors} for each float32 run.
   """
   ref_final, ref_logs = runs['pytorch_float64']
-  out = {'per_step': {k: {name: [None if np.isnan(x) else float(x)
-                                 for x in logs[k]]
-                          for name, (_, logs) in runs.items()}
-                      for k in ref_logs
-                      if not np.all(np.isnan(ref_logs[k]))}}
+  out = {
+      'per_step': {
+          k: {
+              name: [None if np.isnan(x) else float(x) for x in logs[k]]
+              for name, (_, logs) in runs.items()
+          }
+          for k in ref_logs
+          if not np.all(np.isnan(ref_logs[k]))
+      }
+  }
   for name, (final, logs) in runs.items():
     if name != 'pytorch_float64':
       out[name] = _errors(initial, final, logs, ref_final, ref_logs, g_steps)
   return out
 
 
-def recipe_config(name: str, width: int | None = None,
-                  batch: int | None = None):
+def recipe_config(
+    name: str, width: int | None = None, batch: int | None = None
+):
   """The config of recipe `name` (`RECIPES`), at `width` and `batch`."""
   path, overrides, _ = RECIPES[name]
-  config = (default_config.get_config() if path == 'default.py' else
-            bench.load_config(os.path.join(_REPO, 'configs', path)))
+  config = (
+      default_config.get_config()
+      if path == 'default.py'
+      else bench.load_config(os.path.join(_REPO, 'configs', path))
+  )
   config.data.source = 'folder'
   config.train.ema_decay = 0.0
   for field, value in overrides.items():
@@ -488,8 +635,14 @@ def recipe_config(name: str, width: int | None = None,
   return config
 
 
-def run(config, batches: list[np.ndarray], peer: str, flags: list[str],
-        peer_script: str | None = None, dtypes=('float32', 'float64')):
+def run(
+    config,
+    batches: list[np.ndarray],
+    peer: str,
+    flags: list[str],
+    peer_script: str | None = None,
+    dtypes=('float32', 'float64'),
+):
   """catgan_jax's run and the replays of `batches`.
 
   Returns:
@@ -499,20 +652,30 @@ def run(config, batches: list[np.ndarray], peer: str, flags: list[str],
   """
   t0 = time.perf_counter()
   initial_state, initial, final_state, jax_final, jax_logs = run_catgan_jax(
-      config, batches)
+      config, batches
+  )
   runs = {'catgan_jax': (jax_final, jax_logs)}
   seconds = {'catgan_jax': round(time.perf_counter() - t0, 1)}
   fresh_reals = config.train.get('g_samples', 'reuse') == 'fresh_z_and_reals'
   inputs = replay_inputs(
-      initial, iteration_draws(config, initial_state.rng, len(batches)),
-      batches, fresh_reals)
+      initial,
+      iteration_draws(config, initial_state.rng, len(batches)),
+      batches,
+      fresh_reals,
+  )
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, 'in.npz')
     np.savez(path, **inputs)
     for dtype in dtypes:
       name, t0 = f'pytorch_{dtype}', time.perf_counter()
-      runs[name] = replay(peer, flags, dtype, path,
-                          os.path.join(tmp, f'{dtype}.npz'), peer_script)
+      runs[name] = replay(
+          peer,
+          flags,
+          dtype,
+          path,
+          os.path.join(tmp, f'{dtype}.npz'),
+          peer_script,
+      )
       seconds[name] = round(time.perf_counter() - t0, 1)
   return (initial_state, final_state), initial, runs, inputs, seconds
 
@@ -525,45 +688,80 @@ def check(args: argparse.Namespace, name: str) -> dict[str, Any]:
   else:
     config = bench.peer_matched_config(
         bench.load_config(os.path.join(_REPO, 'configs', 'dcgan64.py')),
-        args.batch or 64, 'float32', name)
+        args.batch or 64,
+        'float32',
+        name,
+    )
     config.train.ema_decay = 0.0
-    flags = ['--recipe', 'dcgan', '--loss', name, '--g-lr',
-             str(bench.PEER_LR), '--d-lr', str(bench.PEER_LR)]
+    flags = [
+        '--recipe',
+        'dcgan',
+        '--loss',
+        name,
+        '--g-lr',
+        str(bench.PEER_LR),
+        '--d-lr',
+        str(bench.PEER_LR),
+    ]
   config.seed = args.seed
-  batches, source = real_batches(args.data_dir, args.steps,
-                                 step_lib.input_batch_size(config), args.seed)
-  _, initial, runs, _, seconds = run(config, batches, args.peer, flags,
-                                     args.peer_script)
+  batches, source = real_batches(
+      args.data_dir, args.steps, step_lib.input_batch_size(config), args.seed
+  )
+  _, initial, runs, _, seconds = run(
+      config, batches, args.peer, flags, args.peer_script
+  )
   g_steps = g_update_steps(config, args.steps)
   result = compare(initial, runs, g_steps)
-  torch_g_steps = [t for t, v in enumerate(runs['pytorch_float64'][1][
-      'g_loss']) if not np.isnan(v)]
-  worst = {run_name: max(result[run_name]['max_loss_rel_err'],
-                         result[run_name]['max_weight_change_rel_err'])
-           for run_name in ('catgan_jax', 'pytorch_float32')}
+  torch_g_steps = [
+      t
+      for t, v in enumerate(runs['pytorch_float64'][1]['g_loss'])
+      if not np.isnan(v)
+  ]
+  worst = {
+      run_name: max(
+          result[run_name]['max_loss_rel_err'],
+          result[run_name]['max_weight_change_rel_err'],
+      )
+      for run_name in ('catgan_jax', 'pytorch_float32')
+  }
   # The first D loss is one forward pass of the initial weights, before any
   # update can amplify rounding (the first G loss already sees the updated
   # D): it must agree to float32 precision.
-  first_d = [result['per_step']['d_loss'][run_name][0]
-             for run_name in ('catgan_jax', 'pytorch_float64')]
+  first_d = [
+      result['per_step']['d_loss'][run_name][0]
+      for run_name in ('catgan_jax', 'pytorch_float64')
+  ]
   first = abs(first_d[0] - first_d[1]) / max(abs(first_d[1]), 1e-6)
-  result.update({
-      'data': source, 'worst_rel_err': worst, 'seconds': seconds,
-      'first_d_loss_rel_err': first, 'g_update_steps': g_steps,
-      'replay_flags': flags,
-      'config': {'batch_size': config.batch_size,
-                 'g_width': config.model.g_width,
-                 'd_width': config.model.d_width,
-                 'z_dim': config.model.z_dim},
-      'passed': bool(first <= FIRST_D_LOSS_RTOL and g_steps == torch_g_steps
-                     and worst['catgan_jax']
-                     <= args.factor * max(worst['pytorch_float32'], 1e-6))})
+  result.update(
+      {
+          'data': source,
+          'worst_rel_err': worst,
+          'seconds': seconds,
+          'first_d_loss_rel_err': first,
+          'g_update_steps': g_steps,
+          'replay_flags': flags,
+          'config': {
+              'batch_size': config.batch_size,
+              'g_width': config.model.g_width,
+              'd_width': config.model.d_width,
+              'z_dim': config.model.z_dim,
+          },
+          'passed': bool(
+              first <= FIRST_D_LOSS_RTOL
+              and g_steps == torch_g_steps
+              and worst['catgan_jax']
+              <= args.factor * max(worst['pytorch_float32'], 1e-6)
+          ),
+      }
+  )
   if g_steps != torch_g_steps:
     result['torch_g_update_steps'] = torch_g_steps
   if name in RECIPES:
-    result['recipe'] = {'config': RECIPES[name][0],
-                        'overrides': RECIPES[name][1],
-                        'checks': RECIPES[name][2]}
+    result['recipe'] = {
+        'config': RECIPES[name][0],
+        'overrides': RECIPES[name][1],
+        'checks': RECIPES[name][2],
+    }
   return result
 
 
@@ -573,17 +771,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   names = names or ['nsgan']
   results = {name: check(args, name) for name in names}
   for name, r in results.items():
-    print(f'{name}: worst relative error against float64: catgan_jax '
-          f'{r["worst_rel_err"]["catgan_jax"]:.3g}, PyTorch float32 '
-          f'{r["worst_rel_err"]["pytorch_float32"]:.3g}; first D loss '
-          f'{r["first_d_loss_rel_err"]:.2g} -> '
-          f'{"pass" if r["passed"] else "FAIL"}')
-  out = {'losses': results, 'steps': args.steps, 'batch': args.batch,
-         'width': args.width, 'seed': args.seed, 'factor': args.factor,
-         'sn_g_step_u': args.sn_g_step_u,
-         'passed': all(r['passed'] for r in results.values()),
-         'machine': bench.machine_info(), 'code_digest': bench.code_digest(),
-         'command': ' '.join(sys.argv)}
+    print(
+        f'{name}: worst relative error against float64: catgan_jax '
+        f'{r["worst_rel_err"]["catgan_jax"]:.3g}, PyTorch float32 '
+        f'{r["worst_rel_err"]["pytorch_float32"]:.3g}; first D loss '
+        f'{r["first_d_loss_rel_err"]:.2g} -> '
+        f'{"pass" if r["passed"] else "FAIL"}'
+    )
+  out = {
+      'losses': results,
+      'steps': args.steps,
+      'batch': args.batch,
+      'width': args.width,
+      'seed': args.seed,
+      'factor': args.factor,
+      'sn_g_step_u': args.sn_g_step_u,
+      'passed': all(r['passed'] for r in results.values()),
+      'machine': bench.machine_info(),
+      'code_digest': bench.code_digest(),
+      'command': ' '.join(sys.argv),
+  }
   if args.out:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:

@@ -33,6 +33,7 @@ running it from catgan_jax's weights with the last layer negated gives the
 negated critic, and RMSprop's steps negated there, exactly; `peer_replay.py`
 negates that layer on the way in and out.
 """
+
 from typing import Callable
 
 import torch
@@ -40,8 +41,9 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def reference_discriminator(peer, ndf: int, batch_norm: bool,
-                            spectral: bool) -> nn.Sequential:
+def reference_discriminator(
+    peer, ndf: int, batch_norm: bool, spectral: bool
+) -> nn.Sequential:
   """The peer's DCGAN-64 discriminator, as the reference scripts vary it.
 
   Args:
@@ -64,14 +66,23 @@ def reference_discriminator(peer, ndf: int, batch_norm: bool,
 
 def grad_norm(net: nn.Module) -> float:
   """Global L2 norm of the net's gradients (catgan_jax's *_grad_norm)."""
-  return float(torch.sqrt(sum((p.grad.double() ** 2).sum()
-                              for p in net.parameters()
-                              if p.grad is not None)))
+  return float(
+      torch.sqrt(
+          sum(
+              (p.grad.double() ** 2).sum()
+              for p in net.parameters()
+              if p.grad is not None
+          )
+      )
+  )
 
 
-def critic_groups(num_steps: int, group_size: Callable[[int], int],
-                  d_step: Callable[[int], None],
-                  g_step: Callable[[int], None]) -> None:
+def critic_groups(
+    num_steps: int,
+    group_size: Callable[[int], int],
+    d_step: Callable[[int], None],
+    g_step: Callable[[int], None],
+) -> None:
   """The references' outer loop: groups of critic iterations, each followed
   by one generator update.
 
@@ -93,15 +104,19 @@ def critic_groups(num_steps: int, group_size: Callable[[int], int],
     gen_iterations += 1
 
 
-def wgan_group_size(n_critic: int, warm: int, first: int,
-                    every: int) -> Callable[[int], int]:
+def wgan_group_size(
+    n_critic: int, warm: int, first: int, every: int
+) -> Callable[[int], int]:
   """WGAN.py's `N_critic`: `warm` when gen_iterations < first or
   gen_iterations % every == 0 (100, 25, 500 there), else n_critic."""
+
   def size(gen_iterations):
-    if warm and (gen_iterations < first
-                 or (every and gen_iterations % every == 0)):
+    if warm and (
+        gen_iterations < first or (every and gen_iterations % every == 0)
+    ):
       return warm
     return n_critic
+
   return size
 
 
@@ -150,10 +165,14 @@ def wgan_gp_d_step(g, d, opt_d, penalty, real, z, u, log):
   errD_fake.backward(torch.ones_like(errD_fake))
   x_both = (real * u + x_fake * (1 - u)).detach().requires_grad_(True)
   out = d(x_both).view(-1)
-  grad = torch.autograd.grad(outputs=out, inputs=x_both,
-                             grad_outputs=torch.ones_like(out),
-                             retain_graph=True, create_graph=True,
-                             only_inputs=True)[0]
+  grad = torch.autograd.grad(
+      outputs=out,
+      inputs=x_both,
+      grad_outputs=torch.ones_like(out),
+      retain_graph=True,
+      create_graph=True,
+      only_inputs=True,
+  )[0]
   gp = ((grad.norm(2, 1).norm(2, 1).norm(2, 1) - 1) ** 2).mean()
   grad_penalty = penalty * gp
   grad_penalty.backward()
@@ -175,13 +194,13 @@ def wgan_gp_g_step(g, d, opt_g, z, log):
 
 
 def _bce(logits, target):
-  return F.binary_cross_entropy_with_logits(logits,
-                                            torch.full_like(logits, target))
+  return F.binary_cross_entropy_with_logits(
+      logits, torch.full_like(logits, target)
+  )
 
 
 # GAN_losses_iter.py's loss_D numbers of the losses replayed here.
-LOSSES_ITER = {'hinge': 4, 'rsgan': 5, 'rasgan': 6, 'ralsgan': 7,
-               'rahinge': 8}
+LOSSES_ITER = {'hinge': 4, 'rsgan': 5, 'rasgan': 6, 'ralsgan': 7, 'rahinge': 8}
 
 
 def losses_iter_d_step(g, d, opt_d, loss_d, real, z, log):
@@ -203,15 +222,20 @@ def losses_iter_d_step(g, d, opt_d, loss_d, real, z, log):
     if loss_d == 5:
       errD = _bce(y_pred - y_pred_fake, 1.0)
     elif loss_d == 6:
-      errD = (_bce(y_pred - torch.mean(y_pred_fake), 1.0)
-              + _bce(y_pred_fake - torch.mean(y_pred), 0.0)) / 2
+      errD = (
+          _bce(y_pred - torch.mean(y_pred_fake), 1.0)
+          + _bce(y_pred_fake - torch.mean(y_pred), 0.0)
+      ) / 2
     elif loss_d == 7:
-      errD = (torch.mean((y_pred - torch.mean(y_pred_fake) - 1) ** 2)
-              + torch.mean((y_pred_fake - torch.mean(y_pred) + 1) ** 2)) / 2
+      errD = (
+          torch.mean((y_pred - torch.mean(y_pred_fake) - 1) ** 2)
+          + torch.mean((y_pred_fake - torch.mean(y_pred) + 1) ** 2)
+      ) / 2
     else:
-      errD = (torch.mean(F.relu(1.0 - (y_pred - torch.mean(y_pred_fake))))
-              + torch.mean(F.relu(1.0 + (y_pred_fake - torch.mean(y_pred))))
-              ) / 2
+      errD = (
+          torch.mean(F.relu(1.0 - (y_pred - torch.mean(y_pred_fake))))
+          + torch.mean(F.relu(1.0 + (y_pred_fake - torch.mean(y_pred))))
+      ) / 2
     errD.backward()
   log['d_grad_norm'] = grad_norm(d)
   opt_d.step()
@@ -231,15 +255,20 @@ def losses_iter_g_step(g, d, opt_g, loss_d, real_g, z, log):
     if loss_d == 5:
       errG = _bce(y_pred_fake - y_pred, 1.0)
     elif loss_d == 6:
-      errG = (_bce(y_pred - torch.mean(y_pred_fake), 0.0)
-              + _bce(y_pred_fake - torch.mean(y_pred), 1.0)) / 2
+      errG = (
+          _bce(y_pred - torch.mean(y_pred_fake), 0.0)
+          + _bce(y_pred_fake - torch.mean(y_pred), 1.0)
+      ) / 2
     elif loss_d == 7:
-      errG = (torch.mean((y_pred - torch.mean(y_pred_fake) + 1) ** 2)
-              + torch.mean((y_pred_fake - torch.mean(y_pred) - 1) ** 2)) / 2
+      errG = (
+          torch.mean((y_pred - torch.mean(y_pred_fake) + 1) ** 2)
+          + torch.mean((y_pred_fake - torch.mean(y_pred) - 1) ** 2)
+      ) / 2
     else:
-      errG = (torch.mean(F.relu(1.0 + (y_pred - torch.mean(y_pred_fake))))
-              + torch.mean(F.relu(1.0 - (y_pred_fake - torch.mean(y_pred))))
-              ) / 2
+      errG = (
+          torch.mean(F.relu(1.0 + (y_pred - torch.mean(y_pred_fake))))
+          + torch.mean(F.relu(1.0 - (y_pred_fake - torch.mean(y_pred))))
+      ) / 2
   errG.backward()
   log['g_grad_norm'] = grad_norm(g)
   opt_g.step()

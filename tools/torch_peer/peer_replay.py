@@ -43,16 +43,25 @@ import peer_training_curve as curve  # pylint: disable=g-import-not-at-top
 _CONVS = (nn.Conv2d, nn.ConvTranspose2d)
 _BN_FIELDS = ('weight', 'bias', 'running_mean', 'running_var')
 RECIPES = ('dcgan', 'wgan', 'wgan_gp', 'losses_iter')
-LOG_KEYS = ('d_loss', 'g_loss', 'd_real_logit', 'd_fake_logit',
-            'd_grad_norm', 'g_grad_norm', 'gp')
+LOG_KEYS = (
+    'd_loss',
+    'g_loss',
+    'd_real_logit',
+    'd_fake_logit',
+    'd_grad_norm',
+    'g_grad_norm',
+    'gp',
+)
 
 
 def _layers(net, prefix):
   """(name, module) of the net's convolutions and batch norms, in order."""
   convs = [m for m in net.modules() if isinstance(m, _CONVS)]
   bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
-  return ([(f'{prefix}_conv_{i}', m) for i, m in enumerate(convs)],
-          [(f'{prefix}_bn_{i}', m) for i, m in enumerate(bns)])
+  return (
+      [(f'{prefix}_conv_{i}', m) for i, m in enumerate(convs)],
+      [(f'{prefix}_bn_{i}', m) for i, m in enumerate(bns)],
+  )
 
 
 def _weight(m):
@@ -70,8 +79,10 @@ def load_weights(net, prefix, arrays):
     for name, m in convs:
       w = torch.from_numpy(arrays[name])
       if w.shape != _weight(m).shape:
-        sys.exit(f'{name}: shape {tuple(w.shape)}, the peer has '
-                 f'{tuple(_weight(m).shape)}')
+        sys.exit(
+            f'{name}: shape {tuple(w.shape)}, the peer has '
+            f'{tuple(_weight(m).shape)}'
+        )
       _weight(m).copy_(w)  # copy_ casts to the module's dtype.
       if hasattr(m, 'weight_u'):
         m.weight_u.copy_(torch.from_numpy(arrays[_sn_name(name)]))
@@ -83,11 +94,17 @@ def load_weights(net, prefix, arrays):
 def dump_weights(net, prefix):
   convs, bns = _layers(net, prefix)
   out = {name: _weight(m).detach().numpy().copy() for name, m in convs}
-  out.update({_sn_name(name): m.weight_u.detach().numpy().copy()
-              for name, m in convs if hasattr(m, 'weight_u')})
+  out.update(
+      {
+          _sn_name(name): m.weight_u.detach().numpy().copy()
+          for name, m in convs
+          if hasattr(m, 'weight_u')
+      }
+  )
   for name, m in bns:
-    out.update({f'{name}_{f}': getattr(m, f).detach().numpy()
-                for f in _BN_FIELDS})
+    out.update(
+        {f'{name}_{f}': getattr(m, f).detach().numpy() for f in _BN_FIELDS}
+    )
   return out
 
 
@@ -100,32 +117,59 @@ def parse_args(argv=None):
   p.add_argument('inputs')
   p.add_argument('outputs')
   p.add_argument('--recipe', choices=RECIPES, default='dcgan')
-  p.add_argument('--loss', default='nsgan',
-                 help='dcgan: one of peer_training_curve.LOSSES; '
-                 'losses_iter: hinge, rsgan, rasgan, ralsgan or rahinge')
+  p.add_argument(
+      '--loss',
+      default='nsgan',
+      help='dcgan: one of peer_training_curve.LOSSES; '
+      'losses_iter: hinge, rsgan, rasgan, ralsgan or rahinge',
+  )
   p.add_argument('--g-lr', type=float, default=2e-4)
   p.add_argument('--d-lr', type=float, default=2e-4)
   p.add_argument('--b1', type=float, default=0.5, help="Adam's betas")
   p.add_argument('--b2', type=float, default=0.999)
   p.add_argument('--clip', type=float, default=0.01, help='wgan: the clamp')
-  p.add_argument('--n-critic', type=int, default=1,
-                 help='critic iterations per G update (wgan, wgan_gp)')
-  p.add_argument('--warm-critic', type=int, nargs=3, default=(0, 0, 0),
-                 metavar=('N', 'FIRST', 'EVERY'),
-                 help="wgan: WGAN.py's N_critic = N before G updates < FIRST "
-                 'and every EVERY-th (100 25 500 there); 0 0 0 = off')
-  p.add_argument('--gp-weight', type=float, default=10.0,
-                 help="wgan_gp: WGAN-GP.py's --penalty")
-  p.add_argument('--spectral', action='store_true',
-                 help="losses_iter: GAN_losses_iter.py's --spectral (SN on "
-                 'every D convolution, no BatchNorm in D)')
-  p.add_argument('--sn-g-step-u', choices=('keep', 'drop'), default='keep',
-                 help='keep (torch, the reference): the G step\'s D passes '
-                 'advance the power iteration; drop: they do not (a '
-                 'diagnostic that isolates this from the rest of the step)')
-  p.add_argument('--dtype', choices=('float32', 'float64'), default='float32',
-                 help='float64 gives the reference both float32 runs are '
-                 'measured against')
+  p.add_argument(
+      '--n-critic',
+      type=int,
+      default=1,
+      help='critic iterations per G update (wgan, wgan_gp)',
+  )
+  p.add_argument(
+      '--warm-critic',
+      type=int,
+      nargs=3,
+      default=(0, 0, 0),
+      metavar=('N', 'FIRST', 'EVERY'),
+      help="wgan: WGAN.py's N_critic = N before G updates < FIRST "
+      'and every EVERY-th (100 25 500 there); 0 0 0 = off',
+  )
+  p.add_argument(
+      '--gp-weight',
+      type=float,
+      default=10.0,
+      help="wgan_gp: WGAN-GP.py's --penalty",
+  )
+  p.add_argument(
+      '--spectral',
+      action='store_true',
+      help="losses_iter: GAN_losses_iter.py's --spectral (SN on "
+      'every D convolution, no BatchNorm in D)',
+  )
+  p.add_argument(
+      '--sn-g-step-u',
+      choices=('keep', 'drop'),
+      default='keep',
+      help="keep (torch, the reference): the G step's D passes "
+      'advance the power iteration; drop: they do not (a '
+      'diagnostic that isolates this from the rest of the step)',
+  )
+  p.add_argument(
+      '--dtype',
+      choices=('float32', 'float64'),
+      default='float32',
+      help='float64 gives the reference both float32 runs are '
+      'measured against',
+  )
   p.add_argument('--peer-script', default=curve.DEFAULT_PEER_SCRIPT)
   return p.parse_args(argv)
 
@@ -142,14 +186,18 @@ def main(argv=None):
     d = peer.discriminator(ndf=ndf)
   else:
     d = loops.reference_discriminator(
-        peer, ndf, spectral=a.spectral,
-        batch_norm=a.recipe == 'wgan' or (a.recipe == 'losses_iter'
-                                          and not a.spectral))
+        peer,
+        ndf,
+        spectral=a.spectral,
+        batch_norm=a.recipe == 'wgan'
+        or (a.recipe == 'losses_iter' and not a.spectral),
+    )
   d = d.to(dtype)
   load_weights(g, 'g', arrays)
   load_weights(d, 'd', arrays)
-  num_steps = len([k for k in arrays if k.startswith('z_')
-                   and not k.startswith('z_g_')])
+  num_steps = len(
+      [k for k in arrays if k.startswith('z_') and not k.startswith('z_g_')]
+  )
   logs = {k: np.full(num_steps, np.nan) for k in LOG_KEYS}
 
   def tensor(name, t, images=False):
@@ -168,10 +216,17 @@ def main(argv=None):
     opt_d = torch.optim.Adam(d.parameters(), lr=a.d_lr, betas=(a.b1, a.b2))
     for t in range(num_steps):
       loss_d, loss_g, real_logits, fake_logits = curve.train_iteration(
-          g, d, opt_g, opt_d, a.loss, tensor('real', t, True), tensor('z', t))
-      record(t, {'d_loss': loss_d, 'g_loss': loss_g,
-                 'd_real_logit': float(real_logits.mean()),
-                 'd_fake_logit': float(fake_logits.mean())})
+          g, d, opt_g, opt_d, a.loss, tensor('real', t, True), tensor('z', t)
+      )
+      record(
+          t,
+          {
+              'd_loss': loss_d,
+              'g_loss': loss_g,
+              'd_real_logit': float(real_logits.mean()),
+              'd_fake_logit': float(fake_logits.mean()),
+          },
+      )
   else:
     if a.recipe == 'wgan':
       with torch.no_grad():  # See peer_reference_loops: the sign convention.
@@ -189,32 +244,36 @@ def main(argv=None):
       if a.recipe == 'wgan':
         loops.wgan_d_step(g, d, opt_d, a.clip, real, z, log)
       elif a.recipe == 'wgan_gp':
-        loops.wgan_gp_d_step(g, d, opt_d, a.gp_weight, real, z,
-                             tensor('gp_u', t), log)
+        loops.wgan_gp_d_step(
+            g, d, opt_d, a.gp_weight, real, z, tensor('gp_u', t), log
+        )
       else:
-        loops.losses_iter_d_step(g, d, opt_d, loops.LOSSES_ITER[a.loss],
-                                 real, z, log)
+        loops.losses_iter_d_step(
+            g, d, opt_d, loops.LOSSES_ITER[a.loss], real, z, log
+        )
       record(t, log)
 
     def g_step(t):
       log = {}
       z = tensor('z_g', t)
-      sn_u = [m.weight_u.clone() for m in d.modules()
-              if hasattr(m, 'weight_u')]
+      sn_u = [m.weight_u.clone() for m in d.modules() if hasattr(m, 'weight_u')]
       if a.recipe == 'wgan':
         loops.wgan_g_step(g, d, opt_g, z, log)
       elif a.recipe == 'wgan_gp':
         loops.wgan_gp_g_step(g, d, opt_g, z, log)
       else:
         # Without a fresh real batch (train.g_samples='fresh_z'), D's.
-        real_g = tensor('real_g' if f'real_g_{t}' in arrays else 'real', t,
-                        True)
-        loops.losses_iter_g_step(g, d, opt_g, loops.LOSSES_ITER[a.loss],
-                                 real_g, z, log)
+        real_g = tensor(
+            'real_g' if f'real_g_{t}' in arrays else 'real', t, True
+        )
+        loops.losses_iter_g_step(
+            g, d, opt_g, loops.LOSSES_ITER[a.loss], real_g, z, log
+        )
       if a.sn_g_step_u == 'drop':
         with torch.no_grad():
-          for m, u in zip([m for m in d.modules() if hasattr(m, 'weight_u')],
-                          sn_u):
+          for m, u in zip(
+              [m for m in d.modules() if hasattr(m, 'weight_u')], sn_u
+          ):
             m.weight_u.copy_(u)
       record(t, log)
 

@@ -41,7 +41,9 @@ NUM_FIXED = 64
 
 
 def _bce(logits, target):
-  return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+  return F.binary_cross_entropy_with_logits(
+      logits, torch.full_like(logits, target)
+  )
 
 
 def _d_loss(name, real, fake):
@@ -49,14 +51,16 @@ def _d_loss(name, real, fake):
   if name == 'nsgan':
     return _bce(real, 1.0) + _bce(fake, 0.0)
   if name == 'lsgan':
-    return 0.5 * ((real - 1) ** 2).mean() + 0.5 * (fake ** 2).mean()
+    return 0.5 * ((real - 1) ** 2).mean() + 0.5 * (fake**2).mean()
   if name == 'hinge':
     return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
   if name == 'rasgan':
     return (_bce(real - fake.mean(), 1.0) + _bce(fake - real.mean(), 0.0)) / 2
   if name == 'ralsgan':
-    return (((real - fake.mean() - 1) ** 2).mean()
-            + ((fake - real.mean() + 1) ** 2).mean()) / 2
+    return (
+        ((real - fake.mean() - 1) ** 2).mean()
+        + ((fake - real.mean() + 1) ** 2).mean()
+    ) / 2
   raise ValueError(f'--loss: unknown loss {name!r}')
 
 
@@ -71,16 +75,23 @@ def _g_loss(name, real, fake):
   if name == 'rasgan':
     return (_bce(fake - real.mean(), 1.0) + _bce(real - fake.mean(), 0.0)) / 2
   if name == 'ralsgan':
-    return (((fake - real.mean() - 1) ** 2).mean()
-            + ((real - fake.mean() + 1) ** 2).mean()) / 2
+    return (
+        ((fake - real.mean() - 1) ** 2).mean()
+        + ((real - fake.mean() + 1) ** 2).mean()
+    ) / 2
   raise ValueError(f'--loss: unknown loss {name!r}')
 
 
 LOSSES = ('nsgan', 'lsgan', 'hinge', 'rasgan', 'ralsgan')
 DEFAULT_PEER_SCRIPT = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'shared',
+    os.path.dirname(os.path.abspath(__file__)),
+    '..',
+    '..',
+    '..',
+    'shared',
     'bench',
-    'peer_torch_dcgan.py')
+    'peer_torch_dcgan.py',
+)
 
 
 def load_images(data_dir):
@@ -100,8 +111,10 @@ def load_images(data_dir):
     except (OSError, ValueError) as e:
       skipped.append(f'{name}: {e}')
   if skipped:
-    print(f'skipped {len(skipped)} unreadable files, e.g. {skipped[0]}',
-          file=sys.stderr)
+    print(
+        f'skipped {len(skipped)} unreadable files, e.g. {skipped[0]}',
+        file=sys.stderr,
+    )
   if not images:
     sys.exit(f'--data-dir: no readable images in {data_dir!r}')
   return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
@@ -144,8 +157,12 @@ def train_iteration(g, d, opt_g, opt_d, loss, real, z):
   loss_g = _g_loss(loss, real_for_g, d(fake))
   loss_g.backward()
   opt_g.step()
-  return (loss_d.item(), loss_g.item(), real_logits.detach(),
-          fake_logits.detach())
+  return (
+      loss_d.item(),
+      loss_g.item(),
+      real_logits.detach(),
+      fake_logits.detach(),
+  )
 
 
 def sample_std(g, z):
@@ -186,23 +203,37 @@ def main():
   for step in range(1, a.steps + 1):
     if pos + a.batch > len(data):  # A new epoch, reshuffled.
       order, pos = torch.randperm(len(data)), 0
-    real = data[order[pos:pos + a.batch]].float() / 127.5 - 1.0
+    real = data[order[pos : pos + a.batch]].float() / 127.5 - 1.0
     pos += a.batch
     loss_d, loss_g, real_logits, fake_logits = train_iteration(
-        g, d, opt_g, opt_d, a.loss, real, torch.randn(a.batch, 100, 1, 1))
+        g, d, opt_g, opt_d, a.loss, real, torch.randn(a.batch, 100, 1, 1)
+    )
     if step % a.every == 0 or step == a.steps:
-      row = {'step': step, 'd_loss': loss_d, 'g_loss': loss_g,
-             'd_real_logit': real_logits.mean().item(),
-             'd_fake_logit': fake_logits.mean().item(),
-             'sample_std': sample_std(g, z_fixed),
-             'seconds': round(time.perf_counter() - start, 1)}
+      row = {
+          'step': step,
+          'd_loss': loss_d,
+          'g_loss': loss_g,
+          'd_real_logit': real_logits.mean().item(),
+          'd_fake_logit': fake_logits.mean().item(),
+          'sample_std': sample_std(g, z_fixed),
+          'seconds': round(time.perf_counter() - start, 1),
+      }
       print(json.dumps(row), flush=True)
       curve.append(row)
-  result = {'system': 'pytorch-dcgan64', 'torch': torch.__version__,
-            'machine': platform.processor() or platform.machine(),
-            'threads': torch.get_num_threads(), 'command': ' '.join(sys.argv),
-            'loss': a.loss, 'g_lr': a.lr, 'd_lr': d_lr, 'batch': a.batch,
-            'images': len(data), 'seed': a.seed, 'curve': curve}
+  result = {
+      'system': 'pytorch-dcgan64',
+      'torch': torch.__version__,
+      'machine': platform.processor() or platform.machine(),
+      'threads': torch.get_num_threads(),
+      'command': ' '.join(sys.argv),
+      'loss': a.loss,
+      'g_lr': a.lr,
+      'd_lr': d_lr,
+      'batch': a.batch,
+      'images': len(data),
+      'seed': a.seed,
+      'curve': curve,
+  }
   if a.out:
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, 'w') as f:
