@@ -190,12 +190,18 @@ class Discriminator(nn.Module):
           dtype=self.dtype,
           conv_general_dilated=layers.conv_general_dilated,
       )
-      x = layers.apply_layer(conv, x, self.spectral_norm, train)
-      if i > 0:  # DCGAN does not normalise the first layer.
-        x = layers.normalize(
-            x, feature_norm, train, self.dtype, layers.dcgan_scale_init
-        )
-      x = layers.activate(x, self.norm, LEAK)
+      x = layers.d_stage(
+          x,
+          conv,
+          i,
+          feature_norm=feature_norm,
+          norm=self.norm,
+          leak=LEAK,
+          spectral_norm=self.spectral_norm,
+          train=train,
+          dtype=self.dtype,
+          scale_init=layers.dcgan_scale_init,
+      )
     # A valid convolution over the whole base map (a dense layer) to one
     # logit.
     head = nn.Conv(

@@ -130,10 +130,17 @@ class Discriminator(nn.Module):
           dtype=self.dtype,
           conv_general_dilated=layers.conv_general_dilated,
       )
-      x = layers.apply_layer(conv, x, self.spectral_norm, train)
-      if i > 0:
-        x = layers.normalize(x, feature_norm, train, self.dtype)
-      x = layers.activate(x, self.norm, LEAK)
+      x = layers.d_stage(
+          x,
+          conv,
+          i,
+          feature_norm=feature_norm,
+          norm=self.norm,
+          leak=LEAK,
+          spectral_norm=self.spectral_norm,
+          train=train,
+          dtype=self.dtype,
+      )
     x = x.reshape(x.shape[0], -1)
     head = nn.Dense(1, kernel_init=dense_init, dtype=self.dtype)
     x = layers.apply_layer(head, x, self.spectral_norm, train)

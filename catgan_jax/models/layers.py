@@ -705,6 +705,33 @@ class SpectralNorm(nn.Module):
     )(self.layer_instance)
 
 
+def d_stage(
+    x: Array,
+    conv: nn.Module,
+    index: int,
+    *,
+    feature_norm: str,
+    norm: str,
+    leak: float,
+    spectral_norm: bool,
+    train: bool,
+    dtype: Dtype,
+    scale_init: Initializer = nn.initializers.ones_init(),
+) -> Array:
+  """One stage of a DCGAN-family discriminator: conv, norm, activation.
+
+  The convolution (spectrally normalised when asked), then `feature_norm`
+  except after the first convolution (`index` 0; DCGAN does not normalise
+  the input layer), then LeakyReLU(`leak`), or SELU for norm='selu'. Called
+  from the discriminator's compact method, so its submodules are the
+  discriminator's own (same names as if written out there).
+  """
+  x = apply_layer(conv, x, spectral_norm, train)
+  if index > 0:
+    x = normalize(x, feature_norm, train, dtype, scale_init)
+  return activate(x, norm, leak)
+
+
 def apply_layer(
     layer: nn.Module, x: Array, spectral_norm: bool, train: bool
 ) -> Array:
