@@ -13,6 +13,9 @@ G: Dense -> 8x8x1024, LeakyReLU, four 5x5 stride-2 transposed convs
 (64, 128, 256 stride 2; 512 stride 1; 1024 stride 2) with BN+LeakyReLU;
 real labels smoothed to 0.9, Adam 2e-4, beta1 0.5.
 
+Reference: the TF1 128 px DCGAN script (not in a public repository); every
+setting above is that script's, `models/dcgan128_tf.py` its networks.
+
 Hardware: 1 GPU. Expected: 128px cats, noisier than the SELU recipe.
 """
 

@@ -12,6 +12,9 @@ z=128 -> Dense 2048 -> 4x4x128 -> five 5x5 bias-free transposed convs with
 BN+ReLU -> per-pixel Dense(3)+tanh; D four 4x4 stride-2 convs + Dense(1);
 batch 128, Adam 2e-4 for both networks, random horizontal flips.
 
+Reference: the Keras cat-faces DCGAN script (not in a public repository);
+every setting above is that script's, `models/keras_dcgan.py` its networks.
+
 Hardware: 1 GPU. Expected: cat faces after ~10k steps, as in the source.
 """
 

@@ -12,6 +12,9 @@ DCGAN-64, batch 32, random crops + flips, the discriminator updated only on
 every 2nd step, and one-sided label smoothing (real label 0.9), as the
 dogs-vs-cats script did against a discriminator that won too fast.
 
+Reference: that dogs-vs-cats pet-generator DCGAN script (not in a public
+repository); the network is the PyTorch DCGAN of `dcgan64.py`.
+
 Hardware: 1 GPU. Expected: D accuracy stays well below 1; cat faces after
 ~10k steps.
 """
