@@ -45,26 +45,12 @@ TINY = [
 ]
 
 
-def _tracked_files() -> list[str]:
-  try:
-    out = subprocess.run(
-        ['git', 'ls-files', '-z'],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-  except (OSError, subprocess.CalledProcessError):
-    pytest.skip('not a git checkout')
-  return [p for p in out.split('\0') if p]
-
-
 @pytest.fixture(scope='module')
 def clone(tmp_path_factory):
   """(repo copy, image folder, environment) with nothing beside the copy."""
   base = tmp_path_factory.mktemp('user')
   repo = base / 'catgan_jax_clone'
-  for path in _tracked_files():
+  for path in helpers.tracked_files():
     source = os.path.join(ROOT, path)
     if os.path.isfile(source):
       os.makedirs(repo / os.path.dirname(path), exist_ok=True)

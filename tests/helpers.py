@@ -71,3 +71,24 @@ def config_flag(name: str) -> str:
   """The --config value of config `name`."""
   file, sep, argument = name.partition(':')
   return f'configs/{file}.py{sep}{argument}'
+
+
+def tracked_files(pattern: str = '') -> list[str]:
+  """The files git tracks in the repository (matching `pattern`, if given).
+
+  Skips the calling test outside a git checkout.
+  """
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import pytest  # pylint: disable=g-import-not-at-top
+
+  try:
+    out = subprocess.run(
+        ['git', 'ls-files', '-z', *([pattern] if pattern else [])],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+  except (OSError, subprocess.CalledProcessError):
+    pytest.skip('not a git checkout')
+  return [p for p in out.split('\0') if p]

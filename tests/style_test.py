@@ -8,27 +8,13 @@ import os
 import subprocess
 import sys
 
-import pytest
+import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _tracked_python_files() -> list[str]:
-  try:
-    out = subprocess.run(
-        ['git', 'ls-files', '-z', '*.py'],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-  except (OSError, subprocess.CalledProcessError):
-    pytest.skip('not a git checkout')
-  return [p for p in out.split('\0') if p]
-
-
 def test_every_python_file_is_formatted():
-  files = _tracked_python_files()
+  files = helpers.tracked_files('*.py')
   assert files
   proc = subprocess.run(
       [sys.executable, '-m', 'pyink', '--check', '--quiet', *files],
