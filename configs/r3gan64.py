@@ -14,11 +14,11 @@ images (78,125 steps, the run's length). See `default.r3gan_config`.
 Hardware: 1 large GPU (the paper trained FFHQ-64 on 8 GPUs); CPU only to
 check that it runs. Expected: cat faces well beyond the DCGAN configs'
 quality, with no mode collapse (the point of the R1 + R2 regularised
-relativistic loss); not measured here yet. Measured on 2 busy CPU cores,
-20 steps on the 9,303 cat faces at batch 16 and a sixteenth of the width
-(`--config.batch_size=16 --config.model.g_width=4 --config.model.d_width=4`,
-widths 48 / 24): compile 26 s, ~3.5 s a step (0.25-0.30 steps/s), losses
-finite (D 0.76 -> 0.54, G 0.67 -> 0.95), R1 and R2 ~7e-4.
+relativistic loss); not measured on a GPU yet. On 2 CPU cores at an eighth
+of the width and batch 32 (`--config.model.g_width=8
+--config.model.d_width=8 --config.batch_size=32`: widths 96 / 48) a step
+takes about 16 s, and 40 minutes of training give 150 steps and
+MobileNetV2 FID 778.4 (`docs/results.md`; `cpu64` reaches 205.5 there).
 
 Deliberate differences from the reference: DiffAugment (colour,
 translation, cutout at the ramped p) instead of its ADA pipeline (x-flip,
