@@ -1,6 +1,6 @@
 """catgan_jax's DCGAN-64 computes what the PyTorch reference DCGAN computes.
 
-`tests/fixtures/torch_dcgan64_step.npz` holds one iteration of the PyTorch peer
+`assets/torch_dcgan64_step.npz` holds one iteration of the PyTorch peer
 (`../shared/bench/peer_torch_dcgan.py`, narrow widths), written by
 `tools/torch_peer/make_parity_fixture.py`: initial weights, latents, images,
 losses and gradients. Its weights are loaded into catgan_jax's Generator and
@@ -24,7 +24,7 @@ from catgan_jax import step as step_lib
 from catgan_jax.models import torch_layout
 
 FIXTURE = os.path.join(
-    os.path.dirname(__file__), 'fixtures', 'torch_dcgan64_step.npz'
+    os.path.dirname(__file__), '..', 'assets', 'torch_dcgan64_step.npz'
 )
 # Sequential indices of the peer's layers with weights: (conv, batchnorm).
 G_LAYERS = [(3, 1), (6, 4), (9, 7), (12, 10)]

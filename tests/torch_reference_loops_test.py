@@ -1,6 +1,6 @@
 """catgan_jax's train step reproduces the reference code's training loops.
 
-Each `tests/fixtures/torch_<recipe>_steps.npz` holds a few iterations of a
+Each `assets/torch_<recipe>_steps.npz` holds a few iterations of a
 recipe of `tools/torch_peer/peer_equivalence.py` (z 8, widths 2, batch 4,
 fixed random images) replayed in float64 by the torch transcription of its
 reference's loop (`tools/torch_peer/peer_reference_loops.py`), from
@@ -49,7 +49,7 @@ from catgan_jax import state as state_lib
 from catgan_jax import step as step_lib
 from configs import default
 
-FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
+FIXTURES = os.path.join(os.path.dirname(__file__), '..', 'assets')
 
 # Relative tolerances of (the per-iteration logs, the worst parameter's
 # change), about 5x to 10x what was measured when the fixtures were written

@@ -1,4 +1,4 @@
-"""Writes the PyTorch parity fixtures of tests/fixtures/ (small: narrow widths).
+"""Writes the PyTorch parity fixtures of assets/ (small: narrow widths).
 
     /path/to/torch-venv/bin/python tools/torch_peer/make_parity_fixture.py
     .venv/bin/python tools/torch_peer/make_parity_fixture.py \\
@@ -40,7 +40,7 @@ sys.path.insert(0, HERE)
 NZ, NGF, NDF, BATCH = 8, 4, 4, 4
 # The recipe fixtures' widths (ngf = ndf): 8k parameters, so ~30 KiB a copy.
 RECIPE_WIDTH = 2
-FIXTURES = os.path.join(HERE, '..', '..', 'tests', 'fixtures')
+FIXTURES = os.path.join(HERE, '..', '..', 'assets')
 # Iterations per recipe: enough for each path the recipe checks (wgan: both
 # kinds of critic group, G at 2, 4, 7, 9; wgan_gp: a group of 5 and the
 # next critic update; the others: D and G updates from a stepped u / a
