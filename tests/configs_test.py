@@ -93,6 +93,20 @@ def test_constrained_wgans_validate():
 
 # The argparse defaults (and, where the reference's README or run scripts
 # override them for cats, those values) of each recipe's reference code.
+# RelativisticGAN code/GAN_losses_iter.py's settings in code/unstable.sh's
+# cat runs ("Meow tests").
+_GAN_LOSSES_ITER = {
+    'batch_size': 32,
+    'model.z_dim': 128,
+    'model.g_width': 64,
+    'model.d_width': 64,
+    'optim.g_lr': 2e-4,
+    'optim.d_lr': 2e-4,
+    'optim.b1': 0.5,
+    'optim.b2': 0.999,
+    'train.d_steps_per_g_step': 1,
+    'num_train_steps': 100_000,
+}
 RECIPES = {
     # Deep-learning-with-cats Generating cats/WGAN.py.
     'wgan64': {
@@ -184,34 +198,14 @@ RECIPES = {
     },
     # GAN_losses_iter.py --loss_D 4 --spectral True, unstable.sh settings.
     'hinge64': {
-        'batch_size': 32,
-        'model.z_dim': 128,
-        'model.g_width': 64,
-        'model.d_width': 64,
-        'optim.g_lr': 2e-4,
-        'optim.d_lr': 2e-4,
-        'optim.b1': 0.5,
-        'optim.b2': 0.999,
+        **_GAN_LOSSES_ITER,
         'loss.name': 'hinge',
         'model.spectral_norm': True,
-        'num_train_steps': 100_000,
         'train.g_samples': 'fresh_z',
     },
     # RelativisticGAN code/GAN_losses_iter.py as code/unstable.sh runs it.
     **{
-        name: {
-            'batch_size': 32,
-            'model.z_dim': 128,
-            'model.g_width': 64,
-            'model.d_width': 64,
-            'optim.g_lr': 2e-4,
-            'optim.d_lr': 2e-4,
-            'optim.b1': 0.5,
-            'optim.b2': 0.999,
-            'train.d_steps_per_g_step': 1,
-            'num_train_steps': 100_000,
-            'train.g_samples': 'fresh_z_and_reals',
-        }
+        name: {**_GAN_LOSSES_ITER, 'train.g_samples': 'fresh_z_and_reals'}
         for name in (
             'relativistic:rsgan',
             'relativistic:rasgan',
