@@ -158,13 +158,17 @@ def _parse_absl_flags(argv: Sequence[str]) -> list[str]:
     fail(_describe_flag_error(e))
 
 
+def _nonempty_lines(text: str) -> list[str]:
+  return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def _flag_error_line(text: str) -> str:
   """The first line of a flag error, and its cause if a traceback follows.
 
   A config file's get_config(arg) that raises comes back as 'Error whilst
   parsing config file:' and the traceback, whose last line is the reason.
   """
-  lines = [line.strip() for line in text.splitlines() if line.strip()]
+  lines = _nonempty_lines(text)
   if len(lines) > 1 and lines[1].startswith('Traceback'):
     return f'{lines[0]} {lines[-1]}'
   return lines[0] if lines else ''
@@ -179,8 +183,8 @@ def _check_config_flags(flag_values) -> None:
     error = vars(value).get('_error')
     if error is not None:
       path = flag_values[name].serialize().partition('=')[2]
-      lines = [line.strip() for line in str(error).splitlines()]
-      reason = next((line for line in reversed(lines) if line), '')
+      # The last line of the loader's traceback says what went wrong.
+      reason = (_nonempty_lines(str(error)) or [''])[-1]
       raise UserError(
           f'--{name}={path}: cannot load the config file ' f'({reason})'
       )
