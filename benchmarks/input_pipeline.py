@@ -1,7 +1,7 @@
 """Images per second delivered by the input pipeline (folder source).
 
     .venv/bin/python benchmarks/input_pipeline.py \\
-        --dir ../shared/data/cat_faces_64 --out benchmarks/results/input_pipeline.json
+        --dir /path/to/cat_faces_64 --out benchmarks/results/input_pipeline.json
 
 Measures ``catgan_jax.data.create_input_iter`` on a folder of images at 64 px,
 batch 64, in three settings: decoded images cached in memory (the default),
@@ -86,8 +86,7 @@ def _find_step_speed(record: Any, batch: int) -> float | None:
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument(
-      '--dir',
-      default=os.path.join(ROOT, '..', 'shared', 'data', 'cat_faces_64'),
+      '--dir', required=True, help='a folder of images, e.g. 64x64 faces'
   )
   parser.add_argument('--image_size', type=int, default=64)
   parser.add_argument('--batch', type=int, default=64)

@@ -1,7 +1,8 @@
 """Train-step throughput of catgan_jax, side by side with the PyTorch DCGAN.
 
     .venv/bin/python benchmarks/step_throughput.py --batch 64 \\
-        --peer /work/torch-venv/bin/python --out benchmarks/results/cpu.json
+        --peer /tmp/torch/bin/python --peer-script /path/to/peer_torch_dcgan.py \\
+        --out benchmarks/results/cpu.json
 
 Builds catgan_jax's real train step for a config (default dcgan64, with the
 optimiser of the PyTorch reference: Adam 2e-4, beta1 0.5 for both networks),
@@ -130,10 +131,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   )
   add(
       'peer-script',
-      default=os.path.normpath(
-          os.path.join(_REPO, '..', 'shared', 'bench', 'peer_torch_dcgan.py')
-      ),
-      help='the PyTorch reference step script',
+      default='',
+      help='the PyTorch reference step script (needed with --peer)',
   )
   add(
       'peer-device',
@@ -483,8 +482,10 @@ def machine_info() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
   """Runs the benchmark; returns (and optionally writes) the results."""
   args = parse_args(argv)
-  if args.peer and not os.path.exists(args.peer_script):
-    raise SystemExit(f'--peer-script {args.peer_script} does not exist.')
+  if args.peer and not os.path.isfile(args.peer_script):
+    raise SystemExit(
+        f'--peer needs --peer-script: no file {args.peer_script!r}'
+    )
   base = load_config(args.config)
   result = {
       'command': ' '.join(

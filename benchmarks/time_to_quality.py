@@ -19,6 +19,22 @@ The JSON holds, per point: training wall time, steps, images seen, training
 FLOPs (`flop_count.dense_flops` of one step x steps, the dense convention of
 torch's FlopCounterMode), FID, KID; and the machine, CPU count and the load
 average before and after, since the cores may be shared.
+
+With `--samples`, it trains nothing: it scores the samples another program
+saved at its own budget points, with the same scorer and reference set. The
+PyTorch peer's row comes from this:
+
+    /tmp/torch/bin/python tools/torch_peer/peer_training_curve.py \\
+        --peer-script /path/to/peer_torch_dcgan.py \\
+        --data-dir /path/to/cat_faces_64 --budget-min 40 --sample-points 2 \\
+        --samples-out /tmp/peer_samples.npz --out /tmp/peer_curve.json
+    python benchmarks/time_to_quality.py --config=configs/dcgan64.py \\
+        --data_dir=/path/to/cat_faces_64 --features_path=... \\
+        --samples=/tmp/peer_samples.npz --out=benchmarks/results/ttq_peer.json
+
+The file holds `images_<k>` (uint8 [N, H, W, 3]) with `steps`,
+`train_wall_s` and `batch` per point; `--config` gives the scorer's settings
+and the FLOPs of a step (the peer's networks are `dcgan64`'s).
 """
 
 import json
@@ -39,6 +55,7 @@ import importlib.util
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from benchmarks import flop_count
 from catgan_jax import inference
@@ -81,6 +98,65 @@ def _step_flops(config) -> float:
   )
 
 
+def replay(images: np.ndarray) -> scorer.GenerateFn:
+  """A `GenerateFn` that hands out saved uint8 `images` in order.
+
+  The latents are ignored but for their count: the images were made by
+  another program from its own latents.
+
+  Raises:
+    ValueError: more images asked for than saved.
+  """
+  position = 0
+
+  def generate(latents: jax.Array) -> np.ndarray:
+    nonlocal position
+    n = len(latents)
+    if position + n > len(images):
+      raise ValueError(f'{len(images)} images saved, {position + n} asked for')
+    batch = images[position : position + n]
+    position += n
+    return batch.astype(np.float32) / 127.5 - 1.0
+
+  return generate
+
+
+def load_samples(path: str, num_samples: int, image_size: int):
+  """The points of a samples file: [(steps, train_wall_s, batch, images)].
+
+  Raises:
+    ValueError: one line naming the file and what is wrong with it.
+  """
+  try:
+    with np.load(path) as f:
+      arrays = dict(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f'--samples {path}: not a readable .npz ({e})') from e
+  missing = {'steps', 'train_wall_s', 'batch'} - set(arrays)
+  if missing:
+    raise ValueError(f'--samples {path}: no {sorted(missing)} arrays')
+  points = []
+  for k, (steps, wall) in enumerate(
+      zip(arrays['steps'], arrays['train_wall_s'])
+  ):
+    images = arrays.get(f'images_{k}')
+    want = (image_size, image_size, 3)
+    if images is None or images.dtype != np.uint8 or images.shape[1:] != want:
+      raise ValueError(
+          f'--samples {path}: images_{k} must be uint8 [N, {image_size}, '
+          f'{image_size}, 3]'
+      )
+    if len(images) < num_samples:
+      raise ValueError(
+          f'--samples {path}: images_{k} has {len(images)} images, '
+          f'--num_samples is {num_samples}'
+      )
+    points.append((int(steps), float(wall), int(arrays['batch']), images))
+  if not points:
+    raise ValueError(f'--samples {path}: no sample points')
+  return points
+
+
 def main() -> None:
   parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', required=True)
@@ -104,9 +180,22 @@ def main() -> None:
       default=[],
       help='field=value (JSON value), repeatable',
   )
+  parser.add_argument(
+      '--samples',
+      default='',
+      help='score this .npz of saved samples instead of training',
+  )
   args = parser.parse_args()
 
   config = _load_config(args.config, args.override)
+  saved = None
+  if args.samples:
+    try:
+      saved = load_samples(
+          args.samples, args.num_samples, config.data.image_size
+      )
+    except ValueError as e:
+      parser.error(str(e))
   with config.unlocked():
     config.data.dir = args.data_dir
     config.eval.every_steps = -1  # Scored here, outside the budget.
@@ -127,6 +216,44 @@ def main() -> None:
   flops = _step_flops(config)
   load_before = os.getloadavg()
 
+  if saved is not None:
+    points = []
+    for steps, wall, batch, images in saved:
+      point = {
+          'train_wall_s': wall,
+          'steps': steps,
+          'images_seen': steps * batch,
+          'train_flops': flops * steps,
+          **run_scorer.score(replay(images)),
+      }
+      points.append(point)
+      print(json.dumps(point), flush=True)
+  else:
+    points = _train_and_score(config, workdir, args, run_scorer, flops)
+
+  record = {
+      'config': args.config,
+      'overrides': args.override,
+      'samples': args.samples or None,
+      'budget_min': args.budget_min,
+      'features': args.features,
+      'num_samples': args.num_samples,
+      'flops_per_step': flops,
+      'points': points,
+      'machine': platform.processor() or platform.machine(),
+      'cpu_count': os.cpu_count(),
+      'loadavg_before': load_before,
+      'loadavg_after': os.getloadavg(),
+      'jax': jax.__version__,
+  }
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, 'w') as f:
+    json.dump(record, f, indent=1)
+  print(f'Wrote {args.out}.')
+
+
+def _train_and_score(config, workdir, args, run_scorer, flops) -> list[dict]:
+  """Trains `config` in `workdir` for the budget, scoring at each point."""
   budget_s = args.budget_min * 60
   trained_s, steps, points = 0.0, 0, []
   targets = [budget_s * (k + 1) / args.points for k in range(args.points)]
@@ -155,25 +282,7 @@ def main() -> None:
     }
     points.append(point)
     print(json.dumps(point), flush=True)
-
-  record = {
-      'config': args.config,
-      'overrides': args.override,
-      'budget_min': args.budget_min,
-      'features': args.features,
-      'num_samples': args.num_samples,
-      'flops_per_step': flops,
-      'points': points,
-      'machine': platform.processor() or platform.machine(),
-      'cpu_count': os.cpu_count(),
-      'loadavg_before': load_before,
-      'loadavg_after': os.getloadavg(),
-      'jax': jax.__version__,
-  }
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, 'w') as f:
-    json.dump(record, f, indent=1)
-  print(f'Wrote {args.out}.')
+  return points
 
 
 if __name__ == '__main__':

@@ -1,8 +1,10 @@
 """Writes the PyTorch parity fixtures of assets/ (small: narrow widths).
 
-    /path/to/torch-venv/bin/python tools/torch_peer/make_parity_fixture.py
+    /path/to/torch-venv/bin/python tools/torch_peer/make_parity_fixture.py \\
+        --peer-script /path/to/peer_torch_dcgan.py
     .venv/bin/python tools/torch_peer/make_parity_fixture.py \\
-        --recipe wgan --peer /path/to/torch-venv/bin/python
+        --recipe wgan --peer /path/to/torch-venv/bin/python \\
+        --peer-script /path/to/peer_torch_dcgan.py
 
 Without `--recipe` (under a Python with torch): `torch_dcgan64_step.npz`,
 one DCGAN-64 iteration of the PyTorch reference DCGAN
@@ -125,7 +127,7 @@ def _config_diff(config) -> dict[str, object]:
   return {k: v for k, v in flat(config.to_dict()).items() if base.get(k) != v}
 
 
-def recipe_fixture(recipe: str, peer: str, peer_script: str | None) -> None:
+def recipe_fixture(recipe: str, peer: str, peer_script: str) -> None:
   """Writes torch_<recipe>_steps.npz (see the module docstring)."""
   import jax  # pylint: disable=g-import-not-at-top
   import peer_equivalence as pe  # pylint: disable=g-import-not-at-top
@@ -215,15 +217,12 @@ def main():
   p.add_argument('--peer', help='--recipe: a Python with torch')
   p.add_argument(
       '--peer-script',
-      default=None,
-      help='peer_torch_dcgan.py (default: shared/bench/ beside '
-      'the repository)',
+      required=True,
+      help='peer_torch_dcgan.py, the PyTorch reference DCGAN-64',
   )
   a = p.parse_args()
   if not a.recipe:
-    import peer_training_curve as curve  # pylint: disable=g-import-not-at-top
-
-    dcgan_step_fixture(a.peer_script or curve.DEFAULT_PEER_SCRIPT)
+    dcgan_step_fixture(a.peer_script)
     return
   if not a.peer:
     sys.exit('--recipe needs --peer')

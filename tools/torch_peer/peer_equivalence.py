@@ -1,6 +1,7 @@
 """Does catgan_jax's train step compute what the PyTorch reference step does?
 
     .venv/bin/python tools/torch_peer/peer_equivalence.py --peer /tmp/torch/bin/python \\
+        --peer-script /path/to/peer_torch_dcgan.py --data-dir /path/to/cat_faces_64 \\
         --loss nsgan --loss lsgan --recipe wgan --recipe hinge_sn --steps 5 \\
         --out tools/torch_peer/results/peer_equivalence.json
 
@@ -184,10 +185,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument('--seed', type=int, default=0)
   p.add_argument(
       '--data-dir',
-      default=os.path.join(_REPO, '..', 'shared', 'data', 'cat_faces_64'),
+      default='',
+      help='a folder of 64x64 faces (random pixels when not given)',
   )
   p.add_argument(
-      '--peer-script', default=None, help="peer_replay.py's --peer-script"
+      '--peer-script',
+      required=True,
+      help='peer_torch_dcgan.py, the PyTorch reference DCGAN-64',
   )
   p.add_argument(
       '--factor',
@@ -425,7 +429,7 @@ def replay(
     dtype: str,
     inputs: str,
     outputs: str,
-    peer_script: str | None = None,
+    peer_script: str,
 ) -> tuple[dict, dict]:
   """Runs `peer_replay.py`; returns its (final weights, per-step logs)."""
   cmd = [
@@ -436,9 +440,9 @@ def replay(
       '--dtype',
       dtype,
       *flags,
+      '--peer-script',
+      peer_script,
   ]
-  if peer_script:
-    cmd += ['--peer-script', peer_script]
   proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
   if proc.returncode:
     raise SystemExit(
@@ -640,7 +644,7 @@ def run(
     batches: list[np.ndarray],
     peer: str,
     flags: list[str],
-    peer_script: str | None = None,
+    peer_script: str,
     dtypes=('float32', 'float64'),
 ):
   """catgan_jax's run and the replays of `batches`.

@@ -170,7 +170,11 @@ def parse_args(argv=None):
       help='float64 gives the reference both float32 runs are '
       'measured against',
   )
-  p.add_argument('--peer-script', default=curve.DEFAULT_PEER_SCRIPT)
+  p.add_argument(
+      '--peer-script',
+      required=True,
+      help='peer_torch_dcgan.py, the PyTorch reference DCGAN-64',
+  )
   return p.parse_args(argv)
 
 

@@ -12,12 +12,22 @@ logits, and `sample_std`: the pixel std across 64 fixed-noise samples of G in
 eval mode, in [0, 1] units, as catgan_jax logs it at every sample grid
 (`catgan_jax.sampling.pixel_std_across_samples`). Compare the two curves.
 
+With `--budget-min`, it trains for that many minutes of training wall time
+instead of `--steps` (the logging and sampling are not counted), and with
+`--samples-out` it writes `--num-samples` eval-mode samples of G at each of
+`--sample-points` evenly spaced points of the run (of the budget, or of the
+steps) to one .npz: `images_<k>` uint8 [N, 64, 64, 3] and, per point,
+`steps` and `train_wall_s`, and `batch`. `benchmarks/time_to_quality.py --samples` scores
+that file with catgan_jax's scorer, so the peer's row of the quality-per-
+budget table comes from the same FID as catgan_jax's rows.
+
 Runs under a Python with torch, numpy and pillow, not catgan_jax's venv:
 
     python3 -m venv /tmp/torch
     /tmp/torch/bin/pip install torch==2.13.0 numpy pillow==12.1.0
     /tmp/torch/bin/python tools/torch_peer/peer_training_curve.py \\
-        --data-dir ../shared/data/cat_faces_64 --loss lsgan --lr 1e-4 \\
+        --peer-script /path/to/peer_torch_dcgan.py \\
+        --data-dir /path/to/cat_faces_64 --loss lsgan --lr 1e-4 \\
         --steps 500 --out tools/torch_peer/results/peer_curve_lsgan.json
 
 Writes one JSON object (command, machine, torch version, the curve).
@@ -83,15 +93,6 @@ def _g_loss(name, real, fake):
 
 
 LOSSES = ('nsgan', 'lsgan', 'hinge', 'rasgan', 'ralsgan')
-DEFAULT_PEER_SCRIPT = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)),
-    '..',
-    '..',
-    '..',
-    'shared',
-    'bench',
-    'peer_torch_dcgan.py',
-)
 
 
 def load_images(data_dir):
@@ -165,6 +166,19 @@ def train_iteration(g, d, opt_g, opt_d, loss, real, z):
   )
 
 
+def samples_uint8(g, z, batch=250):
+  """G's eval-mode images of latents `z`, uint8 [N, 64, 64, 3].
+
+  Rounded as a saved image is: (x + 1) * 127.5, clipped to [0, 255].
+  """
+  g.eval()
+  with torch.no_grad():
+    images = torch.cat([g(z[i : i + batch]) for i in range(0, len(z), batch)])
+  g.train()
+  images = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+  return images.permute(0, 2, 3, 1).contiguous().numpy()
+
+
 def sample_std(g, z):
   """Pixel std across G's eval-mode samples, [0, 1] units (population std)."""
   g.eval()
@@ -184,9 +198,29 @@ def main():
   p.add_argument('--steps', type=int, default=500)
   p.add_argument('--every', type=int, default=100)
   p.add_argument('--seed', type=int, default=0)
-  p.add_argument('--peer-script', default=DEFAULT_PEER_SCRIPT)
+  p.add_argument(
+      '--budget-min',
+      type=float,
+      default=0.0,
+      help='train for this many minutes of training wall time instead of '
+      '--steps (0: --steps)',
+  )
+  p.add_argument(
+      '--samples-out',
+      default=None,
+      help=".npz for G's samples at each of --sample-points points",
+  )
+  p.add_argument('--num-samples', type=int, default=2000)
+  p.add_argument('--sample-points', type=int, default=1)
+  p.add_argument(
+      '--peer-script',
+      required=True,
+      help='peer_torch_dcgan.py, the PyTorch reference DCGAN-64',
+  )
   p.add_argument('--out', default=None, help='JSON file for the result')
   a = p.parse_args()
+  if a.budget_min < 0 or a.steps < 1 or a.sample_points < 1:
+    sys.exit('--budget-min must be >= 0, --steps and --sample-points >= 1')
 
   torch.manual_seed(a.seed)
   peer = load_peer(a.peer_script)
@@ -198,9 +232,24 @@ def main():
   opt_d = torch.optim.Adam(d.parameters(), lr=d_lr, betas=(0.5, 0.999))
   data = load_images(a.data_dir)
   z_fixed = torch.randn(NUM_FIXED, 100, 1, 1)
+  # The scored latents come from their own generator, so the training
+  # stream is the same with and without --samples-out.
+  z_samples = torch.randn(
+      a.num_samples,
+      100,
+      1,
+      1,
+      generator=torch.Generator().manual_seed(a.seed + 1),
+  )
+  budget_s = a.budget_min * 60
+  # The sample points, as fractions of the budget or of the steps.
+  marks = [(k + 1) / a.sample_points for k in range(a.sample_points)]
+  saved = {'steps': [], 'train_wall_s': [], 'batch': a.batch}
   order, pos = torch.randperm(len(data)), 0
-  curve, start = [], time.perf_counter()
-  for step in range(1, a.steps + 1):
+  curve, trained_s, step = [], 0.0, 0
+  while (trained_s < budget_s) if budget_s else (step < a.steps):
+    step += 1
+    t0 = time.perf_counter()
     if pos + a.batch > len(data):  # A new epoch, reshuffled.
       order, pos = torch.randperm(len(data)), 0
     real = data[order[pos : pos + a.batch]].float() / 127.5 - 1.0
@@ -208,7 +257,14 @@ def main():
     loss_d, loss_g, real_logits, fake_logits = train_iteration(
         g, d, opt_g, opt_d, a.loss, real, torch.randn(a.batch, 100, 1, 1)
     )
-    if step % a.every == 0 or step == a.steps:
+    trained_s += time.perf_counter() - t0
+    progress = trained_s / budget_s if budget_s else step / a.steps
+    if a.samples_out and len(saved['steps']) < len(marks):
+      if progress >= marks[len(saved['steps'])] - 1e-9:
+        saved[f'images_{len(saved["steps"])}'] = samples_uint8(g, z_samples)
+        saved['steps'].append(step)
+        saved['train_wall_s'].append(round(trained_s, 1))
+    if step % a.every == 0 or progress >= 1:
       row = {
           'step': step,
           'd_loss': loss_d,
@@ -216,7 +272,7 @@ def main():
           'd_real_logit': real_logits.mean().item(),
           'd_fake_logit': fake_logits.mean().item(),
           'sample_std': sample_std(g, z_fixed),
-          'seconds': round(time.perf_counter() - start, 1),
+          'seconds': round(trained_s, 1),
       }
       print(json.dumps(row), flush=True)
       curve.append(row)
@@ -232,8 +288,21 @@ def main():
       'batch': a.batch,
       'images': len(data),
       'seed': a.seed,
+      'budget_min': a.budget_min,
+      'steps': step,
+      'train_wall_s': round(trained_s, 1),
+      'samples': {
+          'file': a.samples_out,
+          'steps': saved['steps'],
+          'train_wall_s': saved['train_wall_s'],
+      }
+      if saved['steps']
+      else None,
       'curve': curve,
   }
+  if a.samples_out:
+    os.makedirs(os.path.dirname(os.path.abspath(a.samples_out)), exist_ok=True)
+    np.savez(a.samples_out, **saved)
   if a.out:
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, 'w') as f:
