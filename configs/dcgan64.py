@@ -14,10 +14,11 @@ BatchNorm + LeakyReLU(0.2) in D, N(0, 0.02) init, non-saturating BCE, Adam
 D's fake batch (`train.g_samples='reuse'`, as the example does). The
 cat-experiments variant (width 128, D 5e-5) is `dcgan_cats64.py`.
 
-Hardware: 1 GPU (about 1 h for 20k steps), or a CPU (0.6-0.7 steps/s on
+Hardware: 1 GPU (about 1 h for 20k steps), or a CPU (0.6-0.8 steps/s on
 2 cores). Expected: varied cat faces; on 2 CPU cores, recognisable faces
-after 1,000 steps and MobileNetV2 FID about 509 after 1,500 (41 min, the
-results table in the README).
+after 1,000 steps and MobileNetV2 FID 490 after 1,872 steps, 38 minutes of
+training (`benchmarks/results/ttq_dcgan64_cpu.json`, the results table in
+the README). In the same 40 minutes `cpu64.py` reaches 206.
 """
 
 from configs import default
