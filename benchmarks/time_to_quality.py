@@ -33,7 +33,8 @@ PyTorch peer's row comes from this:
         --samples=/tmp/peer_samples.npz --out=benchmarks/results/ttq_peer.json
 
 The file holds `images_<k>` (uint8 [N, H, W, 3]) with `steps`,
-`train_wall_s` and `batch` per point; `--config` gives the scorer's settings
+`train_wall_s` and `batch` per point, and may hold the training's
+`loadavg_before` and `loadavg_after`; `--config` gives the scorer's settings
 and the FLOPs of a step (the peer's networks are `dcgan64`'s).
 """
 
@@ -122,7 +123,12 @@ def replay(images: np.ndarray) -> scorer.GenerateFn:
 
 
 def load_samples(path: str, num_samples: int, image_size: int):
-  """The points of a samples file: [(steps, train_wall_s, batch, images)].
+  """The points of a samples file and the load while they were trained.
+
+  Returns:
+    ([(steps, train_wall_s, batch, images)] per point, {'loadavg_before',
+    'loadavg_after'}: the training program's load averages, those of the
+    file's arrays of those names that it has).
 
   Raises:
     ValueError: one line naming the file and what is wrong with it.
@@ -154,7 +160,12 @@ def load_samples(path: str, num_samples: int, image_size: int):
     points.append((int(steps), float(wall), int(arrays['batch']), images))
   if not points:
     raise ValueError(f'--samples {path}: no sample points')
-  return points
+  loads = {
+      name: [float(v) for v in arrays[name]]
+      for name in ('loadavg_before', 'loadavg_after')
+      if name in arrays
+  }
+  return points, loads
 
 
 def main() -> None:
@@ -188,10 +199,10 @@ def main() -> None:
   args = parser.parse_args()
 
   config = _load_config(args.config, args.override)
-  saved = None
+  saved, training_load = None, {}
   if args.samples:
     try:
-      saved = load_samples(
+      saved, training_load = load_samples(
           args.samples, args.num_samples, config.data.image_size
       )
     except ValueError as e:
@@ -244,6 +255,8 @@ def main() -> None:
       'cpu_count': os.cpu_count(),
       'loadavg_before': load_before,
       'loadavg_after': os.getloadavg(),
+      # With --samples, the two above are the scoring's; these the training's.
+      **{f'training_{k}': v for k, v in training_load.items()},
       'jax': jax.__version__,
   }
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

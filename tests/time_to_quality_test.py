@@ -46,11 +46,17 @@ def test_replay_hands_out_the_saved_images_in_order_in_minus_one_to_one():
 
 def test_load_samples_reads_each_point(tmp_path):
   arrays = _points()
-  points = time_to_quality.load_samples(
+  points, loads = time_to_quality.load_samples(
       _save(tmp_path / 's.npz', **arrays), num_samples=6, image_size=8
   )
   assert [p[:3] for p in points] == [(10, 1.5, 4), (20, 3.0, 4)]
   np.testing.assert_array_equal(points[1][3], arrays['images_1'])
+  assert loads == {}
+  arrays['loadavg_after'] = np.array([2.0, 1.5, 1.25])
+  _, loads = time_to_quality.load_samples(
+      _save(tmp_path / 's.npz', **arrays), num_samples=6, image_size=8
+  )
+  assert loads == {'loadavg_after': [2.0, 1.5, 1.25]}
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ instead of `--steps` (the logging and sampling are not counted), and with
 `--samples-out` it writes `--num-samples` eval-mode samples of G at each of
 `--sample-points` evenly spaced points of the run (of the budget, or of the
 steps) to one .npz: `images_<k>` uint8 [N, 64, 64, 3] and, per point,
-`steps` and `train_wall_s`, and `batch`. `benchmarks/time_to_quality.py --samples` scores
+`steps` and `train_wall_s`, and `batch` and the load averages before and
+after. `benchmarks/time_to_quality.py --samples` scores
 that file with catgan_jax's scorer, so the peer's row of the quality-per-
 budget table comes from the same FID as catgan_jax's rows.
 
@@ -244,7 +245,12 @@ def main():
   budget_s = a.budget_min * 60
   # The sample points, as fractions of the budget or of the steps.
   marks = [(k + 1) / a.sample_points for k in range(a.sample_points)]
-  saved = {'steps': [], 'train_wall_s': [], 'batch': a.batch}
+  saved = {
+      'steps': [],
+      'train_wall_s': [],
+      'batch': a.batch,
+      'loadavg_before': os.getloadavg(),
+  }
   order, pos = torch.randperm(len(data)), 0
   curve, trained_s, step = [], 0.0, 0
   while (trained_s < budget_s) if budget_s else (step < a.steps):
@@ -276,6 +282,7 @@ def main():
       }
       print(json.dumps(row), flush=True)
       curve.append(row)
+  saved['loadavg_after'] = os.getloadavg()
   result = {
       'system': 'pytorch-dcgan64',
       'torch': torch.__version__,
@@ -289,6 +296,8 @@ def main():
       'images': len(data),
       'seed': a.seed,
       'budget_min': a.budget_min,
+      'loadavg_before': saved['loadavg_before'],
+      'loadavg_after': saved['loadavg_after'],
       'steps': step,
       'train_wall_s': round(trained_s, 1),
       'samples': {
