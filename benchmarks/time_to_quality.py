@@ -215,32 +215,17 @@ def main() -> None:
     config.eval.num_samples = args.num_samples
     config.sample_every_steps = 10**9
     config.checkpoint_every_steps = 10**9
-  workdir = args.workdir or os.path.join(
-      '/tmp',
-      'ttq_'
-      + os.path.basename(args.config)
-      .replace('.py', '')
-      .replace(':', '_')
-      .replace(',', '_'),
-  )
   run_scorer = scorer.Scorer(config)
   flops = _step_flops(config)
   load_before = os.getloadavg()
 
   if saved is not None:
-    points = []
-    for steps, wall, batch, images in saved:
-      point = {
-          'train_wall_s': wall,
-          'steps': steps,
-          'images_seen': steps * batch,
-          'train_flops': flops * steps,
-          **run_scorer.score(replay(images)),
-      }
-      points.append(point)
-      print(json.dumps(point), flush=True)
+    points = [
+        _point(wall, steps, batch, flops, run_scorer.score(replay(images)))
+        for steps, wall, batch, images in saved
+    ]
   else:
-    points = _train_and_score(config, workdir, args, run_scorer, flops)
+    points = _train_and_score(config, args, run_scorer, flops)
 
   record = {
       'config': args.config,
@@ -265,8 +250,29 @@ def main() -> None:
   print(f'Wrote {args.out}.')
 
 
-def _train_and_score(config, workdir, args, run_scorer, flops) -> list[dict]:
-  """Trains `config` in `workdir` for the budget, scoring at each point."""
+def _point(train_s: float, steps: int, batch: int, flops: float, scores):
+  """One point of the record (printed as it is made)."""
+  point = {
+      'train_wall_s': round(train_s, 1),
+      'steps': steps,
+      'images_seen': steps * batch,
+      'train_flops': flops * steps,
+      **scores,
+  }
+  print(json.dumps(point), flush=True)
+  return point
+
+
+def _train_and_score(config, args, run_scorer, flops) -> list[dict]:
+  """Trains `config` for the budget in one workdir, scoring at each point."""
+  workdir = args.workdir or os.path.join(
+      '/tmp',
+      'ttq_'
+      + os.path.basename(args.config)
+      .replace('.py', '')
+      .replace(':', '_')
+      .replace(',', '_'),
+  )
   budget_s = args.budget_min * 60
   trained_s, steps, points = 0.0, 0, []
   targets = [budget_s * (k + 1) / args.points for k in range(args.points)]
@@ -285,16 +291,11 @@ def _train_and_score(config, workdir, args, run_scorer, flops) -> list[dict]:
       trained_s += time.perf_counter() - t0
       steps = next_steps
     _, sample, _ = inference.load_generator(workdir, 'latest')
-    scores = run_scorer.score(sample)
-    point = {
-        'train_wall_s': round(trained_s, 1),
-        'steps': steps,
-        'images_seen': steps * config.batch_size,
-        'train_flops': flops * steps,
-        **scores,
-    }
-    points.append(point)
-    print(json.dumps(point), flush=True)
+    points.append(
+        _point(
+            trained_s, steps, config.batch_size, flops, run_scorer.score(sample)
+        )
+    )
   return points
 
 
