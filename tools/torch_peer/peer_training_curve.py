@@ -34,6 +34,7 @@ Runs under a Python with torch, numpy and pillow, not catgan_jax's venv:
 Writes one JSON object (command, machine, torch version, the curve).
 """
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -167,25 +168,32 @@ def train_iteration(g, d, opt_g, opt_d, loss, real, z):
   )
 
 
+@contextlib.contextmanager
+def eval_mode(g):
+  """G in eval mode (BatchNorm's running statistics), without gradients."""
+  g.eval()
+  try:
+    with torch.no_grad():
+      yield
+  finally:
+    g.train()
+
+
 def samples_uint8(g, z, batch=250):
   """G's eval-mode images of latents `z`, uint8 [N, 64, 64, 3].
 
   Rounded as a saved image is: (x + 1) * 127.5, clipped to [0, 255].
   """
-  g.eval()
-  with torch.no_grad():
+  with eval_mode(g):
     images = torch.cat([g(z[i : i + batch]) for i in range(0, len(z), batch)])
-  g.train()
   images = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
   return images.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def sample_std(g, z):
   """Pixel std across G's eval-mode samples, [0, 1] units (population std)."""
-  g.eval()
-  with torch.no_grad():
+  with eval_mode(g):
     images = g(z) * 0.5
-  g.train()
   return float(images.std(dim=0, unbiased=False).mean())
 
 
