@@ -1,4 +1,4 @@
-"""Scores every checkpoint of a run (FID, KID, IS) and prints a table.
+"""Scores every checkpoint of a run (FID, KID, IS, precision/recall): a table.
 
   python -m catgan_jax.evaluate --workdir runs/x [--num_samples N]
       [--steps 2000,4000] [--json scores.json]
@@ -99,16 +99,20 @@ def score_checkpoints(
 
 
 def format_table(rows: Sequence[dict[str, float]]) -> str:
-  """A text table: step, FID, KID +- std, IS +- std; lowest FID marked.
+  """A text table: step, FID, KID +- std, IS +- std, P, R; lowest FID marked.
 
-  The IS columns appear when the rows have them ('is_mean', 'is_std').
+  The IS columns appear when the rows have them ('is_mean', 'is_std'), the
+  precision and recall columns likewise ('precision', 'recall').
   """
   finite = [r['fid'] for r in rows if math.isfinite(r['fid'])]
   best = min(finite) if finite else None
   with_is = bool(rows) and all('is_mean' in r for r in rows)
+  with_pr = bool(rows) and all('precision' in r for r in rows)
   header = f'{"step":>10}  {"FID":>10}  {"KID":>10}  {"KID std":>10}'
   if with_is:
     header += f'  {"IS":>8}  {"IS std":>8}'
+  if with_pr:
+    header += f'  {"precision":>9}  {"recall":>6}'
   lines = [header]
   for r in rows:
     mark = '  <- lowest FID' if r['fid'] == best else ''
@@ -118,6 +122,8 @@ def format_table(rows: Sequence[dict[str, float]]) -> str:
     )
     if with_is:
       line += f'  {r["is_mean"]:>8.3f}  {r["is_std"]:>8.3f}'
+    if with_pr:
+      line += f'  {r["precision"]:>9.3f}  {r["recall"]:>6.3f}'
     lines.append(line + mark)
   return '\n'.join(lines)
 

@@ -253,6 +253,10 @@ def get_config() -> ml_collections.ConfigDict:
   # features): exp(E_x KL(p(y|x) || p(y))) in this many consecutive splits,
   # mean and std over splits (10, as openai/improved-gan's inception_score).
   ev.is_splits = 10
+  # Improved precision and recall (Kynkaanniemi et al. 2019) of the same
+  # features against all reference images: k nearest neighbours define each
+  # set's manifold (3, as stylegan2-ada's pr50k3); 0 = off.
+  ev.pr_k = 3
 
   # --- Multi-host runtime ---------------------------------------------------
   config.distributed = ml_collections.ConfigDict()

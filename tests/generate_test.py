@@ -145,6 +145,9 @@ def test_evaluate_matches_the_score_logged_in_training(run):
   assert rows[0]['is_std'] == pytest.approx(
       logged[0]['is_std'], rel=1e-2, abs=1e-4
   )
+  # Precision and recall, from the same pass too.
+  assert rows[0]['precision'] == logged[0]['precision']
+  assert rows[0]['recall'] == logged[0]['recall']
   table = evaluate.format_table(rows).splitlines()
   assert table[0].split() == [
       'step',
@@ -155,6 +158,8 @@ def test_evaluate_matches_the_score_logged_in_training(run):
       'IS',
       'IS',
       'std',
+      'precision',
+      'recall',
   ]
   assert table[1].split()[0] == '4' and 'lowest FID' in table[1]
 

@@ -31,6 +31,7 @@ import numpy as np
 from catgan_jax import sampling
 from catgan_jax.evaluation import fid
 from catgan_jax.evaluation import inception_score
+from catgan_jax.evaluation import precision_recall
 
 
 def quantize(images: np.ndarray) -> np.ndarray:
@@ -93,6 +94,8 @@ def evaluate(
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
     is_splits: int = 10,
+    pr_k: int = 0,
+    ref_radii: np.ndarray | None = None,
 ) -> dict[str, float]:
   """Scores a generator against the reference features.
 
@@ -108,10 +111,15 @@ def evaluate(
     kid_subset_size: rows per KID subset (clipped to the smaller set, as
       clean-fid's max_subset_size).
     is_splits: number of Inception Score splits (improved-gan: 10).
+    pr_k: neighbourhood size of improved precision and recall (3, as
+      stylegan2-ada's pr50k3); 0 = not computed.
+    ref_radii: `precision_recall.manifold_radii(ref_features, pr_k)`, when
+      already computed.
 
   Returns:
-    {'fid': ..., 'kid': ..., 'kid_std': ...}, and 'is_mean', 'is_std' when
-    feature_fn gives class probabilities.
+    {'fid': ..., 'kid': ..., 'kid_std': ...}, 'is_mean', 'is_std' when
+    feature_fn gives class probabilities, and 'precision', 'recall' when
+    pr_k > 0.
   """
   gen = generated_features(sample_fn, feature_fn, num_samples, batch_size)
   probs = None
@@ -141,4 +149,10 @@ def evaluate(
     is_mean, is_std = inception_score.inception_score(probs, is_splits)
     logging.info('IS %.3f +- %.3f (%d splits).', is_mean, is_std, is_splits)
     scores.update(is_mean=is_mean, is_std=is_std)
+  if pr_k > 0:
+    precision, recall = precision_recall.precision_recall(
+        ref_features, gen, pr_k, ref_radii
+    )
+    logging.info('Precision %.3f, recall %.3f (k=%d).', precision, recall, pr_k)
+    scores.update(precision=precision, recall=recall)
   return scores

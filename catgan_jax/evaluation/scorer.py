@@ -1,4 +1,4 @@
-"""FID/KID (against the run's training images) and IS: the `Scorer`.
+"""FID/KID, precision/recall (against the run's training images), IS: `Scorer`.
 
 The one owner of scoring: the trainer and `catgan_jax.evaluate` both build a
 `Scorer` from a run's config. Building it loads the feature network (its
@@ -15,10 +15,12 @@ import jax
 import ml_collections
 import numpy as np
 
+from catgan_jax import cli
 from catgan_jax import data as data_lib
 from catgan_jax.data import sources
 from catgan_jax.evaluation import evaluate
 from catgan_jax.evaluation import features
+from catgan_jax.evaluation import precision_recall
 from catgan_jax.evaluation import reference
 
 # latents [N, z_dim] -> images [N, H, W, C] in [-1, 1].
@@ -101,6 +103,16 @@ class Scorer:
     )
     self._seed = config.seed
     self._z_dim = config.model.z_dim
+    # Configs saved before eval.pr_k existed: pr50k3's k.
+    self._pr_k = ev.get('pr_k', precision_recall.DEFAULT_K)
+    smallest = min(ev.num_samples, self.reference.shape[0])
+    if self._pr_k and not 1 <= self._pr_k < smallest:
+      raise cli.UserError(
+          f'eval.pr_k={self._pr_k!r} must be 0 (off) or from 1 to '
+          f'{smallest - 1} (fewer than the generated and real images)'
+      )
+    # The real manifold's radii: the same at every score, computed once.
+    self._ref_radii = None
 
   def score(self, generate: GenerateFn) -> dict[str, float]:
     """FID, KID, KID's std and the Inception Score of `generate`'s images.
@@ -109,8 +121,13 @@ class Scorer:
       generate: latents [N, z_dim] -> images in [-1, 1].
 
     Returns:
-      {'fid', 'kid', 'kid_std', 'is_mean', 'is_std'}.
+      {'fid', 'kid', 'kid_std', 'is_mean', 'is_std'}, and 'precision',
+      'recall' unless eval.pr_k = 0.
     """
+    if self._pr_k and self._ref_radii is None:
+      self._ref_radii = precision_recall.manifold_radii(
+          self.reference, self._pr_k
+      )
     latents = evaluation_latents(self._seed, self._z_dim)
     # Configs saved before eval.is_splits existed: improved-gan's 10.
     return evaluate(
@@ -122,4 +139,6 @@ class Scorer:
         self._ev.kid_subsets,
         self._ev.kid_subset_size,
         self._ev.get('is_splits', 10),
+        self._pr_k,
+        self._ref_radii,
     )
