@@ -6,6 +6,10 @@ trajectory), and nothing else: a damaged line (a write cut short by a kill,
 a stray edit) is skipped with a warning by every reader and kept, verbatim,
 in `metrics.jsonl.damaged` when the file is rewritten. `read_records` is the
 one reader (the trainer and `plots` use it).
+
+`IntervalMeans` averages the training scalars over each logging interval
+(stylegan2-ada's `training_stats` does the same per reporting tick): the
+value of the one step that happens to be logged is noise.
 """
 
 import json
@@ -14,6 +18,9 @@ import os
 from typing import Mapping
 
 from absl import logging
+from clu import metrics as clu_metrics
+import jax
+import numpy as np
 
 METRICS_FILE = 'metrics.jsonl'
 DAMAGED_SUFFIX = '.damaged'
@@ -107,3 +114,49 @@ class MetricsLog:
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
       f.flush()
+
+
+def _merge(
+    totals: dict[str, clu_metrics.Average], values: Mapping[str, jax.Array]
+) -> dict[str, clu_metrics.Average]:
+  return {
+      k: totals.get(k, clu_metrics.Average.empty()).merge(
+          clu_metrics.Average.from_model_output(v)
+      )
+      for k, v in values.items()
+  }
+
+
+class IntervalMeans:
+  """Means of the step metrics over the steps since the last `result()`.
+
+  `update` runs on the device without waiting for it (one jitted merge of
+  clu `Average`s per step), so the host still syncs only at logged steps.
+  A metric missing from some steps is averaged over the steps that had it.
+  """
+
+  def __init__(self, exclude: tuple[str, ...] = ('finite',)):
+    """Args: names of step metrics that are not averaged (flags)."""
+    self._exclude = exclude
+    self._totals: dict[str, clu_metrics.Average] = {}
+    self._merge = jax.jit(_merge)
+
+  def update(self, step_metrics: Mapping[str, jax.Array]) -> None:
+    """Adds one step's scalar metrics."""
+    values = {k: v for k, v in step_metrics.items() if k not in self._exclude}
+    self._totals = {**self._totals, **self._merge(self._totals, values)}
+
+  def reset(self) -> None:
+    """Forgets the steps seen so far (after a rollback)."""
+    self._totals = {}
+
+  def result(self) -> dict[str, float]:
+    """Each metric's mean over the interval (host floats); then resets."""
+    # The replica on this process (global arrays in multi-process runs).
+    local = lambda x: np.asarray(x.addressable_data(0))
+    means = {
+        k: float(local(v.total) / local(v.count))
+        for k, v in self._totals.items()
+    }
+    self.reset()
+    return means

@@ -238,9 +238,9 @@ def _rollback(ckpt, target, config, rollbacks: int):
   )
 
 
-def _scalars(host_metrics: dict[str, Any], state) -> dict[str, float]:
-  """The logged training scalars: step metrics plus learning rates."""
-  scalars = {k: v for k, v in host_metrics.items() if k != 'finite'}
+def _scalars(means: dict[str, float], state) -> dict[str, float]:
+  """The logged training scalars: interval means plus learning rates."""
+  scalars = dict(means)
   scalars['g_lr'] = parallel.fetch(state_lib.learning_rate(state.g))
   scalars['d_lr'] = parallel.fetch(state_lib.learning_rate(state.d))
   return scalars
@@ -478,10 +478,12 @@ def train_and_evaluate(
   progress = new_progress()
   progress_line = _ProgressLine(start, total)
   rollbacks = 0
+  interval = metrics_log.IntervalMeans()
   step = start
   with _StopRequest() as stop:
     while step < total:
       state, metrics = train_step(state, next(batches), step)
+      interval.update(metrics)
       step += 1
       # With several processes, agreeing on a stop is an all-gather; it is
       # done only at logged or checkpoint steps (the same steps on every
@@ -523,11 +525,12 @@ def train_and_evaluate(
           if is_main:
             log.truncate(step)
           batches = _input_iter(config, step, mesh)
+          interval.reset()
           progress = new_progress()  # It insists on consecutive steps.
           progress_line = _ProgressLine(step, total)
           continue
         if log_due:
-          record.update(_scalars(host_metrics, state))
+          record.update(_scalars(interval.result(), state))
       progress(step)
       if ckpt_due:
         with progress.timed('checkpoint'):
