@@ -3,6 +3,15 @@
 The one home of sampling: `make_sample_fn` is the EMA generator in inference
 mode (used by the trainer's sample grids and scorer), `load_generator` loads
 a run's checkpoint for the CLIs (`generate`, `evaluate`).
+
+BatchNorm running statistics are the live generator's, accumulated with its
+own weights; the EMA weights never ran in training mode, so with an EMA the
+statistics do not belong to them. `make_sampling_state_fn` gives them their
+own: BigGAN's standing statistics (Brock et al. 2019; BigGAN-PyTorch's
+`utils.accumulate_standing_stats`), the plain average of the batch means and
+variances of `eval.standing_stats_batches` forward passes in training mode
+with the EMA weights. Those passes use a fixed key, so that two evaluations
+differ only by the weights. The training state itself is never changed.
 """
 
 from collections.abc import Callable
@@ -10,12 +19,15 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from catgan_jax import checkpoint
 from catgan_jax import cli
 from catgan_jax import config_lib
 from catgan_jax import models
+from catgan_jax import schedules
 from catgan_jax import state as state_lib
 
 
@@ -33,6 +45,108 @@ def make_sample_fn(generator: nn.Module) -> SampleFn:
     )
 
   return sample
+
+
+def standing_batch_stats(
+    generator: nn.Module,
+    params: Any,
+    batch_stats: Any,
+    key: jax.Array,
+    num_batches: int,
+    batch_size: int,
+    z_dim: int,
+) -> Any:
+  """BatchNorm statistics that belong to `params` (BigGAN's standing stats).
+
+  Runs `num_batches` batches of z ~ N(0, I) through the generator in
+  training mode and averages every BatchNorm layer's batch mean and batch
+  variance over them (BigGAN-PyTorch resets the statistics and accumulates
+  with momentum None, the same cumulative average). A BatchNorm layer
+  reports `m * old + (1 - m) * batch`; one extra pass from old = 1 and old =
+  0 gives each layer's (1 - m), so that any momentum works.
+
+  Args:
+    generator: the Linen generator.
+    params: its (EMA) parameters.
+    batch_stats: its current statistics (shapes only; may be empty).
+    key: PRNG key of the latents.
+    num_batches: forward passes averaged (>= 1).
+    batch_size: latents per pass.
+    z_dim: latent size.
+
+  Returns:
+    New statistics of the same structure (`batch_stats` itself if empty).
+  """
+  if not jax.tree.leaves(batch_stats):
+    return batch_stats
+
+  def new_stats(start, z):
+    _, mutated = generator.apply(
+        {'params': params, 'batch_stats': start},
+        z,
+        train=True,
+        mutable=['batch_stats'],
+    )
+    return mutated['batch_stats']
+
+  zeros = jax.tree.map(jnp.zeros_like, batch_stats)
+  ones = jax.tree.map(jnp.ones_like, batch_stats)
+  keys = jax.random.split(key, num_batches)
+  z0 = jax.random.normal(keys[0], (batch_size, z_dim), jnp.float32)
+  # (1 - m) per statistic: new(1) - new(0) = m.
+  weight = jax.tree.map(
+      lambda a, b: 1.0 - (a - b), new_stats(ones, z0), new_stats(zeros, z0)
+  )
+
+  def add_batch(total, k):
+    z = jax.random.normal(k, (batch_size, z_dim), jnp.float32)
+    batch = jax.tree.map(jnp.divide, new_stats(zeros, z), weight)
+    return jax.tree.map(jnp.add, total, batch), None
+
+  total, _ = jax.lax.scan(add_batch, zeros, keys)
+  return jax.tree.map(lambda t: t / num_batches, total)
+
+
+def uses_ema(config: ml_collections.ConfigDict) -> bool:
+  """Whether the run keeps an EMA of G's weights (else ema = live weights)."""
+  return config.train.ema_decay > 0 or schedules.ema_scheduled(config)
+
+
+def make_sampling_state_fn(
+    generator: nn.Module, config: ml_collections.ConfigDict
+) -> Callable[[state_lib.GANState], state_lib.GANState]:
+  """`state -> state` to sample from: the EMA weights' standing statistics.
+
+  Args:
+    generator: the Linen generator of the run.
+    config: the run config (`eval.standing_stats_batches`, `batch_size`,
+      `seed`, `model.z_dim`, the EMA fields).
+
+  Returns:
+    A function giving a copy of the state whose `g.batch_stats` are the
+    standing statistics of `ema_params` (jit it); the identity when the run
+    keeps no EMA or eval.standing_stats_batches = 0. Use its result at once:
+    it shares arrays with the state, which the next train step donates.
+  """
+  # Configs saved before the field existed sampled with the live statistics.
+  num_batches = config.eval.get('standing_stats_batches', 0)
+  if not (uses_ema(config) and num_batches > 0):
+    return lambda state: state
+  key = jax.random.PRNGKey(config.seed + 3)
+
+  def sampling_state(state: state_lib.GANState) -> state_lib.GANState:
+    stats = standing_batch_stats(
+        generator,
+        state.ema_params,
+        state.g.batch_stats,
+        key,
+        num_batches,
+        config.batch_size,
+        config.model.z_dim,
+    )
+    return state.replace(g=state.g.replace(batch_stats=stats))
+
+  return sampling_state
 
 
 def load_generator(
@@ -83,5 +197,6 @@ def load_generator(
     )
   state = ckpt.restore(chosen, target)
   ckpt.close()
+  state = jax.jit(make_sampling_state_fn(generator, config))(state)
   sample = jax.jit(make_sample_fn(generator))
   return config, lambda z: np.asarray(sample(state, z)), chosen

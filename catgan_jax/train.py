@@ -254,11 +254,16 @@ class _Evaluator:
 
     self._scorer = scorer.Scorer(config)
     self._rep = parallel.replicated(mesh)
+    self._sampling_state = jax.jit(
+        inference.make_sampling_state_fn(generator, config),
+        out_shardings=self._rep,
+    )
     self._sample = jax.jit(
         inference.make_sample_fn(generator), out_shardings=self._rep
     )
 
   def __call__(self, state) -> dict[str, float]:
+    state = self._sampling_state(state)
     return self._scorer.score(
         lambda z: parallel.fetch(
             self._sample(state, jax.device_put(z, self._rep))
@@ -354,6 +359,10 @@ class _Samples:
     rng = jax.random.PRNGKey(config.seed + 1)
     z = jax.random.normal(rng, (NUM_FIXED_SAMPLES, config.model.z_dim))
     self._z = jax.device_put(z, parallel.replicated(mesh))
+    self._sampling_state = jax.jit(
+        inference.make_sampling_state_fn(generator, config),
+        out_shardings=parallel.replicated(mesh),
+    )
     self._fn = jax.jit(
         inference.make_sample_fn(generator),
         out_shardings=parallel.replicated(mesh),
@@ -363,7 +372,7 @@ class _Samples:
 
   def __call__(self, step: int, state) -> dict[str, float]:
     """Writes the grid of `step`; returns its scalars (`sample_std`)."""
-    images = parallel.fetch(self._fn(state, self._z))
+    images = parallel.fetch(self._fn(self._sampling_state(state), self._z))
     grid = sampling.make_grid(images)
     self._writer.write_images(step, {'samples': grid[None]})
     if jax.process_index() == 0:

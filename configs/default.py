@@ -257,6 +257,12 @@ def get_config() -> ml_collections.ConfigDict:
   # features against all reference images: k nearest neighbours define each
   # set's manifold (3, as stylegan2-ada's pr50k3); 0 = off.
   ev.pr_k = 3
+  # With an EMA of G (train.ema_decay or schedule.ema_half_life_nimg) and
+  # BatchNorm in G: samples and scores use BatchNorm statistics of the EMA
+  # weights, averaged over this many training-mode passes of batch_size
+  # latents (BigGAN's standing statistics; 16 as BigGAN-PyTorch's
+  # num_standing_accumulations); 0 = the live generator's statistics.
+  ev.standing_stats_batches = 16
 
   # --- Multi-host runtime ---------------------------------------------------
   config.distributed = ml_collections.ConfigDict()
