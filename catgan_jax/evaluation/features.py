@@ -34,6 +34,7 @@ import scipy.special
 from catgan_jax import cli
 from catgan_jax.evaluation import inception_v3
 from catgan_jax.evaluation import mobilenet_v2
+from catgan_jax.evaluation import torch_weights
 
 
 class Outputs(NamedTuple):
@@ -85,8 +86,27 @@ def _load_mobilenet_v2(path: str):
   )
 
 
+def _bad_inception_weights(path: str, cached: bool, error: Exception) -> str:
+  """The line for a weights file that is cut short, or a bad download."""
+  if isinstance(error, torch_weights.TruncatedError):
+    problem = f'is truncated ({error.detail})'
+  else:
+    reason = str(error).splitlines()[0] if str(error) else ''
+    problem = (
+        f'is not an inception_v3 weights file ({type(error).__name__}: '
+        f'{reason})'
+    )
+  if not cached:
+    return f'eval.features_path={path!r} {problem}; ' + _way_out('inception_v3')
+  return (
+      f"eval.features_path='': the downloaded weights {path} {problem}; "
+      'delete that file to download it again, or ' + _way_out('inception_v3')
+  )
+
+
 def _load_inception_v3(path: str):
-  if not path:
+  cached = not path
+  if cached:
     path = inception_v3.default_path()
     if not os.path.isfile(path):
       try:
@@ -103,11 +123,15 @@ def _load_inception_v3(path: str):
         f'eval.features_path={path!r} does not exist; '
         + _way_out('inception_v3')
     )
-  variables = inception_v3.load_variables(path)
-  if 'fc' not in variables['params']:
-    raise ValueError(
-        'fc.weight is missing (the classifier of the Inception ' 'Score)'
-    )
+  try:
+    variables = inception_v3.load_variables(path)
+    if 'fc' not in variables['params']:
+      raise ValueError(
+          'fc.weight is missing (the classifier of the Inception Score)'
+      )
+  except Exception as e:  # pylint: disable=broad-except
+    # A file of something else fails in whatever parser reads it first.
+    raise cli.UserError(_bad_inception_weights(path, cached, e)) from None
   return (
       inception_v3.InceptionV3(with_logits=True),
       variables,

@@ -10,6 +10,10 @@ This module reads both formats `torch.save` has produced:
 * the zip format (PyTorch >= 1.6): `<root>/data.pkl` plus one
   `<root>/data/<key>` entry of raw bytes per storage.
 
+A file cut short (a download or copy that stopped) is told apart from a file
+of something else: `TruncatedError` gives its size against the size the
+header's storages add up to, or says that the header itself is cut.
+
 Only the globals a state dict needs are accepted from the pickle (tensors,
 storages, OrderedDict), so a file cannot run arbitrary code when loaded.
 `save_legacy` writes the legacy format, which `torch.load` reads; it exists to
@@ -28,6 +32,7 @@ import numpy as np
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
+_ZIP_LOCAL_HEADER = b'PK\x03\x04'
 
 _STORAGE_DTYPES = {
     'DoubleStorage': np.float64,
@@ -132,23 +137,77 @@ def _materialize(obj):
   return obj
 
 
-def _load_legacy(f) -> object:
-  if pickle.load(f) != _LEGACY_MAGIC:
+class TruncatedError(ValueError):
+  """A weights file that ends before the bytes its header announces.
+
+  Attributes:
+    path: the file.
+    detail: its size against the expected one, e.g. '1,000 of 2,048 bytes'.
+  """
+
+  def __init__(self, path: str, detail: str):
+    super().__init__(f'{path} is truncated ({detail})')
+    self.path, self.detail = path, detail
+
+
+def _truncated(path: str, size: int, expected: int | None) -> TruncatedError:
+  if expected is None:
+    # The header itself is cut: the sizes it would announce are unknown.
+    return TruncatedError(path, f'{size:,} bytes, ending inside its header')
+  return TruncatedError(path, f'{size:,} of {expected:,} bytes')
+
+
+def _load_header_pickle(
+    stream: io.BytesIO, path: str, unpickler: pickle.Unpickler | None = None
+):
+  """One pickle of the header; a cut one raises `TruncatedError`."""
+  try:
+    return (unpickler or pickle.Unpickler(stream)).load()
+  except (EOFError, pickle.UnpicklingError):
+    # A pickle is cut when the unpickler ran out of bytes: it read to the
+    # end. Garbage fails before the end ("invalid load key").
+    size = len(stream.getbuffer())
+    if stream.tell() >= size:
+      raise _truncated(path, size, None) from None
+    raise
+
+
+def _load_legacy(data: bytes, path: str) -> object:
+  """Reads the legacy format; checks the size against the header first."""
+  stream = io.BytesIO(data)
+  if _load_header_pickle(stream, path) != _LEGACY_MAGIC:
     raise ValueError('Not a PyTorch file: wrong magic number.')
-  if pickle.load(f) != _LEGACY_PROTOCOL:
+  if _load_header_pickle(stream, path) != _LEGACY_PROTOCOL:
     raise ValueError('Unsupported PyTorch legacy protocol version.')
-  sys_info = pickle.load(f)
-  if not sys_info.get('little_endian', True):
+  sys_info = _load_header_pickle(stream, path)
+  if not isinstance(sys_info, dict) or not sys_info.get('little_endian', True):
     raise ValueError('Big-endian PyTorch files are not supported.')
   storages: dict[str, _Storage] = {}
-  result = _Unpickler(f, storages).load()
-  for key in pickle.load(f):
-    storage = storages[str(key)]
-    (numel,) = struct.unpack('<q', f.read(8))
-    nbytes = numel * storage.dtype.itemsize
-    storage.data = np.frombuffer(f.read(nbytes), dtype=storage.dtype)
-    if storage.data.size != numel:
-      raise ValueError(f'Truncated file: storage {key} is incomplete.')
+  result = _load_header_pickle(stream, path, _Unpickler(stream, storages))
+  keys = [str(key) for key in _load_header_pickle(stream, path)]
+  unknown = sorted(set(keys) - set(storages))
+  if unknown:
+    raise ValueError(f'Storage {unknown[0]} is not referred to by any tensor.')
+  # After the header, each storage is its element count (int64) and its
+  # bytes: the header's element counts give the file's size.
+  offset = stream.tell()
+  expected = offset + sum(
+      8 + storages[key].numel * storages[key].dtype.itemsize for key in keys
+  )
+  if len(data) < expected:
+    raise _truncated(path, len(data), expected)
+  for key in keys:
+    storage = storages[key]
+    (numel,) = struct.unpack_from('<q', data, offset)
+    if numel != storage.numel:
+      raise ValueError(
+          f'Storage {key} has {numel} elements, its header says '
+          f'{storage.numel}.'
+      )
+    storage.data = np.frombuffer(
+        data, dtype=storage.dtype, count=numel, offset=offset + 8
+    )
+    offset += 8 + numel * storage.dtype.itemsize
   return result
 
 
@@ -177,6 +236,9 @@ def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     {parameter name: array}, in the file's order.
 
   Raises:
+    TruncatedError: if the file ends before the bytes its header announces
+      (cut short in a download or copy); the message names the path and
+      both sizes.
     ValueError: if the file is not a state dict this reader understands.
   """
   path = os.fspath(path)
@@ -184,7 +246,14 @@ def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     obj = _load_zip(path)
   else:
     with open(path, 'rb') as f:
-      obj = _load_legacy(f)
+      data = f.read()
+    if data and _ZIP_LOCAL_HEADER.startswith(data[:4]):
+      # A zip archive's directory is at its end: without it, the file was
+      # cut short (torch.save's zip format).
+      raise TruncatedError(
+          path, f'{len(data):,} bytes of a zip archive without its end'
+      )
+    obj = _load_legacy(data, path)
   obj = _materialize(obj)
   if not isinstance(obj, Mapping):
     raise ValueError(f'{path} holds a {type(obj).__name__}, not a state dict.')
