@@ -15,6 +15,8 @@ real labels smoothed to 0.9, Adam 2e-4, beta1 0.5.
 
 Reference: the TF1 128 px DCGAN script (not in a public repository); every
 setting above is that script's, `models/dcgan128_tf.py` its networks.
+Random flips are off (the default) and the length, 30k steps, is a choice
+made here: neither is known from the script.
 
 Hardware: 1 GPU. Expected: 128px cats, noisier than the SELU recipe.
 """

@@ -47,8 +47,11 @@ def get_config() -> ml_collections.ConfigDict:
   data.min_size = 32
   # RGB background that transparent images are composited on.
   data.background = (255, 255, 255)
-  # Random horizontal flip of real images (in the input pipeline).
-  data.flip = True
+  # Random horizontal flip of real images (in the input pipeline). Off: none
+  # of the DCGAN-family references flips (pytorch/examples dcgan/main.py,
+  # the Deep-learning-with-cats scripts, RelativisticGAN's
+  # GAN_losses_iter.py); a recipe whose reference flips turns it on.
+  data.flip = False
   # Random resized crop: scale range of the crop area (1.0, 1.0 = off).
   data.rrc_min_scale = 1.0
   # Number of images drawn for source='synthetic', and their seed (fixed, so

@@ -16,12 +16,14 @@ spectral normalisation on every D layer and therefore no BatchNorm in D
 ndf = 64, z = 128, batch 32, Adam 2e-4 with betas (0.5, 0.999) for both
 networks, one D update per G update, 100k iterations, and a fresh z for
 each G update (`train.g_samples='fresh_z'`; the hinge G loss uses no
-reals). Differs from unstable.sh's own HingeGAN cat run in having SN on
-(that run has none; `--config.model.spectral_norm=False` gives it).
+reals); no random flips (the code has none). Differs from unstable.sh's own
+HingeGAN cat run in having SN on (that run has none;
+`--config.model.spectral_norm=False` gives it).
 
 Hardware: 1 GPU. Expected: stable, cat faces after ~10k steps. On 2 CPU
 cores, 40 minutes of training (3,611 steps) give MobileNetV2 FID 599
-(`benchmarks/results/ttq_hinge64_cpu.json`; `cpu64.py` reaches 206).
+(`benchmarks/results/ttq_hinge64_cpu.json`, measured with random flips,
+`--config.data.flip=True`; `cpu64.py` reaches 206).
 """
 
 from configs import default

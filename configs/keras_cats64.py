@@ -14,6 +14,7 @@ batch 128, Adam 2e-4 for both networks, random horizontal flips.
 
 Reference: the Keras cat-faces DCGAN script (not in a public repository);
 every setting above is that script's, `models/keras_dcgan.py` its networks.
+The length, 30k steps, is a choice made here, not known from the script.
 
 Hardware: 1 GPU. Expected: cat faces after ~10k steps, as in the source.
 """

@@ -13,7 +13,8 @@ every 2nd step, and one-sided label smoothing (real label 0.9), as the
 dogs-vs-cats script did against a discriminator that won too fast.
 
 Reference: that dogs-vs-cats pet-generator DCGAN script (not in a public
-repository); the network is the PyTorch DCGAN of `dcgan64.py`.
+repository); the network is the PyTorch DCGAN of `dcgan64.py`. The length,
+30k steps, is a choice made here, not known from the script.
 
 Hardware: 1 GPU. Expected: D accuracy stays well below 1; cat faces after
 ~10k steps.

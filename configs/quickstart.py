@@ -4,8 +4,9 @@
 
 Trains a 32 px DCGAN (widths 32, z = 64, batch 64, Adam 2e-4 with betas
 (0.5, 0.999), non-saturating BCE) for 3,000 steps on 2,048 procedurally
-drawn cat faces that ship in the code, and draws its samples with an EMA
-generator (decay 0.995). No download and no data folder are needed, so
+drawn cat faces that ship in the code, with random horizontal flips, and
+draws its samples with an EMA generator (decay 0.995). This project's own
+recipe, measured as below. No download and no data folder are needed, so
 evaluation is off.
 
 Hardware: a laptop CPU (2 cores). Expected: about 3 minutes of training on 2
@@ -32,6 +33,7 @@ def get_config():
   config.data.source = 'synthetic'
   config.data.image_size = 32
   config.data.num_synthetic = 2048
+  config.data.flip = True
   config.model.z_dim = 64
   config.model.g_width = 32
   config.model.d_width = 32

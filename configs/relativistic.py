@@ -27,7 +27,7 @@ runs it on the 64 and 128 px cats ("Meow tests": `--lr_D .0002 --lr_G
 with betas (0.5, 0.999) for both networks, batch 32, one D update per G
 update, 100k iterations, and a new z and a new real batch for each G
 update (`train.g_samples='fresh_z_and_reals'`: 64 images read per
-iteration). At 128 px the paper trained on the faces of at least 128 px
+iteration), and no random flips (the code has none). At 128 px the paper trained on the faces of at least 128 px
 only (`data.min_size=128`). The paper reports FID on the cats after 100k
 iterations. Differs only in drawing real batches from per-epoch
 permutations (the reference draws every batch independently at random).
@@ -37,8 +37,9 @@ relativistic losses reach a lower FID than the standard GAN (nsgan) with
 this architecture, and RaLSGAN is the paper's only loss that produced good
 128 px cats with it. On 2 CPU cores, `ralsgan` after 40 minutes of
 training (3,539 steps) is at MobileNetV2 FID 669
-(`benchmarks/results/ttq_ralsgan64_cpu.json`; `cpu64.py` reaches 206): on
-a CPU, use it to check that it runs.
+(`benchmarks/results/ttq_ralsgan64_cpu.json`, measured with random flips,
+`--config.data.flip=True`; `cpu64.py` reaches 206): on a CPU, use it to
+check that it runs.
 """
 
 import ml_collections

@@ -17,13 +17,20 @@ to +-0.01 at the start of each critic update (`loss.clip_mode=
 'before_update'`, as that code does, so G meets the last update unclipped);
 5 critic updates per generator update, and 100 before each of the first 25
 and every 500th generator update (the "trick" of the WGAN paper's code);
-the generator update draws its own z (`train.g_samples='fresh_z'`).
+the generator update draws its own z (`train.g_samples='fresh_z'`); no
+random flips (the code has none).
 
-Differences from WGAN.py: train.d_steps_per_g_step counts iterations, so
-num_train_steps = 100k iterations are about 17k generator updates (the
-reference runs n_epoch=500000 epochs); the reference cuts a critic group
-short at the end of each epoch, here groups ignore epochs; real batches
-come from per-epoch permutations either way.
+Length: the README's pictured result, `WGAN_1408epoch.png` (the code's
+n_epoch=500000 sets no usable end). The README calls it epoch 1408, but the
+script that made it (commit be8b531 of the repository) names its grids
+`fake_samples_iter%05d` by generator updates / 50: 1408 is 70,400
+generator updates, which with the warm-up groups are 367,675 iterations
+here (`train.d_steps_per_g_step` counts iterations: 165 groups of 100
+critic updates and 70,235 of 5).
+
+Differences from WGAN.py: the reference cuts a critic group short at the
+end of each epoch, here groups ignore epochs; real batches come from
+per-epoch permutations either way.
 
 Hardware: 1 GPU. Expected: slow but stable progress; blurry cat faces after
 ~20k generator updates; d_loss (the negative critic estimate of the
@@ -37,7 +44,9 @@ def get_config():
   """Returns the wgan64 config."""
   config = default.get_config()
   config.data.source = 'folder'
-  config.num_train_steps = 100_000
+  # 70,400 generator updates (the pictured grid 1408 x 50), as iterations:
+  # 165 warm-up groups (the first 25 and every 500th) of 100, the rest of 5.
+  config.num_train_steps = 165 * 100 + (70_400 - 165) * 5
   config.batch_size = 64
   config.model.z_dim = 100
   config.model.g_width = 64

@@ -15,14 +15,16 @@ gradients with BatchNorm2d") and, like every layer there, no biases; G keeps
 BatchNorm; WGAN critic loss plus a gradient penalty of weight 10 on
 per-sample random interpolates of real and fake images; Adam lr 1e-4 for
 both networks with betas (0, 0.9); five critic updates per generator
-update; the generator update draws its own z (`train.g_samples='fresh_z'`).
+update; the generator update draws its own z (`train.g_samples='fresh_z'`);
+no random flips (the code has none). Length: the code's n_iter=100000
+generator updates, 500,000 iterations here (num_train_steps counts critic
+iterations, five per generator update).
 
-Differences from WGAN-GP.py: the reference's n_iter=100000 counts generator
-updates (500k critic updates); num_train_steps counts iterations, so 100k
-here are 20k generator updates. The reference draws each real batch
+Differences from WGAN-GP.py: the reference draws each real batch
 independently at random, here batches come from per-epoch permutations.
-The README's pictured run used --SELU True; this config keeps the argparse
-default (BatchNorm + ReLU G, LeakyReLU critic).
+The README's pictured run (`WGAN_GP_iter15195.png`, 15,195 generator
+updates) used --SELU True; this config keeps the argparse default
+(BatchNorm + ReLU G, LeakyReLU critic), and with it the code's length.
 
 Hardware: 1 GPU. Expected: stable training, cat faces after ~20k generator
 updates; the penalty term stays near 0.1-1.
@@ -35,7 +37,8 @@ def get_config():
   """Returns the wgan_gp64 config."""
   config = default.get_config()
   config.data.source = 'folder'
-  config.num_train_steps = 100_000
+  # The code's n_iter=100000 generator updates, 5 critic iterations each.
+  config.num_train_steps = 100_000 * 5
   config.batch_size = 64
   config.model.z_dim = 100
   config.model.g_width = 128

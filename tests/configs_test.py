@@ -7,6 +7,7 @@ import pytest
 
 import helpers
 from catgan_jax import config_lib
+from catgan_jax import step as step_lib
 from catgan_jax import train
 from configs import test as test_config
 
@@ -281,3 +282,69 @@ def test_fresh_samples_and_ada_resume_exactly(tmp_path):
     np.testing.assert_array_equal(a[name], b[name], err_msg=name)
   assert float(straight.aug_p) == float(resumed.aug_p) == 1.0
   np.testing.assert_array_equal(straight.ada_stats, resumed.ada_stats)
+
+
+def _wgan_iterations(g_updates: int) -> int:
+  """Critic iterations of WGAN.py before `g_updates` generator updates."""
+  # Its "trick": 100 critic updates before each of the first 25 and every
+  # 500th generator update, 5 before the others.
+  return sum(100 if j < 25 or j % 500 == 0 else 5 for j in range(g_updates))
+
+
+# Each config's random flips and length (iterations) against its reference:
+# config -> (data.flip, num_train_steps, where the length comes from). None
+# of the public references flips. Epochs are iterations over the reference's
+# faces: 9,304 of at least 64 px (146 batches of 64, the last one short),
+# 6,445 of at least 128 px (101 batches).
+FLIPS_AND_LENGTHS = {
+    'dcgan64': (False, 3_650, 'pytorch/examples dcgan/main.py: 25 epochs'),
+    'dcgan_cats64': (False, 30_514, 'cats README: DCGAN_209epoch.png'),
+    'selu128': (False, 61_105, 'cats README: DCGAN_SELU_128x128_epoch605'),
+    'lsgan64': (False, 146_000, 'cats LSGAN.py: n_epoch=1000'),
+    'lsgan_boundary64': (False, 146_000, 'as lsgan64 (a variant)'),
+    'wgan64': (
+        False,
+        _wgan_iterations(1408 * 50),
+        'cats README: WGAN_1408epoch.png, grid 1408 = 70,400 G updates',
+    ),
+    'wgan_gp64': (False, 500_000, 'cats WGAN-GP.py: n_iter=100000 G updates'),
+    'hinge64': (False, 100_000, 'RelGAN unstable.sh: --n_iter 100000'),
+    **{
+        name: (False, 100_000, 'RelGAN unstable.sh: --n_iter 100000')
+        for name in (
+            'relativistic:rsgan',
+            'relativistic:rasgan',
+            'relativistic:ralsgan',
+            'relativistic:rahinge',
+            'relativistic:ralsgan,128',
+        )
+    },
+    'dogs64': (False, 8_050, 'DCGAN example: 25 epochs of 20,580 photos'),
+    'dogs64:batch32': (False, 16_100, 'the same at batch 32'),
+    # This project's own recipes: flips on, lengths of their budgets.
+    'cpu64': (True, 5_500, '40 minutes on 2 CPU cores'),
+    'quickstart': (True, 3_000, 'a few minutes on a laptop CPU'),
+    # Non-public scripts: the flips their docstrings list; lengths chosen.
+    'keras_cats64': (True, 30_000, 'chosen here'),
+    'petgen64': (True, 30_000, 'chosen here'),
+    'dcgan128_tf': (False, 30_000, 'chosen here'),
+}
+
+
+@pytest.mark.parametrize('name', sorted(FLIPS_AND_LENGTHS))
+def test_flips_and_length_follow_the_reference(name):
+  flip, steps, reference = FLIPS_AND_LENGTHS[name]
+  config = helpers.load_config(name)
+  assert (config.data.flip, config.num_train_steps) == (flip, steps), (
+      f'{name}: data.flip={config.data.flip}, '
+      f'num_train_steps={config.num_train_steps}; {reference} gives '
+      f'{flip}, {steps}'
+  )
+
+
+def test_wgan64_ends_on_its_70400th_generator_update():
+  config = helpers.load_config('wgan64')
+  assert config.num_train_steps == 165 * 100 + (70_400 - 165) * 5
+  last = config.num_train_steps - 1
+  assert step_lib.update_phase(config, last).update_g
+  assert not step_lib.update_phase(config, last - 1).update_g

@@ -180,7 +180,7 @@ def test_flip_is_random_and_deterministic(tmp_path):
   image = np.zeros((16, 16, 3), np.uint8)
   image[:, :4] = 255  # Bright left edge: a flipped copy has it on the right.
   Image.fromarray(image).save(_mkdir(folder, 'a.png'))
-  config = _config(source='folder', dir=folder, min_size=8)
+  config = _config(source='folder', dir=folder, min_size=8, flip=True)
   batch = next(data.create_input_iter(config, local_batch_size=32))
   flipped = batch[:, 0, -1, 0] == 255
   assert (
