@@ -21,12 +21,13 @@ the generator update draws its own z (`train.g_samples='fresh_z'`); no
 random flips (the code has none).
 
 Length: the README's pictured result, `WGAN_1408epoch.png` (the code's
-n_epoch=500000 sets no usable end). The README calls it epoch 1408, but the
-script that made it (commit be8b531 of the repository) names its grids
-`fake_samples_iter%05d` by generator updates / 50: 1408 is 70,400
-generator updates, which with the warm-up groups are 367,675 iterations
-here (`train.d_steps_per_g_step` counts iterations: 165 groups of 100
-critic updates and 70,235 of 5).
+n_epoch=500000 sets no usable end). The README calls it epoch 1408, but
+the script of the picture's day (`Meow_WGAN.py` at commit be8b531, the last
+change before the picture was added) names its grids
+`fake_samples_iter%05d` by generator updates / 50 and saves none per
+epoch: 1408 is 70,400 generator updates, which with the warm-up groups are
+367,675 iterations here (`train.d_steps_per_g_step` counts iterations: 165
+groups of 100 critic updates and 70,235 of 5).
 
 Differences from WGAN.py: the reference cuts a critic group short at the
 end of each epoch, here groups ignore epochs; real batches come from
