@@ -24,6 +24,8 @@ import numpy as np
 
 METRICS_FILE = 'metrics.jsonl'
 DAMAGED_SUFFIX = '.damaged'
+# One line per divergence of a run ({'step', 'why'}), kept over resumes.
+DIVERGENCE_FILE = 'divergences.jsonl'
 
 
 def _clean(value):
@@ -71,6 +73,17 @@ def read_records(path: str) -> list[dict]:
         ', ...' if len(damaged) > 5 else '',
     )
   return records
+
+
+def record_divergence(workdir: str, step: int, why: str) -> None:
+  """Appends a divergence (the step it was found at, why) to the run's list."""
+  with open(os.path.join(workdir, DIVERGENCE_FILE), 'a') as f:
+    f.write(json.dumps({'step': int(step), 'why': why}) + '\n')
+
+
+def read_divergences(workdir: str) -> list[dict]:
+  """The divergences of the run in `workdir`, oldest first."""
+  return read_records(os.path.join(workdir, DIVERGENCE_FILE))
 
 
 class MetricsLog:

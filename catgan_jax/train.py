@@ -195,6 +195,7 @@ _RUN_FILES = (
     'samples.gif',
     metrics_log.METRICS_FILE,
     metrics_log.METRICS_FILE + metrics_log.DAMAGED_SUFFIX,
+    metrics_log.DIVERGENCE_FILE,
     config_lib.CONFIG_FILE,
 )
 PREVIOUS_DIR = 'previous'
@@ -523,6 +524,8 @@ def train_and_evaluate(
               rollbacks,
               config.train.max_rollbacks,
           )
+          if is_main:
+            metrics_log.record_divergence(workdir, step, why)
           if rollbacks > config.train.max_rollbacks:
             raise DivergenceError(
                 f'Training diverged at step {step} ({why}) after '

@@ -156,6 +156,11 @@ def test_nan_triggers_one_rollback_and_run_finishes(tmp_path, monkeypatch):
       [lr, lr, lr / 2, lr / 2, lr / 2, lr / 2]
   )
   assert all(np.isfinite(r['d_loss']) for r in records)
+  # The divergence is on the run's record, for the study's counts.
+  divergences = metrics_log.read_divergences(str(tmp_path))
+  assert [(d['step'], d['why']) for d in divergences] == [
+      (3, 'non-finite loss or parameters')
+  ]
 
 
 def test_divergence_gives_up_after_max_rollbacks(tmp_path):

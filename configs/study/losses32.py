@@ -1,0 +1,99 @@
+"""Every GAN loss of the registry on 32 px cat faces, 3 seeds each.
+
+    python -m catgan_jax.study --config=configs/study/losses32.py \\
+        --workdir=runs/losses32 \\
+        --config.base.data.dir=/path/to/cat_faces_64 \\
+        --config.scorers.mobilenet_v2.features_path=/path/to/mobilenet_v2_1.0_224_quant.tflite
+
+`/path/to/cat_faces_64` is any folder of cat faces (made with
+`python -m catgan_jax.data.prepare_cat CAT_DIR OUT`, then `OUT/64`); the
+input pipeline downscales them to 32 px. The feature network is the
+offline MobileNetV2 (`mobilenet_v2_1.0_224_quant.tflite`); add another
+scorer with `--config.scorers.NAME=...` entries in a copy of this file.
+
+The design follows Lucic et al., "Are GANs Created Equal?" (NeurIPS 2018)
+and Kurach et al.'s compare_gan: one architecture, each loss with the
+settings of its reference, several seeds, and the FID spread over seeds
+reported beside every mean. The networks are DCGAN-32 (pytorch/examples'
+DCGAN with one stage fewer: BatchNorm, ngf = ndf = 32, z = 100), batch 64,
+no EMA. The arms:
+  nsgan, minimax, lsgan, hinge, rsgan, rasgan, ralsgan, rahinge: plain,
+      Adam 2e-4 with betas (0.5, 0.999), one D update per G update (the
+      DCGAN recipe and RelativisticGAN's `GAN_losses_iter.py` defaults);
+  wgan: weight clipping at 0.01 before each critic update, RMSProp 5e-5,
+      5 critic updates per G update, a fresh z for G (configs/wgan64.py,
+      after Arjovsky's code), without the 100-critic-update warm-up, which
+      would take a short budget's first 2,500 iterations;
+  wgan_gp: gradient penalty 10, a critic without normalisation, Adam 1e-4
+      with betas (0, 0.9), 5 critic updates per G update, a fresh z for G
+      (configs/wgan_gp64.py, after Gulrajani et al.'s code).
+The budget is counted in iterations (one D update each), the same for
+every arm: the two WGANs make a fifth as many G updates.
+
+Hardware: 2 CPU cores. Time: about 2 hours on a quiet machine (30 runs of
+about 3.5 minutes, each scored at 4 checkpoints with 2,000 samples);
+`--parallel=2` does not help on 2 cores. Results, with the plot:
+docs/loss_study.md.
+"""
+
+import ml_collections
+
+from configs import default
+
+# Each loss with the settings of its reference (see the docstring).
+_PLAIN = ('nsgan', 'minimax', 'lsgan', 'hinge')
+_RELATIVISTIC = ('rsgan', 'rasgan', 'ralsgan', 'rahinge')
+_WGAN = {
+    'loss': {'name': 'wgan', 'clip': 0.01, 'clip_mode': 'before_update'},
+    'optim': {
+        'g_name': 'rmsprop',
+        'd_name': 'rmsprop',
+        'g_lr': 5e-5,
+        'd_lr': 5e-5,
+    },
+    'train': {'d_steps_per_g_step': 5, 'g_samples': 'fresh_z'},
+}
+_WGAN_GP = {
+    'loss': {'name': 'wgan_gp', 'gp_weight': 10.0},
+    'model': {'d_norm': 'none'},
+    'optim': {'g_lr': 1e-4, 'd_lr': 1e-4, 'b1': 0.0, 'b2': 0.9},
+    'train': {'d_steps_per_g_step': 5, 'g_samples': 'fresh_z'},
+}
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """DCGAN-32 on a folder of cat faces, the recipe every arm starts from."""
+  config = default.get_config()
+  config.data.source = 'folder'
+  config.data.image_size = 32
+  config.batch_size = 64
+  config.model.name = 'dcgan'
+  config.model.z_dim = 100
+  config.model.g_width = 32
+  config.model.d_width = 32
+  config.loss.name = 'nsgan'
+  config.optim.g_lr = 2e-4
+  config.optim.d_lr = 2e-4
+  config.optim.b1 = 0.5
+  config.optim.b2 = 0.999
+  config.log_every_steps = 100
+  config.sample_every_steps = 500
+  return config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the losses32 study config."""
+  study = ml_collections.ConfigDict()
+  study.base = base_config()
+  arms = {name: {'loss': {'name': name}} for name in _PLAIN + _RELATIVISTIC}
+  arms['wgan'] = _WGAN
+  arms['wgan_gp'] = _WGAN_GP
+  study.arms = arms
+  study.seeds = (0, 1, 2)
+  study.num_train_steps = 1_000
+  study.score_points = 4
+  study.num_samples = 2_000
+  study.scorers = {
+      'mobilenet_v2': {'features': 'mobilenet_v2', 'features_path': ''}
+  }
+  return study
