@@ -81,14 +81,26 @@ def base_config() -> ml_collections.ConfigDict:
   return config
 
 
-def get_config() -> ml_collections.ConfigDict:
-  """Returns the losses32 study config."""
+def get_config(arms: str = '') -> ml_collections.ConfigDict:
+  """Returns the losses32 study config.
+
+  Args:
+    arms: comma-separated arm names to keep ('' = every loss), e.g.
+      `--config=configs/study/losses32.py:nsgan,hinge,wgan`.
+  """
   study = ml_collections.ConfigDict()
   study.base = base_config()
-  arms = {name: {'loss': {'name': name}} for name in _PLAIN + _RELATIVISTIC}
-  arms['wgan'] = _WGAN
-  arms['wgan_gp'] = _WGAN_GP
-  study.arms = arms
+  every = {name: {'loss': {'name': name}} for name in _PLAIN + _RELATIVISTIC}
+  every['wgan'] = _WGAN
+  every['wgan_gp'] = _WGAN_GP
+  names = [a for a in arms.split(',') if a] or list(every)
+  unknown = sorted(set(names) - set(every))
+  if unknown:
+    raise ValueError(
+        f'configs/study/losses32.py:{arms}: unknown arm(s) '
+        f'{", ".join(unknown)}; valid: {", ".join(every)}'
+    )
+  study.arms = {name: every[name] for name in names}
   study.seeds = (0, 1, 2)
   study.num_train_steps = 1_000
   study.score_points = 4
