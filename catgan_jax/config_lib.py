@@ -17,6 +17,7 @@ from catgan_jax import models
 from catgan_jax import schedules
 from catgan_jax import state as state_lib
 from catgan_jax import step as step_lib
+from catgan_jax.models import projected
 
 CONFIG_FILE = 'config.json'
 
@@ -103,6 +104,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   try:
     losses.get_loss(config.loss.name)
     models.create_models(config)
+    projected.check_scorer(config)
     step_lib.check_config(config)
     from catgan_jax import data  # pylint: disable=g-import-not-at-top
 

@@ -24,6 +24,11 @@ class TrainState(train_state.TrainState):
   """A network's `TrainState` plus its non-trainable `batch_stats`."""
 
   batch_stats: Any = None
+  # Variables no update changes (the ``frozen`` collection: a projected
+  # discriminator's feature network and random projections); kept here so
+  # a checkpoint holds them, outside the optimiser. None (no leaves) for
+  # networks without them, so their checkpoint layout is unchanged.
+  frozen: Any = None
 
 
 @flax.struct.dataclass
@@ -144,6 +149,7 @@ def _init_train_state(
       apply_fn=module.apply,
       params=variables['params'],
       batch_stats=variables.get('batch_stats', {}),
+      frozen=variables.get('frozen'),
       tx=tx,
   )
 

@@ -126,7 +126,7 @@ _KEY_NAMES = (
 # Keys of the generator step's own samples (train.g_samples != 'reuse'),
 # folded in rather than split off so that the keys above, and with them
 # every 'reuse' run, stay what they were.
-_G_KEY_NAMES = ('z_g', 'noise_rg', 'aug_rg')
+_G_KEY_NAMES = ('z_g', 'noise_rg', 'aug_rg', 'g_noise', 'g_noise_g')
 _G_KEY_SALT = 1 << 20
 
 # train.g_samples: what the generator step is computed on.
@@ -273,6 +273,8 @@ class Networks:
     loss_cfg: config.loss (penalty weights, clipping, labels, margins).
     gan_loss: the `losses.GANLoss` of loss_cfg.name.
     augment: `(images, key, p) -> images`, the differentiable augmentation.
+    d_frozen: D's ``frozen`` variables (the state's `d.frozen`, bound per
+      step by `bind_frozen`); None for a D without them.
   """
 
   generator: nn.Module
@@ -280,6 +282,7 @@ class Networks:
   loss_cfg: ml_collections.ConfigDict
   gan_loss: losses_lib.GANLoss
   augment: Callable[..., Any]
+  d_frozen: Any = None
 
   @classmethod
   def from_config(
@@ -296,22 +299,34 @@ class Networks:
         augment=_make_augment(config),
     )
 
+  def bind_frozen(self, d: TrainState) -> 'Networks':
+    """These networks with D's frozen variables of the state `d`."""
+    return dataclasses.replace(self, d_frozen=d.frozen)
+
   def d_apply(self, params, batch_stats, x):
     """D's logits of `x` in train mode, and its new batch statistics."""
+    variables = {'params': params, 'batch_stats': batch_stats}
+    if self.d_frozen is not None:
+      variables['frozen'] = self.d_frozen
     return self.discriminator.apply(
-        {'params': params, 'batch_stats': batch_stats},
+        variables,
         x,
         train=True,
         mutable=_MUTABLE,
     )
 
-  def g_apply(self, params, batch_stats, z):
-    """G's images of `z` in train mode, and its new batch statistics."""
+  def g_apply(self, params, batch_stats, z, noise_key=None):
+    """G's images of `z` in train mode, and its new batch statistics.
+
+    `noise_key` feeds a generator's ``'noise'`` stream (FastGAN's noise
+    injection); generators without one ignore it.
+    """
     return self.generator.apply(
         {'params': params, 'batch_stats': batch_stats},
         z,
         train=True,
         mutable=_MUTABLE,
+        rngs=None if noise_key is None else {'noise': noise_key},
     )
 
 
@@ -512,7 +527,9 @@ def g_update_fresh(
   """
 
   def loss_fn(g_params):
-    fake, mut = nets.g_apply(g_params, g_mut['batch_stats'], z)
+    fake, mut = nets.g_apply(
+        g_params, g_mut['batch_stats'], z, keys['g_noise_g']
+    )
     loss, d_stats = g_objective(nets, fake, d, real_in, keys, hp)
     return loss, (mut, d_stats)
 
@@ -612,12 +629,13 @@ def make_train_step(
     uint8 image batch [`input_batch_size(config)`, S, S, 3] and metrics are
     scalars.
   """
-  nets = Networks.from_config(config, generator, discriminator)
+  nets_unbound = Networks.from_config(config, generator, discriminator)
   g_samples = config.train.get('g_samples', 'reuse')
   z_dim = config.model.z_dim
   phase = Phase(*phase)
 
   def train_step(state: GANState, batch: jax.Array) -> tuple[GANState, Metrics]:
+    nets = nets_unbound.bind_frozen(state.d)
     keys = iteration_keys(state.rng, state.step)
     hp = hyperparams(config, state.step, state.aug_p)
     g_state = state_lib.set_hyperparams(
@@ -637,7 +655,7 @@ def make_train_step(
     # constants, and G's update pulls its gradient back through the VJP
     # (same z and parameters: the same images and batch statistics).
     fake, g_vjp, g_mut = jax.vjp(
-        lambda p: nets.g_apply(p, g_state.batch_stats, z),
+        lambda p: nets.g_apply(p, g_state.batch_stats, z, keys['g_noise']),
         g_state.params,
         has_aux=True,
     )

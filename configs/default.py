@@ -134,6 +134,28 @@ def get_config() -> ml_collections.ConfigDict:
   # Channels per group of the blocks' 3x3 grouped convolutions (the
   # reference's cardinality is hidden width / this).
   model.r3gan_group_channels = 16
+  # model.name='fastgan' | 'fastgan_lite' only (FastGAN's generator as
+  # Projected GAN uses it; g_width is its ngf, 128 in the reference).
+  # Their discriminator: 'projected' (Projected GAN's, through a frozen
+  # pretrained feature network).
+  model.discriminator = 'projected'
+  # The projected discriminator's feature network: the ImageNet MobileNetV2
+  # TFLite file (mobilenet_v2_1.0_224_quant.tflite); required.
+  model.feature_path = ''
+  # Tests only: a randomly initialised feature network instead of
+  # feature_path's (a discriminator that sees nothing pretrained).
+  model.feature_random_init = False
+  # Side the images are resized to before the feature network when they
+  # are smaller (the reference's 224); a multiple of 32.
+  model.interp_size = 224
+  # Random projections of the features: 0 = none, 1 = cross-channel (CCM),
+  # 2 = CCM and cross-scale mixing (CSM); their channels, and whether they
+  # grow with depth (cout, 2, 4, 8 cout).
+  model.proj_type = 2
+  model.proj_cout = 64
+  model.proj_expand = True
+  # Mini-discriminators, on the finest num_discs of the four feature maps.
+  model.num_discs = 4
 
   # --- Loss -----------------------------------------------------------------
   config.loss = loss = ml_collections.ConfigDict()
@@ -266,6 +288,10 @@ def get_config() -> ml_collections.ConfigDict:
   # latents (BigGAN's standing statistics; 16 as BigGAN-PyTorch's
   # num_standing_accumulations); 0 = the live generator's statistics.
   ev.standing_stats_batches = 16
+  # A run whose discriminator looks through the scoring network (a
+  # projected discriminator and eval.features='mobilenet_v2') is refused:
+  # its generator can lower that FID without better images. True allows it.
+  ev.allow_same_network = False
 
   # --- Multi-host runtime ---------------------------------------------------
   config.distributed = ml_collections.ConfigDict()

@@ -42,6 +42,9 @@ TINY = [
     '--config.model.z_dim=8',
     '--config.model.g_width=4',
     '--config.model.d_width=4',
+    # A projected discriminator's feature network, small and untrained.
+    '--config.model.feature_random_init=True',
+    '--config.model.interp_size=64',
 ]
 
 

@@ -31,6 +31,9 @@ def _tiny(config):
   config.model.z_dim = 8
   config.model.g_width = 4
   config.model.d_width = 4
+  # A projected discriminator's feature network, small and untrained.
+  config.model.feature_random_init = True
+  config.model.interp_size = 64
   config.eval.every_steps = -1
   return config
 
@@ -56,6 +59,8 @@ def test_every_experiment_has_a_config():
       'test',
       'quickstart',
       'dogs64',
+      'projected64',
+      'projected128',
   }
   assert expected <= set(CONFIGS)
 
@@ -64,6 +69,10 @@ def test_every_experiment_has_a_config():
 def test_shipped_config_validates(name, tmp_path):
   config = helpers.load_config(name)
   config.data.dir = str(tmp_path)  # Given on the command line.
+  if helpers.HAS_MOBILENET:  # So is a projected D's feature network.
+    config.model.feature_path = helpers.MOBILENET
+  else:
+    config.model.feature_random_init = True
   config_lib.validate(config)
 
 
@@ -202,6 +211,26 @@ RECIPES = {
         **_GAN_LOSSES_ITER,
         'loss.name': 'hinge',
         'model.spectral_norm': True,
+        'train.g_samples': 'fresh_z',
+    },
+    # Projected GAN train.py --cfg=fastgan_lite (CPU widths aside).
+    'projected64': {
+        'model.name': 'fastgan_lite',
+        'model.z_dim': 64,
+        'model.proj_type': 2,
+        'model.proj_cout': 64,
+        'model.proj_expand': True,
+        'model.num_discs': 4,
+        'loss.name': 'hinge',
+        'data.diffaugment': 'color,translation,cutout',
+        'data.diffaugment_p': 1.0,
+        'data.flip': False,
+        'batch_size': 64,
+        'optim.g_lr': 2e-4,
+        'optim.d_lr': 2e-4,
+        'optim.b1': 0.0,
+        'optim.b2': 0.99,
+        'schedule.ema_half_life_nimg': 20_000,
         'train.g_samples': 'fresh_z',
     },
     # RelativisticGAN code/GAN_losses_iter.py as code/unstable.sh runs it.

@@ -18,6 +18,13 @@ Backends:
     file (`mobilenet_v2_1.0_224_quant.tflite`, Apache-2.0), named by
     `eval.features_path`; runs offline. Its scores compare runs with each
     other, not with published FIDs and Inception Scores.
+  mobilenet_v2_inat: the same architecture trained on iNaturalist birds
+    (`mobilenet_v2_1.0_224_inat_bird_quant.tflite`, 1280-d pool
+    `AvgPool/AvgPool`, 965 classes), named by `eval.features_path`; offline.
+    Its feature space owes nothing to ImageNet's classes: it scores runs
+    whose discriminator looks through the ImageNet network (a projected
+    discriminator), which can lower that network's FID without better
+    images (Kynkaanniemi et al., ICLR 2023).
 """
 
 from collections.abc import Callable
@@ -49,6 +56,12 @@ NetworkFn = Callable[[np.ndarray], Outputs]
 
 
 MOBILENET_V2_FILE = 'mobilenet_v2_1.0_224_quant.tflite'
+MOBILENET_V2_INAT_FILE = 'mobilenet_v2_1.0_224_inat_bird_quant.tflite'
+# The weights file each TFLite backend reads (for the messages).
+_TFLITE_FILES = {
+    'mobilenet_v2': MOBILENET_V2_FILE,
+    'mobilenet_v2_inat': MOBILENET_V2_INAT_FILE,
+}
 DOWNLOAD_TIMEOUT_S = 30
 
 
@@ -67,21 +80,25 @@ def _way_out(name: str) -> str:
   )
 
 
-def _load_mobilenet_v2(path: str):
+def _load_mobilenet_v2(path: str, name: str = 'mobilenet_v2'):
   if not path:
     raise cli.UserError(
-        "eval.features_path='': the mobilenet_v2 feature network needs its "
-        f'weights file ({MOBILENET_V2_FILE}); ' + _way_out('mobilenet_v2')
+        f"eval.features_path='': the {name} feature network needs its "
+        f'weights file ({_TFLITE_FILES[name]}); ' + _way_out(name)
     )
   if not os.path.isfile(path):
     raise cli.UserError(
-        f'eval.features_path={path!r} does not exist; '
-        + _way_out('mobilenet_v2')
+        f'eval.features_path={path!r} does not exist; ' + _way_out(name)
     )
-  variables = {'params': mobilenet_v2.load_tflite_params(path, classifier=True)}
+  params = mobilenet_v2.load_tflite_params(path, classifier=True)
+  num_classes = params['Logits']['bias'].shape[0]
+  if num_classes != NUM_CLASSES[name]:
+    raise ValueError(
+        f'its classifier has {num_classes} classes, not {NUM_CLASSES[name]}'
+    )
   return (
-      mobilenet_v2.MobileNetV2(with_logits=True),
-      variables,
+      mobilenet_v2.MobileNetV2(with_logits=True, num_classes=num_classes),
+      {'params': params},
       mobilenet_v2.INPUT_SIZE,
   )
 
@@ -178,14 +195,19 @@ def load_network(name: str, path: str = ''):
 # name -> loader(path) -> (Flax module, variables, input size).
 FEATURES = {
     'mobilenet_v2': _load_mobilenet_v2,
+    'mobilenet_v2_inat': functools.partial(
+        _load_mobilenet_v2, name='mobilenet_v2_inat'
+    ),
     'inception_v3': _load_inception_v3,
 }
 FEATURE_DIMS = {
     'mobilenet_v2': mobilenet_v2.FEATURE_DIM,
+    'mobilenet_v2_inat': mobilenet_v2.FEATURE_DIM,
     'inception_v3': inception_v3.FEATURE_DIM,
 }
 NUM_CLASSES = {
     'mobilenet_v2': mobilenet_v2.NUM_CLASSES,
+    'mobilenet_v2_inat': 965,
     'inception_v3': inception_v3.NUM_CLASSES,
 }
 

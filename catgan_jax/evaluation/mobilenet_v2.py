@@ -117,11 +117,14 @@ class MobileNetV2(nn.Module):
   """MobileNetV2 1.0; returns the pooled features [N, 1280].
 
   Attributes:
-    with_logits: also return the classifier's logits [N, 1001]:
+    with_logits: also return the classifier's logits [N, num_classes]:
       (features, logits).
+    num_classes: classes of the file's classifier (1001 for ImageNet's
+      file, 965 for the iNaturalist birds one).
   """
 
   with_logits: bool = False
+  num_classes: int = NUM_CLASSES
 
   @nn.compact
   def __call__(
@@ -139,7 +142,35 @@ class MobileNetV2(nn.Module):
     if not self.with_logits:
       return pool
     # The file's 1x1 convolution on the 1x1 pooled map is this dense layer.
-    return pool, nn.Dense(NUM_CLASSES, name='Logits')(pool)
+    return pool, nn.Dense(self.num_classes, name='Logits')(pool)
+
+
+# Index of the last block of each stage that ends at stride 4, 8, 16 and 32
+# (channels 24, 32, 96 and 320): the four resolutions a projected
+# discriminator reads (`MobileNetV2Stages`).
+STAGE_ENDS = (2, 5, 12, 16)
+
+
+class MobileNetV2Stages(nn.Module):
+  """The same network up to its last block, returning four stages' maps.
+
+  Returns the activations after blocks `STAGE_ENDS`: [N, H/4, W/4, 24],
+  [N, H/8, W/8, 32], [N, H/16, W/16, 96], [N, H/32, W/32, 320]. Its
+  parameters are `MobileNetV2`'s without ``Conv_1`` (and the classifier),
+  under the same names, so `load_tflite_params` fills them.
+  """
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> list[jnp.ndarray]:
+    x = jnp.clip(
+        nn.Conv(32, (3, 3), strides=2, padding='SAME', name='Conv')(x), 0, 6
+    )
+    outs = []
+    for index, (name, t, c, s) in enumerate(_block_specs()):
+      x = InvertedResidual(t, c, s, name=name)(x)
+      if index in STAGE_ENDS:
+        outs.append(x)
+    return outs
 
 
 def conv_paths() -> list[tuple[str, ...]]:
@@ -210,10 +241,13 @@ def load_tflite_params(
     if builtin in (
         schema.BuiltinOperator.CONV_2D,
         schema.BuiltinOperator.DEPTHWISE_CONV_2D,
+        # The iNaturalist file's classifier is a dense layer [classes, 1280].
+        schema.BuiltinOperator.FULLY_CONNECTED,
     ):
       conv_ops.append((builtin, op.Inputs(1), op.Inputs(2)))
   paths = conv_paths()
-  # The file ends with the 1x1 classifier convolution, which is not needed.
+  # The file ends with the classifier (a 1x1 convolution or a dense layer),
+  # which only the logits need.
   if len(conv_ops) != len(paths) + 1:
     raise ValueError(
         f'{path}: expected {len(paths) + 1} convolutions of MobileNetV2 1.0, '
@@ -243,13 +277,13 @@ def load_tflite_params(
   if classifier:
     _, w_index, b_index = conv_ops[-1]
     kernel = _dequantize(model, subgraph, w_index)
-    if kernel.shape != (NUM_CLASSES, 1, 1, FEATURE_DIM):
+    if kernel.shape[-1] != FEATURE_DIM or kernel.size % FEATURE_DIM:
       raise ValueError(
           f'{path}: classifier kernel {kernel.shape}, expected '
-          f'{(NUM_CLASSES, 1, 1, FEATURE_DIM)}.'
+          f'(classes, [1, 1,] {FEATURE_DIM}).'
       )
     params['Logits'] = {
-        'kernel': kernel.reshape(NUM_CLASSES, FEATURE_DIM).T,
+        'kernel': kernel.reshape(-1, FEATURE_DIM).T,
         'bias': _dequantize(model, subgraph, b_index),
     }
   return params

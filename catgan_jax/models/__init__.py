@@ -4,11 +4,14 @@ Each entry of `MODELS` builds the (generator, discriminator) pair of one
 architecture from a config; adding an architecture is one new entry.
 
   Generator.__call__(z [B, z_dim], train) -> images [B, S, S, 3], float32,
-      in [-1, 1] (tanh; r3gan: linear when training, clipped otherwise).
-  Discriminator.__call__(x [B, S, S, 3], train) -> raw logits [B], float32.
+      in [-1, 1] (tanh; r3gan, fastgan: linear when training, clipped
+      otherwise).
+  Discriminator.__call__(x [B, S, S, 3], train) -> raw logits [B], float32
+      (a projected discriminator: patch logits [B, P]).
 
 BatchNorm statistics and spectral-norm state live in the ``batch_stats``
-collection (mutable when train=True).
+collection (mutable when train=True); frozen weights (a projected
+discriminator's feature network and random projections) in ``frozen``.
 """
 
 from collections.abc import Callable
@@ -18,6 +21,7 @@ import ml_collections
 
 from catgan_jax.models import dcgan
 from catgan_jax.models import dcgan128_tf
+from catgan_jax.models import fastgan
 from catgan_jax.models import keras_dcgan
 from catgan_jax.models import r3gan
 
@@ -30,6 +34,7 @@ MODELS: dict[str, ModelBuilder] = {
     keras_dcgan.NAME: keras_dcgan.build,
     dcgan128_tf.NAME: dcgan128_tf.build,
     r3gan.NAME: r3gan.build,
+    **{name: fastgan.build for name in fastgan.NAMES},
 }
 
 
