@@ -47,6 +47,11 @@ def make_sample_fn(generator: nn.Module) -> SampleFn:
   return sample
 
 
+def _is_bn_statistic(path) -> bool:
+  """Whether a batch_stats leaf is a BatchNorm running mean or variance."""
+  return getattr(path[-1], 'key', None) in ('mean', 'var')
+
+
 def standing_batch_stats(
     generator: nn.Module,
     params: Any,
@@ -63,12 +68,14 @@ def standing_batch_stats(
   variance over them (BigGAN-PyTorch resets the statistics and accumulates
   with momentum None, the same cumulative average). A BatchNorm layer
   reports `m * old + (1 - m) * batch`; one extra pass from old = 1 and old =
-  0 gives each layer's (1 - m), so that any momentum works.
+  0 gives each layer's (1 - m), so that any momentum works. Other state in
+  ``batch_stats`` (spectral norm's ``u`` and ``sigma``, which a training
+  pass replaces rather than averages) is returned as it is.
 
   Args:
     generator: the Linen generator.
     params: its (EMA) parameters.
-    batch_stats: its current statistics (shapes only; may be empty).
+    batch_stats: its current statistics (may be empty).
     key: PRNG key of the latents.
     num_batches: forward passes averaged (>= 1).
     batch_size: latents per pass.
@@ -89,8 +96,12 @@ def standing_batch_stats(
     )
     return mutated['batch_stats']
 
-  zeros = jax.tree.map(jnp.zeros_like, batch_stats)
-  ones = jax.tree.map(jnp.ones_like, batch_stats)
+  def bn_filled(fill):
+    return jax.tree_util.tree_map_with_path(
+        lambda p, x: fill(x) if _is_bn_statistic(p) else x, batch_stats
+    )
+
+  zeros, ones = bn_filled(jnp.zeros_like), bn_filled(jnp.ones_like)
   keys = jax.random.split(key, num_batches)
   z0 = jax.random.normal(keys[0], (batch_size, z_dim), jnp.float32)
   # (1 - m) per statistic: new(1) - new(0) = m.
@@ -104,7 +115,11 @@ def standing_batch_stats(
     return jax.tree.map(jnp.add, total, batch), None
 
   total, _ = jax.lax.scan(add_batch, zeros, keys)
-  return jax.tree.map(lambda t: t / num_batches, total)
+  return jax.tree_util.tree_map_with_path(
+      lambda p, t, x: t / num_batches if _is_bn_statistic(p) else x,
+      total,
+      batch_stats,
+  )
 
 
 def uses_ema(config: ml_collections.ConfigDict) -> bool:

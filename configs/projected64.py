@@ -68,5 +68,8 @@ def get_config():
   config.train.g_samples = 'fresh_z'
   config.schedule.decay_nimg = 400_000
   config.schedule.ema_half_life_nimg = config.batch_size * 10 // 32 * 1000
+  # The reference's EMA generator keeps the live generator's BatchNorm
+  # statistics (training_loop.py copies its buffers), not standing ones.
+  config.eval.standing_stats_batches = 0
   config.eval.every_steps = 5_000
   return config

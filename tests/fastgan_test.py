@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from catgan_jax import inference
 from catgan_jax import models
 from catgan_jax.models import fastgan
 import helpers
@@ -117,3 +118,26 @@ def test_sampling_output_is_clipped_training_output_is_not():
   sample, raw = outputs(jax.random.key(1))
   assert float(jnp.abs(sample).max()) <= 1.0
   assert float(jnp.abs(raw).max()) > 1.0
+
+
+def test_standing_statistics_keep_spectral_norm_state():
+  # FastGAN's BatchNorm layers follow spectrally normalised convolutions:
+  # the standing statistics average the former and keep the latter's u.
+  generator = fastgan.Generator(image_size=16, ngf=2, lite=True)
+  z = jnp.ones((2, 8))
+  variables = generator.init(jax.random.key(0), z, train=False)
+  stats = jax.jit(
+      lambda v: inference.standing_batch_stats(
+          generator, v['params'], v['batch_stats'], jax.random.key(1), 2, 4, 8
+      )
+  )(variables)
+  before = jax.tree_util.tree_flatten_with_path(variables['batch_stats'])[0]
+  after = dict(jax.tree_util.tree_flatten_with_path(stats)[0])
+  for path, value in before:
+    new = after[path]
+    assert np.isfinite(np.asarray(new)).all(), path
+    name = jax.tree_util.keystr(path)
+    if name.endswith("['mean']") or name.endswith("['var']"):
+      assert not np.array_equal(new, value), name  # From the 2 passes.
+    else:
+      np.testing.assert_array_equal(new, value, err_msg=name)
