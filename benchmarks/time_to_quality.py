@@ -10,7 +10,13 @@ Trains the config (the trainer itself, `train.train_and_evaluate`, resuming
 in one workdir) for `--budget_min` minutes of training wall time, and scores
 its EMA generator at `--points` evenly spaced points of the budget with the
 project's `Scorer` (MobileNetV2 by default: `--num_samples` samples against
-every image of the data folder). Evaluation time is not part of the budget;
+every image of the data folder). `--features` and `--features_path` take
+comma-separated lists to score with several networks in one pass: the
+samples are drawn once and every network scores the same images, e.g.
+`--features=mobilenet_v2,mobilenet_v2_inat` with both TFLite files (the
+second network sees no ImageNet classes, so it scores runs whose
+discriminator looks through the first). A point holds the first network's
+scores at its top level and every network's under `by_features`. Evaluation time is not part of the budget;
 compilation and checkpointing are (a user pays for them). The step count of
 each point comes from the rate measured so far, so the points land near, not
 exactly at, their budget fractions: the JSON records the real times.
@@ -60,6 +66,7 @@ import numpy as np
 
 from benchmarks import flop_count
 from catgan_jax import inference
+from catgan_jax import sampling
 from catgan_jax import step as step_lib
 from catgan_jax import train
 from catgan_jax.evaluation import scorer
@@ -172,8 +179,16 @@ def main() -> None:
   parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', required=True)
   parser.add_argument('--data_dir', required=True)
-  parser.add_argument('--features', default='mobilenet_v2')
-  parser.add_argument('--features_path', default='')
+  parser.add_argument(
+      '--features',
+      default='mobilenet_v2',
+      help='scoring network(s), comma-separated',
+  )
+  parser.add_argument(
+      '--features_path',
+      default='',
+      help='their weights files, comma-separated in the same order',
+  )
   parser.add_argument('--budget_min', type=float, default=40.0)
   parser.add_argument('--points', type=int, default=4)
   parser.add_argument(
@@ -207,15 +222,22 @@ def main() -> None:
       )
     except ValueError as e:
       parser.error(str(e))
+  names = args.features.split(',')
+  paths = args.features_path.split(',') if args.features_path else ['']
+  if len(paths) != len(names):
+    parser.error(
+        f'--features names {len(names)} networks, --features_path '
+        f'{len(paths)} files'
+    )
   with config.unlocked():
     config.data.dir = args.data_dir
     config.eval.every_steps = -1  # Scored here, outside the budget.
-    config.eval.features = args.features
-    config.eval.features_path = args.features_path
+    config.eval.features = names[0]
+    config.eval.features_path = paths[0]
     config.eval.num_samples = args.num_samples
     config.sample_every_steps = 10**9
     config.checkpoint_every_steps = 10**9
-  run_scorer = scorer.Scorer(config)
+  run_scorer = MultiScorer(config, names, paths)
   flops = _step_flops(config)
   load_before = os.getloadavg()
 
@@ -248,6 +270,43 @@ def main() -> None:
   with open(args.out, 'w') as f:
     json.dump(record, f, indent=1)
   print(f'Wrote {args.out}.')
+
+
+class MultiScorer:
+  """`scorer.Scorer`s of several networks that score one set of samples.
+
+  `score(generate)` draws the samples once (the first network's pass) and
+  replays them to the others: every Scorer draws the same latents in the
+  same batches (`scorer.evaluation_latents`), so each sees the very images
+  it would have generated itself.
+  """
+
+  def __init__(self, config, names: list[str], paths: list[str]):
+    self._scorers = {}
+    for name, path in zip(names, paths):
+      one = config.copy_and_resolve_references()
+      with one.unlocked():
+        one.eval.features, one.eval.features_path = name, path
+      self._scorers[name] = scorer.Scorer(one)
+
+  def score(self, generate: scorer.GenerateFn) -> dict:
+    """The first network's scores, and every network's in `by_features`."""
+    drawn = []
+
+    def recording(latents):
+      images = np.asarray(generate(latents))
+      drawn.append(sampling.to_uint8(images))
+      return images
+
+    by_features = {}
+    for name, one in self._scorers.items():
+      if not by_features:
+        by_features[name] = one.score(recording)
+      else:
+        saved = np.concatenate(drawn)
+        by_features[name] = one.score(replay(saved))
+    first = next(iter(by_features.values()))
+    return {**first, 'by_features': by_features}
 
 
 def _point(train_s: float, steps: int, batch: int, flops: float, scores):
