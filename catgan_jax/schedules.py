@@ -128,7 +128,23 @@ def optimizer_hyperparams(
     out['b2'] = _ramp(
         config, b2_start(config, net), _fields(config).b2_end, step
     )
+    ratio = lazy_reg_ratio(config, net)
+    if ratio != 1.0:
+      out['b2'] = out['b2'] ** ratio
   return out
+
+
+def lazy_reg_ratio(config: Config, net: str) -> float:
+  """stylegan2-ada's ``mb_ratio`` of network `net`: k / (k + 1) for D with
+  lazy regularisation every k > 1 updates (loss.reg_every), else 1.
+
+  Its regularised iterations take two optimiser steps (the main loss, then
+  the penalties), k + 1 in k iterations; training_loop.py scales Adam's
+  learning rate by mb_ratio and raises its betas to mb_ratio to keep the
+  step size and the moments' horizon per iteration.
+  """
+  k = config.loss.get('reg_every', 1)
+  return k / (k + 1) if net == 'd' and k > 1 else 1.0
 
 
 def gamma_factor(config: Config, step: jax.Array | int) -> Scalar:
@@ -138,11 +154,25 @@ def gamma_factor(config: Config, step: jax.Array | int) -> Scalar:
   return _ramp(config, 1.0, _fields(config).gamma_end_factor, step)
 
 
+def base_aug_p(config: Config) -> float:
+  """The augmentation probability a config sets (the ramp's end): the
+  data.diffaugment_p of DiffAugment or the data.ada_p of ADA's pipe."""
+  if config.data.get('augment', 'diffaugment') == 'ada':
+    return config.data.ada_p
+  return config.data.diffaugment_p
+
+
+def augmenting(config: Config) -> bool:
+  """Whether D's inputs are augmented (a DiffAugment policy or ADA's pipe)."""
+  data = config.data
+  return data.get('augment', 'diffaugment') == 'ada' or bool(data.diffaugment)
+
+
 def aug_p(config: Config, step: jax.Array | int, current: Any) -> Any:
-  """DiffAugment probability at `step`: the ramp, or `current` when off."""
+  """Augmentation probability at `step`: the ramp, or `current` when off."""
   if not _fields(config).aug_p_ramp:
     return current
-  return _ramp(config, 0.0, config.data.diffaugment_p, step)
+  return _ramp(config, 0.0, base_aug_p(config), step)
 
 
 def ema_half_life(config: Config, step: jax.Array | int) -> jax.Array:
@@ -211,10 +241,10 @@ def check_config(config: Config) -> None:
             f'schedule.b2_end={s.b2_end} needs Adam; '
             f'optim.{net}_name={config.optim[f"{net}_name"]!r}.'
         )
-  if s.aug_p_ramp and not config.data.diffaugment:
+  if s.aug_p_ramp and not augmenting(config):
     raise ValueError(
         'schedule.aug_p_ramp=True needs a data.diffaugment '
-        'policy (it is empty).'
+        "policy (it is empty) or data.augment='ada'."
     )
   if s.aug_p_ramp and config.data.ada_target > 0:
     raise ValueError(

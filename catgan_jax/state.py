@@ -116,7 +116,10 @@ def _pick(value, default):
 
 
 def make_optimizer(
-    optim: ml_collections.ConfigDict, net: str, lr_factor: bool = False
+    optim: ml_collections.ConfigDict,
+    net: str,
+    lr_factor: bool = False,
+    mb_ratio: float = 1.0,
 ) -> optax.GradientTransformation:
   """Builds the optimiser of network `net` ('g' or 'd') from `config.optim`.
 
@@ -125,17 +128,19 @@ def make_optimizer(
     net: 'g' or 'd'.
     lr_factor: give the optimiser an `lr_factor` hyperparameter (for a
       learning-rate schedule, see `set_hyperparams`).
+    mb_ratio: lazy regularisation's adjustment (`schedules.lazy_reg_ratio`):
+      the learning rate times it, the betas to its power.
 
   Returns:
     The optax optimiser, with injected hyperparameters.
   """
   name = optim[f'{net}_name']
-  return OPTIMIZERS[name](
-      optim[f'{net}_lr'],
-      _pick(optim[f'{net}_b1'], optim.b1),
-      _pick(optim[f'{net}_b2'], optim.b2),
-      lr_factor=lr_factor,
-  )
+  lr = optim[f'{net}_lr']
+  b1 = _pick(optim[f'{net}_b1'], optim.b1)
+  b2 = _pick(optim[f'{net}_b2'], optim.b2)
+  if mb_ratio != 1.0:
+    lr, b1, b2 = lr * mb_ratio, b1**mb_ratio, b2**mb_ratio
+  return OPTIMIZERS[name](lr, b1, b2, lr_factor=lr_factor)
 
 
 def _init_train_state(
@@ -181,13 +186,15 @@ def create_state(
   )
   d = _init_train_state(
       discriminator,
-      make_optimizer(config.optim, 'd', lr_factor),
+      make_optimizer(
+          config.optim, 'd', lr_factor, schedules.lazy_reg_ratio(config, 'd')
+      ),
       d_key,
       jnp.zeros((1, size, size, 3), jnp.float32),
   )
   ada = config.data.ada_target > 0
   # ADA starts from p = 0, as stylegan2-ada-pytorch does (augment_p=0).
-  aug_p = 0.0 if ada else config.data.diffaugment_p
+  aug_p = 0.0 if ada else schedules.base_aug_p(config)
   aug_p = schedules.aug_p(config, 0, aug_p)
   return GANState(
       step=jnp.zeros((), jnp.int32),

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from catgan_jax import ada
 from catgan_jax import diffaugment
 from catgan_jax import losses as losses_lib
 from catgan_jax import schedules
@@ -47,6 +48,10 @@ class Phase(NamedTuple):
 
   update_d: bool
   update_g: bool
+  # Whether the iteration takes D's penalties (gp, r1, r2): always with
+  # loss.reg_every = 1 (in D's loss); with lazy regularisation only on
+  # every reg_every-th D update (their own optimiser step, see `d_reg`).
+  regularize_d: bool = True
 
 
 def _critic_warmup(train: ml_collections.ConfigDict) -> tuple[int, int, int]:
@@ -84,18 +89,27 @@ def update_phase(config: ml_collections.ConfigDict, step: int) -> Phase:
   (100, 25 and 500 there: 100 critic iterations before each of the first 25
   and every 500th generator update).
 
+  With loss.reg_every = r > 1, D's penalties are taken on D updates 0, r,
+  2r, ... only (regularize_d); otherwise on every iteration.
+
   Args:
     config: the run config.
     step: the iteration number (the state's step before the update).
 
   Returns:
-    The `Phase` (update_d, update_g).
+    The `Phase` (update_d, update_g, regularize_d).
   """
   k = config.train.d_every_k_steps
   n_critic = config.train.d_steps_per_g_step
   n_warm, first_g, every_g = _critic_warmup(config.train)
+  update_d = step % k == 0
+  regularize_d = True
+  if reg_every(config) > 1:
+    # stylegan2-ada's Dreg phase runs when batch_idx % D_reg_interval == 0:
+    # D updates 0, reg_every, 2 reg_every, ... (D update j is iteration j k).
+    regularize_d = update_d and (step // k) % reg_every(config) == 0
   if n_warm <= 0:
-    return Phase(step % k == 0, step % n_critic == n_critic - 1)
+    return Phase(update_d, step % n_critic == n_critic - 1, regularize_d)
   before = functools.partial(
       _iterations_before,
       n_critic=n_critic,
@@ -109,7 +123,12 @@ def update_phase(config: ml_collections.ConfigDict, step: int) -> Phase:
   while hi - lo > 1:
     mid = (lo + hi) // 2
     lo, hi = (mid, hi) if before(mid) <= step else (lo, mid)
-  return Phase(step % k == 0, before(lo + 1) - 1 == step)
+  return Phase(update_d, before(lo + 1) - 1 == step, regularize_d)
+
+
+def reg_every(config: ml_collections.ConfigDict) -> int:
+  """loss.reg_every: D's penalties every this many D updates (1 = always)."""
+  return config.loss.get('reg_every', 1)
 
 
 # The named keys of one iteration (see `iteration_keys`).
@@ -140,8 +159,19 @@ CLIP_MODES = ('after_update', 'before_update')
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises a one-line ValueError for unusable step settings.
 
-  Checks train.g_samples, loss.clip_mode and the critic warm-up fields.
+  Checks train.g_samples, loss.clip_mode, loss.reg_every, data.augment
+  and the critic warm-up fields.
   """
+  ada.check_config(config)
+  reg = reg_every(config)
+  if not isinstance(reg, int) or reg < 1:
+    raise ValueError(f'loss.reg_every={reg!r} must be an integer >= 1')
+  penalties = ('gp_weight', 'r1_weight', 'r2_weight')
+  if reg > 1 and not any(config.loss[name] > 0 for name in penalties):
+    raise ValueError(
+        f'loss.reg_every={reg} has no penalty to take: loss.gp_weight, '
+        'loss.r1_weight and loss.r2_weight are all 0'
+    )
   clip_mode = config.loss.get('clip_mode', 'after_update')
   if clip_mode not in CLIP_MODES:
     raise ValueError(
@@ -216,6 +246,9 @@ def to_float_images(batch: jax.Array) -> jax.Array:
 
 def _make_augment(config: ml_collections.ConfigDict) -> Callable[..., Any]:
   """Returns `(images, key, p) -> images`, the differentiable augmentation."""
+  if config.data.get('augment', 'diffaugment') == 'ada':
+    pipe = ada.get_pipe(config.data.ada_pipe)
+    return lambda x, key, p: ada.augment(x, key, p, pipe)
   policy = config.data.diffaugment
   if not policy:
     return lambda x, key, p: x
@@ -351,14 +384,12 @@ def d_objective(
     fake: jax.Array,
     keys: Keys,
     hp: Hyperparams,
+    penalize: bool = True,
 ) -> tuple[jax.Array, tuple[Any, ...]]:
-  """D's loss with its penalties, G held constant.
+  """D's loss with its penalties (unless not `penalize`), G held constant.
 
-  `real` and `fake` are D's inputs before noise and augmentation. The
-  penalties are taken with respect to these un-augmented images, through
-  the noise and augmentation of the loss's own draw (the reals' draw for GP
-  and R1, the fakes' for R2), as stylegan2-ada-pytorch's R1 is (its
-  augment_pipe runs inside D).
+  `real` and `fake` are D's inputs before noise and augmentation; see
+  `add_penalties` for the penalties.
 
   Returns:
     (loss, (real_logits, fake_logits, new batch_stats, {penalty name: value})).
@@ -370,20 +401,52 @@ def d_objective(
   fake_logits, mut = nets.d_apply(d_params, mut['batch_stats'], fake_view(fake))
   loss = nets.gan_loss.d_loss(real_logits, fake_logits, cfg)
   aux = {}
-  critic = lambda x: nets.d_apply(d_params, mut['batch_stats'], real_view(x))[0]
-  fake_critic = lambda x: nets.d_apply(
-      d_params, mut['batch_stats'], fake_view(x)
-  )[0]
+  if penalize:
+    loss, aux = add_penalties(
+        nets, loss, d_params, mut['batch_stats'], real, fake, keys, hp
+    )
+  return loss, (real_logits, fake_logits, mut['batch_stats'], aux)
+
+
+def add_penalties(
+    nets: Networks,
+    loss: jax.Array | float,
+    d_params: Any,
+    batch_stats: Any,
+    real: jax.Array,
+    fake: jax.Array,
+    keys: Keys,
+    hp: Hyperparams,
+    gain: int | None = None,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """`loss` plus D's penalties (gp, r1, r2: those whose weight is > 0).
+
+  The penalties are taken with respect to the un-augmented `real` and
+  `fake`, through the noise and augmentation of the loss's own draw (the
+  reals' draw for GP and R1, the fakes' for R2), as stylegan2-ada-pytorch's
+  R1 is (its augment_pipe runs inside D). `gain` multiplies their weights
+  (lazy regularisation's interval; None = 1).
+
+  Returns:
+    (loss with the weighted penalties, {penalty name: value}).
+  """
+  cfg = nets.loss_cfg
+  real_view = lambda x: d_view(nets, x, keys['noise_r'], keys['aug_r'], hp)
+  fake_view = lambda x: d_view(nets, x, keys['noise_f'], keys['aug_f'], hp)
+  critic = lambda x: nets.d_apply(d_params, batch_stats, real_view(x))[0]
+  fake_critic = lambda x: nets.d_apply(d_params, batch_stats, fake_view(x))[0]
+  weighted = lambda weight: weight if gain is None else gain * weight
+  aux = {}
   if cfg.gp_weight > 0:
     aux['gp'] = losses_lib.gradient_penalty(critic, real, fake, keys['gp'])
-    loss = loss + cfg.gp_weight * aux['gp']
+    loss = loss + weighted(cfg.gp_weight) * aux['gp']
   if cfg.r1_weight > 0:
     aux['r1'] = losses_lib.r1_penalty(critic, real)
-    loss = loss + 0.5 * cfg.r1_weight * hp.gamma_factor * aux['r1']
+    loss = loss + weighted(0.5 * cfg.r1_weight * hp.gamma_factor) * aux['r1']
   if cfg.r2_weight > 0:
     aux['r2'] = losses_lib.r2_penalty(fake_critic, fake)
-    loss = loss + 0.5 * cfg.r2_weight * hp.gamma_factor * aux['r2']
-  return loss, (real_logits, fake_logits, mut['batch_stats'], aux)
+    loss = loss + weighted(0.5 * cfg.r2_weight * hp.gamma_factor) * aux['r2']
+  return loss, aux
 
 
 def g_objective(
@@ -446,8 +509,13 @@ def d_update(
     fake: jax.Array,
     keys: Keys,
     hp: Hyperparams,
+    penalize: bool = True,
 ) -> DResult:
-  """One optimiser step of D on `real` and the constant `fake`."""
+  """One optimiser step of D on `real` and the constant `fake`.
+
+  Its loss holds the penalties unless not `penalize` (lazy regularisation
+  takes them in `d_reg`).
+  """
   cfg = nets.loss_cfg
   clip_before = cfg.get('clip_mode', 'after_update') == 'before_update'
   if cfg.clip > 0 and clip_before:
@@ -458,7 +526,7 @@ def d_update(
     d = d.replace(params=_clip_params(d.params, cfg.clip))
   grad_fn = jax.value_and_grad(d_objective, argnums=1, has_aux=True)
   (loss, (real_logits, fake_logits, bs, aux)), grads = grad_fn(
-      nets, d.params, d.batch_stats, real, fake, keys, hp
+      nets, d.params, d.batch_stats, real, fake, keys, hp, penalize
   )
   new_d = d.apply_gradients(grads=grads, batch_stats=bs)
   if cfg.clip > 0 and not clip_before:
@@ -473,12 +541,60 @@ def d_skip(
     fake: jax.Array,
     keys: Keys,
     hp: Hyperparams,
+    penalize: bool = True,
 ) -> DResult:
   """D's loss and logits without an update (iterations that skip D)."""
   loss, (real_logits, fake_logits, _, aux) = d_objective(
-      nets, d.params, d.batch_stats, real, fake, keys, hp
+      nets, d.params, d.batch_stats, real, fake, keys, hp, penalize
   )
   return d, loss, real_logits, fake_logits, jnp.zeros(()), aux
+
+
+# Salt of the keys of the regularisation step's own draws (`d_reg`).
+_REG_KEY_SALT = 1 << 21
+_REG_KEY_NAMES = ('gp', 'noise_r', 'noise_f', 'aug_r', 'aug_f')
+
+
+def d_reg(
+    nets: Networks,
+    d: TrainState,
+    real: jax.Array,
+    fake: jax.Array,
+    keys: Keys,
+    hp: Hyperparams,
+    gain: int,
+) -> tuple[TrainState, jax.Array, jax.Array, dict[str, jax.Array]]:
+  """Lazy regularisation: one optimiser step of D on its penalties alone.
+
+  stylegan2-ada-pytorch's ``Dreg`` phase (training/loss.py,
+  training/training_loop.py): after the main D step of every `gain`-th D
+  update, a step on the penalties with their weights times `gain`, at D's
+  new parameters, with new draws of the noise and augmentation (the
+  reference calls its augment pipe again). The penalty passes' batch
+  statistics are dropped, as in `d_objective`.
+
+  Returns:
+    (new D, the weighted penalty loss, its gradient norm, {name: value}).
+  """
+  cfg = nets.loss_cfg
+  keys = {
+      **keys,
+      **{
+          name: jax.random.fold_in(keys[name], _REG_KEY_SALT)
+          for name in _REG_KEY_NAMES
+      },
+  }
+  clip_before = cfg.get('clip_mode', 'after_update') == 'before_update'
+  if cfg.clip > 0 and clip_before:
+    d = d.replace(params=_clip_params(d.params, cfg.clip))
+  objective = lambda params: add_penalties(
+      nets, 0.0, params, d.batch_stats, real, fake, keys, hp, gain
+  )
+  (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(d.params)
+  new_d = d.apply_gradients(grads=grads)
+  if cfg.clip > 0 and not clip_before:
+    new_d = new_d.replace(params=_clip_params(new_d.params, cfg.clip))
+  return new_d, loss, optax.global_norm(grads), aux
 
 
 def g_update_reuse(
@@ -606,7 +722,7 @@ def make_train_step(
   """Builds the pure train step for `config` and one update phase.
 
   Args:
-    config: the run config (loss, train, data.diffaugment fields are read).
+    config: the run config (loss, train, data augmentation fields are read).
     generator: Linen generator module.
     discriminator: Linen discriminator module.
     phase: which networks the iterations this step is used for update (see
@@ -633,6 +749,8 @@ def make_train_step(
   g_samples = config.train.get('g_samples', 'reuse')
   z_dim = config.model.z_dim
   phase = Phase(*phase)
+  # Lazy regularisation's interval (the penalties' gain), or 0 when off.
+  lazy = reg_every(config) if reg_every(config) > 1 else 0
 
   def train_step(state: GANState, batch: jax.Array) -> tuple[GANState, Metrics]:
     nets = nets_unbound.bind_frozen(state.d)
@@ -661,7 +779,13 @@ def make_train_step(
     )
     new_d, d_loss, real_logits, fake_logits, d_gnorm, aux = (
         d_update if phase.update_d else d_skip
-    )(nets, d_state, real, jax.lax.stop_gradient(fake), keys, hp)
+    )(nets, d_state, real, jax.lax.stop_gradient(fake), keys, hp, not lazy)
+    reg_metrics = {}
+    if lazy and phase.update_d and phase.regularize_d:
+      new_d, reg_loss, reg_gnorm, aux = d_reg(
+          nets, new_d, real, jax.lax.stop_gradient(fake), keys, hp, lazy
+      )
+      reg_metrics = {'d_reg_loss': reg_loss, 'd_reg_grad_norm': reg_gnorm}
     real_in = d_view(nets, real, keys['noise_r'], keys['aug_r'], hp)
 
     # Generator: against the new D.
@@ -718,7 +842,12 @@ def make_train_step(
         **aux,
         **schedules.logged_values(config, state.step),
     }
-    if config.data.diffaugment:
+    if reg_metrics:
+      metrics.update(reg_metrics)
+      metrics['finite'] &= jnp.isfinite(reg_metrics['d_reg_loss']) & (
+          jnp.isfinite(reg_metrics['d_reg_grad_norm'])
+      )
+    if schedules.augmenting(config):
       metrics['aug_p'] = aug_p
     new_state = state.replace(
         step=state.step + 1,

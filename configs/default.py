@@ -83,6 +83,18 @@ def get_config() -> ml_collections.ConfigDict:
   data.ada_target = 0.0
   data.ada_interval = 4
   data.ada_kimg = 500.0
+  # D's differentiable augmentation: 'diffaugment' (the data.diffaugment
+  # policy above; '' = none) or 'ada' (stylegan2-ada's AugmentPipe,
+  # catgan_jax/ada.py: geometric ops through a wavelet-filtered affine
+  # resampling, colour matrices, filtering, noise, cutout).
+  data.augment = 'diffaugment'
+  # data.augment='ada' only: the pipe, by stylegan2-ada's train.py --augpipe
+  # names ('bgc' is its default; also 'bgcfnc' etc.) or 'r3gan' (R3GAN's
+  # train.py: bg ops at 1, colour at 0.5, cutout at 1); and its fixed
+  # strength p (the end of schedule.aug_p_ramp; with ada_target > 0, p
+  # starts at 0 and adapts instead).
+  data.ada_pipe = 'bgc'
+  data.ada_p = 0.0
 
   # --- Model ----------------------------------------------------------------
   config.model = model = ml_collections.ConfigDict()
@@ -184,6 +196,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Std of Gaussian instance noise added to D's inputs, annealed linearly to
   # zero over the run; 0 = off.
   loss.instance_noise = 0.0
+  # Lazy regularisation (StyleGAN2's D_reg_interval): with k > 1 the
+  # penalties (gp, r1, r2) are left out of D's loss and taken every k-th D
+  # update as their own optimiser step with the weights times k; D's Adam
+  # then runs at lr * k/(k+1) and betas ** (k/(k+1)) (stylegan2-ada's
+  # training_loop.py). 1 = every update, in D's loss.
+  loss.reg_every = 1
 
   # --- Optimisers -----------------------------------------------------------
   config.optim = optim = ml_collections.ConfigDict()
@@ -242,7 +260,8 @@ def get_config() -> ml_collections.ConfigDict:
   schedule.b2_end = config_dict.placeholder(float)
   # End R1/R2 weights as a fraction of loss.r1_weight / r2_weight (1 = constant).
   schedule.gamma_end_factor = 1.0
-  # Ramp the DiffAugment probability from 0 up to data.diffaugment_p.
+  # Ramp the augmentation probability from 0 up to data.diffaugment_p
+  # (data.augment='diffaugment') or data.ada_p ('ada').
   schedule.aug_p_ramp = False
   # EMA of the generator by half-life in images, ramped from 0 up to this
   # (constant if decay_nimg = 0); the decay of a step is
@@ -316,8 +335,12 @@ def r3gan_config(
   expansion 2, 16 channels per group, batch 256, Adam beta1 0, and cosine
   ramps over 2e7 images of the learning rate (2e-4 -> 5e-5, both networks),
   beta2 (0.9 -> 0.99), gamma (down 10x), the augmentation probability
-  (0 -> 0.3) and the EMA half-life (0 -> 0.5M images); x-flips on. Runs for
-  one ramp (2e7 images, 78,125 steps).
+  (0 -> 0.3) of its augment pipe (stylegan2-ada's ``AugmentPipe`` with
+  xflip, rotate90, xint, scale, rotate, aniso, xfrac at 1, brightness,
+  contrast, lumaflip, hue, saturation at 0.5 and cutout at 1: data.ada_pipe
+  'r3gan') and the EMA half-life (0 -> 0.5M images); x-flips on; R1 and R2
+  every step (no lazy regularisation). Runs for one ramp (2e7 images,
+  78,125 steps).
 
   Args:
     image_size: side of the training images.
@@ -331,10 +354,11 @@ def r3gan_config(
   config.data.source = 'folder'
   config.data.image_size = image_size
   config.data.flip = True
-  # The reference's ADA pipeline (geometric, colour, cutout) is not ported;
-  # DiffAugment's colour, translation and cutout stand in for it.
-  config.data.diffaugment = 'color,translation,cutout'
-  config.data.diffaugment_p = 0.3
+  # The reference's augment pipe (stylegan2-ada's, with its own multipliers)
+  # at p ramped from 0 to 0.3.
+  config.data.augment = 'ada'
+  config.data.ada_pipe = 'r3gan'
+  config.data.ada_p = 0.3
   config.batch_size = 256
   decay_nimg = 20_000_000
   config.num_train_steps = decay_nimg // config.batch_size

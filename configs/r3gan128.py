@@ -17,7 +17,9 @@ Hardware: 1 large GPU (days for the full 78,125 steps). Expected: 128px cat
 faces; not measured here yet.
 
 Deliberate differences from the reference: as in configs/r3gan64.py
-(DiffAugment instead of ADA, float32), plus the interpolated gamma.
+(float32; the reference's bfloat16 stages, its four highest-resolution
+ones, are `--config.model.dtype=bfloat16`), plus the interpolated gamma.
+Augmentation: the reference's pipe, as in configs/r3gan64.py.
 """
 
 from configs import default

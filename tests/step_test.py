@@ -121,7 +121,7 @@ def test_update_phases():
   config = _config(
       **{'train.d_steps_per_g_step': 3, 'train.d_every_k_steps': 2}
   )
-  phases = [step_lib.update_phase(config, i) for i in range(6)]
+  phases = [step_lib.update_phase(config, i)[:2] for i in range(6)]
   assert phases == [
       (True, False),
       (False, False),
@@ -130,7 +130,7 @@ def test_update_phases():
       (True, False),
       (False, True),
   ]
-  assert step_lib.update_phase(_config(), 7) == (True, True)
+  assert step_lib.update_phase(_config(), 7) == (True, True, True)
 
 
 def test_ema_follows_its_formula(scheduled_run):

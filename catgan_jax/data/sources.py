@@ -269,11 +269,14 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
         "data.tfds_name='' must name a TFDS data set for data.source='tfds'"
     )
   if data.get('ada_target', 0.0) > 0:
-    if not data.get('diffaugment', ''):
+    if data.get('augment', 'diffaugment') != 'ada' and not data.get(
+        'diffaugment', ''
+    ):
       raise ValueError(
           f'data.ada_target={data.ada_target!r} adapts the '
           "probability of data.diffaugment='', which is off; "
-          'name a policy (e.g. data.diffaugment=translation)'
+          'name a policy (e.g. data.diffaugment=translation) or set '
+          "data.augment='ada'"
       )
     for field in ('ada_interval', 'ada_kimg'):
       if not data[field] > 0:

@@ -37,9 +37,19 @@ otherwise, which is how the tests shrink the full-size configs.
 Deliberate differences: the generator's training output is linear, as in the
 reference (no tanh), but with train=False (sampling, FID, exported images)
 it is clipped to [-1, 1], the reference's clamp when it writes images and
-computes metrics; the reference's bfloat16 stages are the project's
-model.dtype ('float32' or 'bfloat16' for the whole network); there is no
-class conditioning. Neither network has `batch_stats`.
+computes metrics; there is no class conditioning. Neither network has
+`batch_stats`.
+
+Precision (model.dtype): 'float32' everywhere, or 'bfloat16' as the
+reference's mixed precision (``FP16Stages`` of its train.py presets, which
+set those stages' ``DataType`` to torch.bfloat16 in training/networks.py):
+the `BF16_STAGES` highest-resolution stages of G and of D compute in
+bfloat16, the rest in float32; at 64 px (and 32 px) that is every stage but
+the 4x4 one. A stage casts its input to its dtype and runs its transition
+in it (G: the 1x1 conv and upsampling into it, D: the downsampling and 1x1
+conv out of it), so G's output conv and D's input conv run in bfloat16 and
+G's generative basis, D's 4x4 stage, basis and linear head in float32.
+Parameters stay float32; images and logits come out float32.
 """
 
 from collections.abc import Sequence
@@ -61,6 +71,18 @@ ACTIVATION_GAIN = math.sqrt(2 / (1 + LEAK**2))
 LAYERS_PER_BRANCH = 3
 # Per axis, the [1, 2, 1] filter convolved with [1, 1] and normalised.
 _LOWPASS = (1 / 8, 3 / 8, 3 / 8, 1 / 8)
+# Stages in bfloat16 with model.dtype='bfloat16': the reference's
+# FP16Stages = [-1, -2, -3, -4] (64 and 256 px presets; its 32 px presets
+# have [-1, -2, -3], all but 4x4 there too).
+BF16_STAGES = 4
+
+
+def stage_dtypes(num_stages: int, dtype: layers.Dtype) -> list[layers.Dtype]:
+  """Compute dtype of each stage from 4x4 up (see the module docstring)."""
+  if dtype == jnp.float32:
+    return [jnp.float32] * num_stages
+  low = num_stages - min(BF16_STAGES, num_stages - 1)
+  return [jnp.float32] * low + [dtype] * (num_stages - low)
 
 
 def msr_init(gain: float = 1.0) -> layers.Initializer:
@@ -225,26 +247,28 @@ class Generator(nn.Module):
   def __call__(self, z: jax.Array, train: bool) -> jax.Array:
     """Generates images; linear when training, clipped to [-1, 1] otherwise."""
     widths = _stage_widths(self.widths, self.image_size)
-    block = lambda: ResidualBlock(
+    dtypes = stage_dtypes(len(widths), self.dtype)
+    block = lambda dtype: ResidualBlock(
         self.expansion,
         self.group_channels,
         self.blocks_per_stage * len(widths),
-        dtype=self.dtype,
+        dtype=dtype,
     )
     # GenerativeBasis: a learned 4x4 map per channel, scaled by Linear(z).
     basis = self.param('basis', nn.initializers.normal(1.0), (4, 4, widths[0]))
     scale = nn.Dense(
-        widths[0], use_bias=False, kernel_init=msr_init(), dtype=self.dtype
-    )(z.astype(self.dtype))
-    x = basis.astype(self.dtype)[None] * scale[:, None, None, :]
-    for i, features in enumerate(widths):
+        widths[0], use_bias=False, kernel_init=msr_init(), dtype=dtypes[0]
+    )(z.astype(dtypes[0]))
+    x = basis.astype(dtypes[0])[None] * scale[:, None, None, :]
+    for i, (features, dtype) in enumerate(zip(widths, dtypes)):
+      x = x.astype(dtype)
       if i > 0:
         if features != x.shape[-1]:
-          x = _conv(features, 1, 1.0, self.dtype)(x)
+          x = _conv(features, 1, 1.0, dtype)(x)
         x = upsample(x)
       for _ in range(self.blocks_per_stage):
-        x = block()(x)
-    x = _conv(3, 1, 1.0, self.dtype)(x).astype(jnp.float32)
+        x = block(dtype)(x)
+    x = _conv(3, 1, 1.0, dtypes[-1])(x).astype(jnp.float32)
     return x if train else jnp.clip(x, -1.0, 1.0)
 
 
@@ -273,27 +297,30 @@ class Discriminator(nn.Module):
     """Scores images; larger logits mean 'real'."""
     del train  # No batch statistics: training and inference are the same.
     widths = _stage_widths(self.widths, self.image_size)[::-1]
-    block = lambda: ResidualBlock(
+    dtypes = stage_dtypes(len(widths), self.dtype)[::-1]
+    block = lambda dtype: ResidualBlock(
         self.expansion,
         self.group_channels,
         self.blocks_per_stage * len(widths),
-        dtype=self.dtype,
+        dtype=dtype,
     )
-    x = _conv(widths[0], 1, 1.0, self.dtype)(x.astype(self.dtype))
+    x = _conv(widths[0], 1, 1.0, dtypes[0])(x.astype(dtypes[0]))
     for i, features in enumerate(widths):
       if i > 0:
+        # The transition out of stage i - 1 runs in that stage's dtype.
         x = downsample(x)
         if features != x.shape[-1]:
-          x = _conv(features, 1, 1.0, self.dtype)(x)
+          x = _conv(features, 1, 1.0, dtypes[i - 1])(x)
+      x = x.astype(dtypes[i])
       for _ in range(self.blocks_per_stage):
-        x = block()(x)
+        x = block(dtypes[i])(x)
     # DiscriminativeBasis: a depthwise 4x4 valid conv, then Linear to 1. On
     # a 4x4 map the depthwise conv is a per-channel weighted sum, written as
     # one (lax's depthwise kernel gradient is slow on XLA:CPU); the kernel
     # has the depthwise conv's shape and fan-in (16).
     basis = self.param('basis', msr_init(), (4, 4, 1, x.shape[-1]))
-    x = jnp.einsum('bhwc,hwc->bc', x, basis[:, :, 0].astype(self.dtype))
-    x = nn.Dense(1, use_bias=False, kernel_init=msr_init(), dtype=self.dtype)(x)
+    x = jnp.einsum('bhwc,hwc->bc', x, basis[:, :, 0].astype(dtypes[-1]))
+    x = nn.Dense(1, use_bias=False, kernel_init=msr_init(), dtype=dtypes[-1])(x)
     return x.reshape(x.shape[0]).astype(jnp.float32)
 
 
