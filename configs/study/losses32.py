@@ -30,10 +30,14 @@ no EMA. The arms:
 The budget is counted in iterations (one D update each), the same for
 every arm: the two WGANs make a fifth as many G updates.
 
-Hardware: 2 CPU cores. Time: about 2 hours on a quiet machine (30 runs of
-about 3.5 minutes, each scored at 4 checkpoints with 2,000 samples);
-`--parallel=2` does not help on 2 cores. Results, with the plot:
-docs/loss_study.md.
+Hardware: 2 CPU cores. Time: about 2 hours on a quiet machine, extrapolated
+from a reduced run (3 arms x 2 seeds x 300 steps in 16 minutes on cores
+shared with other jobs): 30 runs of 1,000 steps (1-3 minutes each, the
+WGAN-GP arm about three times the others), each scored at 2 checkpoints
+with 2,000 samples (most of the time: about 40 generated images per second
+are scored), and the reference features of the 9,303 faces once.
+`--parallel=2` does not help on 2 cores. Expected: not measured in full
+yet; the reduced run, its command and what it shows: docs/loss_study.md.
 """
 
 import ml_collections
@@ -103,7 +107,7 @@ def get_config(arms: str = '') -> ml_collections.ConfigDict:
   study.arms = {name: every[name] for name in names}
   study.seeds = (0, 1, 2)
   study.num_train_steps = 1_000
-  study.score_points = 4
+  study.score_points = 2
   study.num_samples = 2_000
   study.scorers = {
       'mobilenet_v2': {'features': 'mobilenet_v2', 'features_path': ''}
