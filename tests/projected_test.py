@@ -227,6 +227,12 @@ def test_same_network_is_allowed_when_asked_and_other_scorers_pass():
       {'eval.features': 'inception_v3'},
   ):
     config_lib.validate(_config(**{'eval.every_steps': 0, **overrides}))
+  # A discriminator that sees no feature network may use any scorer.
+  config_lib.validate(
+      helpers.config_with(
+          **{'eval.every_steps': 0, 'eval.features': 'mobilenet_v2'}
+      )
+  )
 
 
 @pytest.mark.skipif(not helpers.HAS_MOBILENET, reason='shared/models is absent')

@@ -332,10 +332,13 @@ def check_scorer(config: ml_collections.ConfigDict) -> None:
   Raises:
     ValueError: one line naming the fields.
   """
+  from catgan_jax.models import fastgan  # pylint: disable=g-import-not-at-top
+
   ev = config.eval
   if (
       ev.every_steps < 0
       or ev.get('allow_same_network', False)
+      or config.model.name not in fastgan.NAMES
       or config.model.get('discriminator', '') != NAME
   ):
     return
