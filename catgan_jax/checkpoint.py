@@ -13,6 +13,14 @@ be restored. Two kinds of failure are told apart:
 
 When checkpoints existed but none can be restored, the run stops
 (`NoRestorableCheckpoint`) instead of silently starting again at step 0.
+Readers (`generate`, `evaluate`) fall back the same way with
+`restore_newest`, but move nothing: the workdir may belong to a running
+trainer.
+
+Saves are asynchronous. Each one first probes its folder (a full disk or a
+lost permission is one `cli.ResourceError` before orbax starts its
+threads), and `raise_if_failed`, called every step, turns a save that
+failed in the background into that error at once, naming its step.
 Checkpoints are sharded: every process writes its part, and a checkpoint
 restores onto any device count because the target carries the shardings.
 Opening a workdir's checkpoints writes nothing; the directory is created by
@@ -30,6 +38,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from catgan_jax import cli
+from catgan_jax import workdir as workdir_lib
 
 CHECKPOINT_DIR = 'checkpoints'
 # The single checkpoint with the lowest FID so far.
@@ -155,6 +164,9 @@ class Checkpointer:
         checkpoints are kept, in `workdir/checkpoints_best`.
     """
     self._workdir = epath.Path(workdir)
+    self._best = bool(best_by)
+    # The step of the asynchronous save not yet known to have succeeded.
+    self._pending = None
     # create=False: reading a workdir (resume checks, generate, evaluate)
     # leaves it as it was; the first save creates the directory.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False)
@@ -198,20 +210,60 @@ class Checkpointer:
         (this save's or an earlier asynchronous one's); the checkpoints
         already committed stay as they were.
     """
+    self.raise_if_failed()
     try:
       if not self.directory.exists():
         self.directory.mkdir(parents=True, exist_ok=True)
         self._mgr.reload()
-      return self._mgr.save(
+      if '://' not in str(self.directory):
+        workdir_lib.probe_folder(str(self.directory))
+      saved = self._mgr.save(
           step, args=ocp.args.StandardSave(state), metrics=metrics, force=True
       )
     except Exception as e:  # pylint: disable=broad-except
       raise self._resource_error(e, step) from e
+    if saved:
+      self._pending = step
+    return saved
 
-  def _resource_error(self, error: Exception, step: int | None) -> Exception:
+  def raise_if_failed(self) -> None:
+    """Raises at once if the last asynchronous save failed.
+
+    Cheap while a save is running or none is pending: the trainer calls it
+    every step, so a save that fails in the background stops the run at
+    the next step instead of after more training that cannot be saved.
+
+    Raises:
+      cli.ResourceError: naming the step whose save failed and why.
+    """
+    step = self._pending
+    if step is None or self._mgr.is_saving_in_progress():
+      return
+    self.wait()
+    # orbax can log a failed commit and carry on; the step's folder is
+    # the proof. (A best-by-metric manager may drop a new step at once.)
+    if (
+        not self._best
+        and jax.process_index() == 0
+        and '://' not in str(self.directory)
+        and not (self.directory / str(step)).exists()
+    ):
+      raise cli.ResourceError(
+          f'checkpoint {step} was not written in {self.directory}; the '
+          'checkpoints already saved there are intact (check the disk, '
+          'then rerun the same command)'
+      )
+
+  def _resource_error(
+      self, error: Exception, step: int | None, background: bool = False
+  ) -> Exception:
     cause = resource_cause(error)
     if not cause:
-      return error
+      if not background:
+        return error
+      # A background failure has no caller to see its traceback.
+      lines = str(error).strip().splitlines()
+      cause = f'{type(error).__name__}: {lines[0] if lines else ""}'[:300]
     what = f'checkpoint {step}' if step is not None else 'a checkpoint'
     return cli.ResourceError(
         f'cannot write {what} in {self.directory}: {cause}; the checkpoints '
@@ -302,6 +354,42 @@ class Checkpointer:
       )
     return None
 
+  def restore_newest(
+      self, target: Any, steps: list[int] | None = None
+  ) -> tuple[Any, int]:
+    """The newest of `steps` (default: all) that restores, moving nothing.
+
+    The readers' recovery: a damaged checkpoint is skipped with a warning
+    and the next older one tried, as the trainer does, but left where it
+    is (a running trainer may own the workdir).
+
+    Returns:
+      (state, step).
+
+    Raises:
+      CheckpointMismatch: a readable checkpoint does not fit `target`.
+      NoRestorableCheckpoint: none of them restores.
+    """
+    candidates = sorted(self.all_steps() if steps is None else steps)
+    for step in reversed(candidates):
+      if not self.check_fits(step, target):
+        continue  # It said why.
+      try:
+        return self.restore(step, target), step
+      except Exception as e:  # pylint: disable=broad-except
+        lines = str(e).strip().splitlines()
+        logging.warning(
+            'Checkpoint %d in %s cannot be restored (%s: %s).',
+            step,
+            self.directory,
+            type(e).__name__,
+            lines[0][:300] if lines else '',
+        )
+    raise NoRestorableCheckpoint(
+        f'no checkpoint in {self.directory} can be restored (tried '
+        f'{candidates or "none"})'
+    )
+
   def _move_aside(self, step: int) -> None:
     """Moves an unrestorable checkpoint out of the manager's sight."""
     if jax.process_index() == 0:
@@ -318,11 +406,16 @@ class Checkpointer:
     self._mgr.reload()
 
   def wait(self) -> None:
-    """Blocks until pending asynchronous saves are committed."""
+    """Blocks until pending asynchronous saves are committed.
+
+    Raises:
+      cli.ResourceError: the pending save failed (naming its step).
+    """
+    step, self._pending = self._pending, None
     try:
       self._mgr.wait_until_finished()
     except Exception as e:  # pylint: disable=broad-except
-      raise self._resource_error(e, None) from e
+      raise self._resource_error(e, step, background=True) from None
 
   def close(self) -> None:
     self.wait()

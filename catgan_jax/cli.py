@@ -20,6 +20,7 @@ import importlib.util
 import logging as std_logging
 import os
 import sys
+import threading
 from typing import NoReturn
 
 EXIT_USER_ERROR = 2
@@ -139,6 +140,52 @@ def quiet_libraries(mute_tensorflow: bool = True) -> None:
     _import_quietly('tensorflow')
 
 
+def _is_library_record(record: std_logging.LogRecord) -> bool:
+  """A record of the libraries whose tracebacks are not for the console."""
+  return record.name == 'asyncio' or f'{os.sep}orbax{os.sep}' in (
+      record.pathname or ''
+  )
+
+
+@contextlib.contextmanager
+def library_log(path: str):
+  """Keeps orbax's and asyncio's log records in `path`, off the console.
+
+  A failed asynchronous checkpoint makes orbax log the same traceback from
+  several threads (hundreds of lines around the one line that says what
+  happened); they are kept for whoever debugs it. The file is created only
+  when a record comes.
+  """
+  handler = std_logging.FileHandler(path, delay=True)
+  handler.setLevel(std_logging.WARNING)
+  handler.addFilter(_is_library_record)
+  handler.setFormatter(
+      std_logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s')
+  )
+  root = std_logging.getLogger()
+  console = list(root.handlers)
+  hide = lambda record: not _is_library_record(record)
+  for other in console:
+    other.addFilter(hide)
+  root.addHandler(handler)
+  try:
+    yield
+  finally:
+    root.removeHandler(handler)
+    handler.close()
+    for other in console:
+      other.removeFilter(hide)
+
+
+def reader_library_log() -> str:
+  """Where a command that must not write into a workdir keeps library logs."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+
+  return os.path.join(
+      tempfile.gettempdir(), f'catgan_jax-{os.getpid()}-library.log'
+  )
+
+
 def _parse_absl_flags(argv: Sequence[str]) -> list[str]:
   """absl's flag parsing, with every parse error as one line and exit 2."""
   from absl import flags  # pylint: disable=g-import-not-at-top
@@ -155,7 +202,7 @@ def _parse_absl_flags(argv: Sequence[str]) -> list[str]:
   # loader raised (AttributeError for an unknown field, OSError for a missing
   # file, ...); every one of them is the user's argument.
   except Exception as e:  # pylint: disable=broad-except
-    fail(_describe_flag_error(e))
+    fail(_config_file_problem(flags.FLAGS, argv) or _describe_flag_error(e))
 
 
 def _nonempty_lines(text: str) -> list[str]:
@@ -174,10 +221,62 @@ def _flag_error_line(text: str) -> str:
   return lines[0] if lines else ''
 
 
+def _config_file_flags(flag_values) -> list[str]:
+  """The names of the flags that take a config file (`--config`)."""
+  from ml_collections.config_flags import config_flags  # pylint: disable=g-import-not-at-top
+
+  return [
+      name
+      for name in flag_values
+      if isinstance(flag_values[name].parser, config_flags.ConfigFileFlagParser)
+  ]
+
+
+def _config_file_problem(flag_values, argv: Sequence[str]) -> str:
+  """What is wrong with a config file itself ('' if nothing).
+
+  A file without `get_config`, or whose `get_config` returns something
+  other than a config, fails inside ml_collections with an AttributeError
+  that would read as an unknown field.
+  """
+  import ml_collections  # pylint: disable=g-import-not-at-top
+
+  for name in _config_file_flags(flag_values):
+    prefix = f'--{name}='
+    paths = [a[len(prefix) :] for a in argv if a.startswith(prefix)]
+    if not paths:
+      continue
+    file = paths[-1].partition(':')[0]
+    try:
+      config = flag_values[name].parser.parse(paths[-1])
+    except AttributeError as e:
+      if 'get_config' in str(e):
+        return f'{prefix}{paths[-1]}: {file} defines no get_config()'
+      continue
+    except Exception:  # pylint: disable=broad-except
+      continue  # The flag's own error says it.
+    if not isinstance(config, ml_collections.ConfigDict):
+      return (
+          f'{prefix}{paths[-1]}: get_config() returned '
+          f'{type(config).__name__}, not an ml_collections.ConfigDict'
+      )
+  return ''
+
+
 def _check_config_flags(flag_values) -> None:
   """Raises the error a config file flag deferred (ml_collections does)."""
-  for name in flag_values:
+  import ml_collections  # pylint: disable=g-import-not-at-top
+
+  for name in _config_file_flags(flag_values):
     value = flag_values[name].value
+    if not isinstance(value, (ml_collections.ConfigDict, type(None))) and (
+        type(value).__name__ != '_ErrorConfig'
+    ):
+      path = flag_values[name].serialize().partition('=')[2]
+      raise UserError(
+          f'--{name}={path}: get_config() returned '
+          f'{type(value).__name__}, not an ml_collections.ConfigDict'
+      )
     if type(value).__name__ != '_ErrorConfig':
       continue
     error = vars(value).get('_error')
@@ -214,7 +313,29 @@ def user_errors():
   try:
     yield
   except UserError as e:
-    fail(str(e))
+    code = report(str(e))
+    if isinstance(e, ResourceError):
+      _leave_waiting_threads(code)
+    sys.exit(code)
+
+
+def _leave_waiting_threads(code: int) -> None:
+  """Exits now if threads still wait on a write the machine refused.
+
+  orbax's writer threads of a failed asynchronous checkpoint wait for a
+  signal that never comes (for orbax's 300 s coordination timeout); a
+  normal exit would wait for them.
+  """
+  waiting = [
+      t
+      for t in threading.enumerate()
+      if t is not threading.current_thread() and not t.daemon and t.is_alive()
+  ]
+  if waiting:
+    std_logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # pylint: disable=protected-access
 
 
 def run(

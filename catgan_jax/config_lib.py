@@ -6,6 +6,7 @@ message names the field and the value.
 """
 
 import json
+import math
 import os
 
 import jax
@@ -20,6 +21,9 @@ from catgan_jax import step as step_lib
 from catgan_jax.models import projected
 
 CONFIG_FILE = 'config.json'
+# Fields every recorded config has: a config.json without them (`{}`, a
+# stray file) cannot be compared with a new config.
+_RECORDED_FIELDS = ('batch_size', 'model', 'loss', 'optim', 'data')
 
 # Fields that may change between the runs of one workdir without
 # allow_config_change: they do not change what is being trained.
@@ -72,6 +76,73 @@ def _get(config: ml_collections.ConfigDict, field: str):
   return config
 
 
+def _check_finite(config: ml_collections.ConfigDict) -> None:
+  """No field may be inf or nan (an inf learning rate trains into NaNs)."""
+  for field, value in _flatten(config).items():
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+      _require(
+          not isinstance(v, float) or math.isfinite(v),
+          f'{field}={value!r} must be a finite number',
+      )
+    # JSON writes inf and nan as strings; to_json refuses them outright.
+
+
+# Fields naming a file the run reads, and folders it reads.
+_FILE_FIELDS = ('data.manifest', 'eval.features_path', 'model.feature_path')
+_FOLDER_FIELDS = ('data.dir', 'data.tfds_data_dir')
+
+
+def check_path_kinds(config: ml_collections.ConfigDict) -> None:
+  """A folder where a file goes (or the reverse) is named as such."""
+  for field in _FILE_FIELDS + _FOLDER_FIELDS:
+    try:
+      value = _get(config, field)
+    except (KeyError, AttributeError):
+      continue  # A field of another version of the config.
+    if not isinstance(value, str) or not value or not os.path.exists(value):
+      continue
+    is_dir = os.path.isdir(value)
+    if field in _FILE_FIELDS and is_dir:
+      raise ConfigError(f'{field}={value!r} is a folder, not a file')
+    if field in _FOLDER_FIELDS and not is_dir:
+      raise ConfigError(f'{field}={value!r} is a file, not a folder')
+
+
+def check_eval(ev: ml_collections.ConfigDict) -> None:
+  """The evaluation settings, whether or not evaluation is on.
+
+  The same config is read again by `evaluate`, and a mistake found only
+  after training (a zero batch size hangs the scorer) costs the run.
+  """
+  from catgan_jax.evaluation import features  # pylint: disable=g-import-not-at-top
+
+  _require(
+      ev.features in features.FEATURES,
+      f'eval.features={ev.features!r} is unknown; valid: '
+      f'{", ".join(sorted(features.FEATURES))}',
+  )
+  _require(
+      isinstance(ev.every_steps, int) and ev.every_steps >= -1,
+      f'eval.every_steps={ev.every_steps!r} must be an integer >= -1 '
+      '(-1 = never, 0 = at the end only)',
+  )
+  for field, least in (
+      ('num_samples', 1),
+      ('batch_size', 1),
+      ('kid_subsets', 1),
+      ('kid_subset_size', 1),
+      ('num_reference', 0),
+  ):
+    value = ev.get(field, least)
+    _require(
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= least,
+        f'eval.{field}={value!r} must be an integer >= {least}',
+    )
+
+
 def _check_lipschitz(loss: ml_collections.ConfigDict) -> None:
   """A WGAN critic without its Lipschitz constraint trains without error and
   without meaning (the critic's output grows without bound), so refuse it."""
@@ -100,7 +171,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   Raises:
     ConfigError: with one line naming the offending field and its value.
   """
+  _check_finite(config)
   _check_positive(config)
+  check_path_kinds(config)
+  check_eval(config.eval)
   try:
     losses.get_loss(config.loss.name)
     models.create_models(config)
@@ -177,8 +251,23 @@ def config_changes(old: dict, new: dict) -> list[str]:
   ]
 
 
+def _has_checkpoints(workdir: str) -> bool:
+  from catgan_jax import checkpoint  # pylint: disable=g-import-not-at-top
+
+  folder = os.path.join(workdir, checkpoint.CHECKPOINT_DIR)
+  return os.path.isdir(folder) and any(
+      name.isdigit() for name in os.listdir(folder)
+  )
+
+
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Refuses an unwritable workdir or one holding a run of another config.
+  """Refuses a workdir holding a run of another config.
+
+  A run's checkpoints without the config they were written with (its
+  config.json deleted) cannot be checked either, and are refused too.
+  `allow_config_change` lets both through (the checkpoint's layout is
+  still checked against the config). Whether the workdir can be written
+  is `workdir.check_writable`'s job.
 
   Args:
     config: the run config.
@@ -187,18 +276,17 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   Raises:
     ConfigError: naming the workdir or the changed fields.
   """
-  existing = workdir
-  while existing and not os.path.exists(existing):
-    existing = os.path.dirname(existing.rstrip('/')) or '.'
-  _require(
-      os.path.isdir(existing) and os.access(existing, os.W_OK),
-      f'workdir={workdir!r} is not writable',
-  )
-  if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
-    return
-  old = _flatten(load_config(workdir))
   if config.allow_config_change:
     return
+  if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+    _require(
+        not _has_checkpoints(workdir),
+        f'workdir={workdir!r} holds checkpoints but no {CONFIG_FILE} to '
+        'check this config against; restore it, or resume anyway with '
+        '--config.allow_config_change=True',
+    )
+    return
+  old = _flatten(load_config(workdir))
   changes = config_changes(old, _flatten(config))
   _require(
       not changes,
@@ -237,9 +325,14 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     raise ConfigError(
         f'{path} cannot be read ({e}); restore it, or use ' 'another workdir'
     ) from None
-  if not isinstance(record, dict):
+  missing = (
+      [f for f in _RECORDED_FIELDS if f not in record]
+      if isinstance(record, dict)
+      else ['a JSON object']
+  )
+  if missing:
     raise ConfigError(
-        f'{path} does not hold a config (a JSON object); '
+        f'{path} does not hold a run\'s config (no {", ".join(missing)}); '
         'restore it, or use another workdir'
     )
   return ml_collections.ConfigDict(record)

@@ -8,9 +8,16 @@ The feature network, sample count and reference set are the run's own
 (`eval.*` in its config.json) unless a flag says otherwise; the scoring is
 the trainer's own `Scorer`, so a checkpoint scores here what the trainer
 logged for it, from the same reference cache.
+
+Every argument is checked before the first score: each of --steps is a
+checkpoint of the run, --json can be written (and is not inside a workdir a
+trainer is writing). A checkpoint that cannot be restored is skipped with a
+warning when all are scored ('latest' is the newest that restores); the
+scores already computed are kept in --json whatever happens next.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+import contextlib
 import json
 import math
 import os
@@ -22,7 +29,10 @@ from catgan_jax import checkpoint
 from catgan_jax import cli
 from catgan_jax import config_lib
 from catgan_jax import inference
+from catgan_jax import workdir as workdir_lib
 from catgan_jax.evaluation import scorer
+
+_NAMED_STEPS = ('best', 'latest')
 
 
 def checkpoint_steps(workdir: str) -> list[int | str]:
@@ -47,6 +57,32 @@ def checkpoint_steps(workdir: str) -> list[int | str]:
   return steps
 
 
+def parse_steps(values: Sequence[str]) -> list[int | str] | None:
+  """--steps as step numbers and names; None (all) when empty.
+
+  Raises:
+    cli.UserError: a value is neither a number nor 'best' / 'latest'.
+  """
+  for value in values:
+    if not (value.isdigit() or value in _NAMED_STEPS):
+      raise cli.UserError(
+          f'--steps={",".join(values)}: {value!r} is not a checkpoint step, '
+          "'best' or 'latest'"
+      )
+  return [int(v) if v.isdigit() else v for v in values] or None
+
+
+def check_steps(workdir: str, steps: Sequence[int | str]) -> None:
+  """Refuses steps that are not checkpoints of the run (before any score)."""
+  available = checkpoint_steps(workdir)
+  missing = [s for s in steps if s not in available and s not in _NAMED_STEPS]
+  if missing:
+    raise cli.UserError(
+        f'--steps: no checkpoint {missing[0]} in --workdir={workdir!r} '
+        f'(available: {available or "none"})'
+    )
+
+
 def score_checkpoints(
     workdir: str,
     steps: Sequence[int | str] | None = None,
@@ -57,6 +93,25 @@ def score_checkpoints(
 ) -> list[dict[str, float]]:
   """FID, KID and Inception Score of checkpoints of a run.
 
+  `iter_scores`, collected.
+  """
+  return list(
+      iter_scores(
+          workdir, steps, num_samples, cache_dir, features, features_path
+      )
+  )
+
+
+def iter_scores(
+    workdir: str,
+    steps: Sequence[int | str] | None = None,
+    num_samples: int = 0,
+    cache_dir: str | None = None,
+    features: str = '',
+    features_path: str | None = None,
+) -> Iterator[dict[str, float]]:
+  """FID, KID and Inception Score of checkpoints of a run, one at a time.
+
   Args:
     workdir: the run directory.
     steps: checkpoint steps (or 'best' / 'latest'); None = all of them.
@@ -65,13 +120,15 @@ def score_checkpoints(
     features: feature network ('' = the run's eval.features).
     features_path: its weights file (None = the run's eval.features_path).
 
-  Returns:
+  Yields:
     One {'step', 'fid', 'kid', 'kid_std', 'is_mean', 'is_std'} per
-    checkpoint, in order.
+    checkpoint, in order. With `steps` None, a checkpoint that cannot be
+    restored is skipped with a warning.
 
   Raises:
     cli.UserError: no run or no checkpoint in `workdir`, or unusable
-      feature weights (before anything is scored).
+      feature weights (before anything is scored); a checkpoint named in
+      `steps` that cannot be restored.
   """
   config = config_lib.load_config(workdir)
   with config.unlocked():
@@ -85,17 +142,32 @@ def score_checkpoints(
         config.eval.features_path = ''
     if features_path is not None:
       config.eval.features_path = features_path
-  steps = list(steps) if steps is not None else checkpoint_steps(workdir)
+  # The flags' settings, checked as the trainer checks its config.
+  config_lib.check_eval(config.eval)
+  config_lib.check_path_kinds(config)
+  every = steps is None
+  steps = checkpoint_steps(workdir) if every else list(steps)
   if not steps:
     raise cli.UserError(f'no checkpoints in --workdir={workdir!r}')
+  check_steps(workdir, steps)
   run_scorer = scorer.Scorer(config)
-  rows = []
+  scored = 0
   for step in steps:
-    _, sample, chosen = inference.load_generator(workdir, step)
+    try:
+      _, sample, chosen = inference.load_generator(workdir, step)
+    except cli.UserError as e:
+      if not every:
+        raise
+      logging.warning('Skipped: %s', e)
+      continue
     scores = run_scorer.score(sample)
-    rows.append({'step': chosen, **scores})
+    scored += 1
     logging.info('Step %d: %s', chosen, scores)
-  return rows
+    yield {'step': chosen, **scores}
+  if not scored:
+    raise cli.UserError(
+        f'no checkpoint in --workdir={workdir!r} can be restored'
+    )
 
 
 def format_table(rows: Sequence[dict[str, float]]) -> str:
@@ -145,7 +217,7 @@ def _define_flags() -> None:
   flags.DEFINE_string(
       'features',
       '',
-      "Feature network: 'inception_v3', 'mobilenet_v2' or 'mobilenet_v2_inat' "
+      "Feature network: 'inception_v3' or 'mobilenet_v2' "
       "(default: the run's eval.features).",
   )
   flags.DEFINE_string(
@@ -157,20 +229,54 @@ def _define_flags() -> None:
   flags.DEFINE_string('json', '', 'Also write the scores to this JSON file.')
 
 
+def _write_json(rows: Sequence[dict[str, float]], path: str) -> None:
+  """Writes the rows to `path` atomically (a kill leaves the last version)."""
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as out:
+    json.dump(list(rows), out, indent=2)
+  os.replace(tmp, path)
+
+
+def _hold_if_inside(workdir: str, path: str):
+  """Holds the workdir (`workdir.claim`) when `path` is inside it."""
+  inside = bool(path) and os.path.commonpath(
+      [os.path.abspath(workdir), os.path.abspath(path)]
+  ) == os.path.abspath(workdir)
+  return (
+      workdir_lib.claim(workdir, label='--workdir')
+      if inside
+      else contextlib.nullcontext()
+  )
+
+
 def main(argv: Sequence[str]) -> None:
   del argv  # cli.run refuses extra arguments.
   f = flags.FLAGS
-  steps = [int(s) if s.isdigit() else s for s in f.steps] or None
-  if f.json and os.path.isdir(f.json):
-    raise cli.UserError(f'--json={f.json!r} is a folder, not a file')
-  rows = score_checkpoints(
-      f.workdir, steps, f.num_samples, f.cache_dir, f.features, f.features_path
-  )
-  # The table is this program's output, hence stdout.
-  print(format_table(rows))
+  steps = parse_steps(f.steps)
   if f.json:
-    with open(f.json, 'w') as out:
-      json.dump(rows, out, indent=2)
+    workdir_lib.check_writable([workdir_lib.Output(f.json, 'file', '--json')])
+  rows = []
+  with (
+      _hold_if_inside(f.workdir, f.json),
+      cli.library_log(cli.reader_library_log()),
+  ):
+    try:
+      for row in iter_scores(
+          f.workdir,
+          steps,
+          f.num_samples,
+          f.cache_dir,
+          f.features,
+          f.features_path,
+      ):
+        rows.append(row)
+        if f.json:
+          _write_json(rows, f.json)
+    finally:
+      # The table is this program's output, hence stdout; what was scored
+      # is shown even when a later checkpoint fails.
+      if rows:
+        print(format_table(rows))
 
 
 if __name__ == '__main__':

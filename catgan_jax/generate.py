@@ -9,9 +9,16 @@ walks K steps along great circles between random latents (--paths of them)
 and writes interpolation.png (one path per row) and interpolation.gif (all
 paths moving together, there and back). The generator is the run's EMA
 generator when it has one; it runs on whatever JAX devices are present.
+
+`--step latest` is the newest checkpoint that restores: a damaged one is
+skipped with a warning, as the trainer does. Files already in --out that
+would be overwritten are refused unless --overwrite; --out is checked for
+writing before the generator is loaded, and an --out inside the run
+directory waits for no trainer: it is refused while one runs there.
 """
 
 from collections.abc import Callable, Sequence
+import contextlib
 import os
 
 from absl import flags
@@ -23,6 +30,7 @@ from catgan_jax import cli
 from catgan_jax import config_lib
 from catgan_jax import inference
 from catgan_jax import sampling
+from catgan_jax import workdir as workdir_lib
 
 SampleFn = Callable[[np.ndarray], np.ndarray]
 
@@ -72,15 +80,27 @@ def interpolation_frames(
   return flat.reshape(paths.shape[:2] + flat.shape[1:])
 
 
+def file_names(num: int, grid: bool = False, interpolate: int = 0) -> list[str]:
+  """The names of the files `write_images` writes with these options."""
+  names = ['interpolation.png', 'interpolation.gif'] if interpolate else []
+  if grid:
+    names.append('grid.png')
+  elif not interpolate:
+    names += [f'{i:06d}.png' for i in range(num)]
+  return names
+
+
 def check_options(
     out_dir: str,
     *,
     num: int = 1000,
+    grid: bool = False,
     interpolate: int = 0,
     paths: int = 8,
     batch_size: int = 100,
+    overwrite: bool = False,
 ) -> None:
-  """Refuses bad counts and an output path that is not a folder.
+  """Refuses bad counts, an --out that cannot be written, and overwriting.
 
   Raises:
     cli.UserError: naming the option and its value.
@@ -96,9 +116,17 @@ def check_options(
     raise cli.UserError(
         f'--interpolate={interpolate} needs >= 2 points ' '(0 = off)'
     )
-  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+  workdir_lib.check_writable([workdir_lib.Output(out_dir, 'dir', '--out')])
+  existing = [
+      name
+      for name in file_names(num, grid, interpolate)
+      if os.path.lexists(os.path.join(out_dir, name))
+  ]
+  if existing and not overwrite:
+    more = f' and {len(existing) - 1} more' if len(existing) > 1 else ''
     raise cli.UserError(
-        f'--out={out_dir!r} is an existing file, not a ' 'folder'
+        f'--out={out_dir!r} already holds {existing[0]}{more}, which this '
+        'would overwrite; use --overwrite, or another folder'
     )
 
 
@@ -112,6 +140,7 @@ def write_images(
     interpolate: int = 0,
     paths: int = 8,
     batch_size: int = 100,
+    overwrite: bool = False,
 ) -> list[str]:
   """Writes images of a generator; see the module docstring.
 
@@ -125,19 +154,23 @@ def write_images(
     interpolate: points per interpolation path (0 = no interpolation).
     paths: number of interpolation paths.
     batch_size: latents per generator call.
+    overwrite: replace files of the same names in `out_dir`.
 
   Returns:
     The paths of the files written.
 
   Raises:
-    cli.UserError: on bad counts or an output path that is a file.
+    cli.UserError: on bad counts, an output path that cannot be written, or
+      files it would overwrite (without `overwrite`).
   """
   check_options(
       out_dir,
       num=num,
+      grid=grid,
       interpolate=interpolate,
       paths=paths,
       batch_size=batch_size,
+      overwrite=overwrite,
   )
   os.makedirs(out_dir, exist_ok=True)
   written = []
@@ -192,13 +225,27 @@ def generate(
       **{
           k: v
           for k, v in kwargs.items()
-          if k in ('num', 'interpolate', 'paths', 'batch_size')
+          if k
+          in ('num', 'grid', 'interpolate', 'paths', 'batch_size', 'overwrite')
       },
   )
   config_lib.load_config(workdir)  # No run here: one line, nothing built.
-  config, sample, chosen = inference.load_generator(workdir, step)
-  logging.info('Generator of %s at step %d.', workdir, chosen)
-  return write_images(sample, config.model.z_dim, out_dir, **kwargs)
+  with _hold_if_inside(workdir, out_dir):
+    config, sample, chosen = inference.load_generator(workdir, step)
+    logging.info('Generator of %s at step %d.', workdir, chosen)
+    return write_images(sample, config.model.z_dim, out_dir, **kwargs)
+
+
+def _hold_if_inside(workdir: str, out_dir: str):
+  """Holds the workdir (`workdir.claim`) when --out is inside it."""
+  inside = os.path.commonpath(
+      [os.path.abspath(workdir), os.path.abspath(out_dir)]
+  ) == os.path.abspath(workdir)
+  return (
+      workdir_lib.claim(workdir, label='--workdir')
+      if inside
+      else contextlib.nullcontext()
+  )
 
 
 def _define_flags() -> None:
@@ -215,22 +262,27 @@ def _define_flags() -> None:
   )
   flags.DEFINE_integer('paths', 8, 'Number of interpolation paths.')
   flags.DEFINE_integer('batch_size', 100, 'Latents per generator call.')
+  flags.DEFINE_bool(
+      'overwrite', False, 'Replace files of the same names in --out.'
+  )
 
 
 def main(argv: Sequence[str]) -> None:
   del argv  # cli.run refuses extra arguments.
   f = flags.FLAGS
-  generate(
-      f.workdir,
-      f.out,
-      num=f.num,
-      step=f.step,
-      seed=f.seed,
-      grid=f.grid,
-      interpolate=f.interpolate,
-      paths=f.paths,
-      batch_size=f.batch_size,
-  )
+  with cli.library_log(cli.reader_library_log()):
+    generate(
+        f.workdir,
+        f.out,
+        num=f.num,
+        step=f.step,
+        seed=f.seed,
+        grid=f.grid,
+        interpolate=f.interpolate,
+        paths=f.paths,
+        batch_size=f.batch_size,
+        overwrite=f.overwrite,
+    )
 
 
 if __name__ == '__main__':

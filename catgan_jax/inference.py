@@ -17,6 +17,7 @@ differ only by the weights. The training state itself is never changed.
 from collections.abc import Callable
 from typing import Any
 
+from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -196,6 +197,12 @@ def load_generator(
       best_by='fid' if step == 'best' else '',
   )
   steps = ckpt.all_steps()
+  if step == 'latest' and steps:
+    # As the trainer resumes: the newest checkpoint that restores.
+    state, chosen = ckpt.restore_newest(target)
+    if chosen != max(steps):
+      logging.warning('Using checkpoint %d, the newest that restores.', chosen)
+    return _loaded(config, generator, state, chosen, ckpt)
   if step in ('latest', 'best'):
     chosen = ckpt.best_step() if step == 'best' else ckpt.latest_step()
   elif str(step).isdigit():
@@ -210,7 +217,20 @@ def load_generator(
         f'no checkpoint step={step!r} in {ckpt.directory} '
         f'(available: {steps or "none"})'
     )
-  state = ckpt.restore(chosen, target)
+  try:
+    state = ckpt.restore(chosen, target)
+  except Exception as e:  # pylint: disable=broad-except
+    lines = str(e).strip().splitlines()
+    raise cli.UserError(
+        f'checkpoint {chosen} in {ckpt.directory} cannot be restored '
+        f'({type(e).__name__}: {lines[0] if lines else ""}); choose another '
+        f'(available: {steps})'
+    ) from None
+  return _loaded(config, generator, state, chosen, ckpt)
+
+
+def _loaded(config, generator, state, chosen, ckpt):
+  """`load_generator`'s result from a restored state."""
   ckpt.close()
   state = jax.jit(make_sampling_state_fn(generator, config))(state)
   sample = jax.jit(make_sample_fn(generator))

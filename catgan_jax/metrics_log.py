@@ -118,9 +118,13 @@ class MetricsLog:
           self.path + DAMAGED_SUFFIX,
       )
     tmp = self.path + '.tmp'
-    with open(tmp, 'w') as f:
-      f.writelines(json.dumps(r) + '\n' for r in kept)
-    os.replace(tmp, self.path)
+    try:
+      with open(tmp, 'w') as f:
+        f.writelines(json.dumps(r) + '\n' for r in kept)
+      os.replace(tmp, self.path)
+    finally:
+      if os.path.exists(tmp):  # A failed write leaves no partial file.
+        os.remove(tmp)
 
   def write(self, step: int, metrics: Mapping[str, float]) -> None:
     record = {'step': int(step), **{k: _clean(v) for k, v in metrics.items()}}

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from catgan_jax import cli  # pylint: disable=g-import-not-at-top
 from catgan_jax import metrics_log  # pylint: disable=g-import-not-at-top
+from catgan_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
 from catgan_jax.metrics_log import METRICS_FILE  # pylint: disable=g-import-not-at-top
 
 
@@ -135,6 +136,9 @@ def main(argv: Sequence[str]) -> None:
   if not metrics_log.read_records(metrics_path):
     raise cli.UserError(f'{metrics_path} holds no metric record to plot')
   out_dir = flags.FLAGS.out or os.path.join(workdir, 'plots')
+  workdir_lib.check_writable(
+      [workdir_lib.Output(out_dir, 'dir', '--out' if flags.FLAGS.out else '')]
+  )
   for path in plot_metrics(metrics_path, out_dir):
     logging.info('Wrote %s', path)
 

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from catgan_jax import checkpoint as checkpoint_lib
+from catgan_jax import cli
 from catgan_jax import config_lib
 from catgan_jax import data as data_lib
 from catgan_jax import inference
@@ -33,8 +34,12 @@ from catgan_jax import parallel
 from catgan_jax import sampling
 from catgan_jax import state as state_lib
 from catgan_jax import step as step_lib
+from catgan_jax import workdir as workdir_lib
 
 SAMPLES_DIR = 'samples'
+# orbax's and asyncio's log records (tracebacks of a failed save), kept off
+# the console.
+LIBRARY_LOG = 'library.log'
 NUM_FIXED_SAMPLES = 64
 
 
@@ -180,9 +185,31 @@ def _restore(ckpt, state, config, workdir):
     ) from None
   except checkpoint_lib.NoRestorableCheckpoint as e:
     raise config_lib.ConfigError(str(e)) from None
+  if restored is None:
+    _refuse_lost_checkpoints(workdir)
   if restored is not None:
     logging.info('Resumed from checkpoint at step %d.', int(restored.step))
   return restored
+
+
+def _refuse_lost_checkpoints(workdir: str) -> None:
+  """Refuses to start at step 0 over the metrics of a run with no checkpoint.
+
+  Starting again would drop every record of the earlier run (a resume
+  keeps only the records up to its step).
+  """
+  records = metrics_log.read_records(
+      os.path.join(workdir, metrics_log.METRICS_FILE)
+  )
+  if records:
+    last = max(r['step'] for r in records)
+    raise config_lib.ConfigError(
+        f'workdir={workdir!r} holds a run (metrics up to step {last}) but no '
+        f'checkpoint to resume from in '
+        f'{os.path.join(workdir, checkpoint_lib.CHECKPOINT_DIR)}; restore '
+        'it, or --start_over to move the old run aside and start again at '
+        'step 0'
+    )
 
 
 # What a run writes in its workdir; --start_over moves all of it aside.
@@ -197,8 +224,32 @@ _RUN_FILES = (
     metrics_log.METRICS_FILE + metrics_log.DAMAGED_SUFFIX,
     metrics_log.DIVERGENCE_FILE,
     config_lib.CONFIG_FILE,
+    LIBRARY_LOG,
+)
+# Those of them that are folders.
+_RUN_DIRS = (
+    checkpoint_lib.CHECKPOINT_DIR,
+    checkpoint_lib.BEST_DIR,
+    checkpoint_lib.CORRUPT_DIR,
+    SAMPLES_DIR,
+    'plots',
 )
 PREVIOUS_DIR = 'previous'
+
+
+def _outputs(workdir: str, start_over: bool) -> list[workdir_lib.Output]:
+  """Every path a run writes in `workdir`, for the start-up probe."""
+  outputs = [
+      workdir_lib.Output(
+          os.path.join(workdir, name), 'dir' if name in _RUN_DIRS else 'file'
+      )
+      for name in _RUN_FILES
+  ]
+  if start_over:
+    outputs.append(
+        workdir_lib.Output(os.path.join(workdir, PREVIOUS_DIR), 'dir')
+    )
+  return outputs
 
 
 def _move_old_run_aside(workdir: str) -> str | None:
@@ -217,8 +268,20 @@ def _move_old_run_aside(workdir: str) -> str | None:
     n += 1
   dest = os.path.join(workdir, PREVIOUS_DIR, str(n))
   os.makedirs(dest)
-  for name in names:
-    os.replace(os.path.join(workdir, name), os.path.join(dest, name))
+  moved = []
+  try:
+    for name in names:
+      os.replace(os.path.join(workdir, name), os.path.join(dest, name))
+      moved.append(name)
+  except OSError as e:
+    # All or nothing: what was moved goes back.
+    for name in reversed(moved):
+      os.replace(os.path.join(dest, name), os.path.join(workdir, name))
+    os.rmdir(dest)
+    raise cli.ResourceError(
+        f'--start_over cannot move {os.path.join(workdir, name)} to {dest}: '
+        f'{e.strerror}; the earlier run is as it was'
+    ) from None
   logging.warning('--start_over: the earlier run is now in %s.', dest)
   return dest
 
@@ -431,6 +494,23 @@ def train_and_evaluate(
   if '://' not in workdir:  # Orbax wants absolute paths; gs:// stays as is.
     workdir = os.path.abspath(workdir)
   config_lib.validate(config)
+  # One writer at a time: a second trainer, --start_over or a command
+  # writing into the workdir is refused while this one runs.
+  with workdir_lib.claim_on_main(workdir, _outputs(workdir, start_over)):
+    with cli.library_log(os.path.join(workdir, LIBRARY_LOG)):
+      try:
+        return _train(config, workdir, start_over)
+      except cli.ResourceError as e:
+        log = os.path.join(workdir, LIBRARY_LOG)
+        if os.path.exists(log):
+          raise cli.ResourceError(f'{e} (details: {log})') from None
+        raise
+
+
+def _train(
+    config: ml_collections.ConfigDict, workdir: str, start_over: bool
+) -> Any:
+  """`train_and_evaluate` once the workdir is held and probed."""
   if not start_over:
     config_lib.check_workdir(config, workdir)
   _load_feature_network(config)
@@ -439,6 +519,13 @@ def train_and_evaluate(
   run = build(config, mesh)
   generator, state = run.generator, run.state
   target = checkpoint_lib.abstract_like(state)
+  if jax.process_index() == 0 and '://' not in workdir:
+    workdir_lib.check_free_space(
+        workdir_lib.Output(
+            os.path.join(workdir, checkpoint_lib.CHECKPOINT_DIR), 'dir'
+        ),
+        sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(target)),
+    )
   ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints)
   restored = None if start_over else _restore(ckpt, state, config, workdir)
   start = 0 if restored is None else int(parallel.fetch(restored.step))
@@ -493,6 +580,10 @@ def train_and_evaluate(
   with _StopRequest() as stop:
     while step < total:
       state, metrics = train_step(state, next(batches), step)
+      # A save that failed in the background stops the run now.
+      ckpt.raise_if_failed()
+      if best:
+        best.raise_if_failed()
       interval.update(metrics)
       step += 1
       # With several processes, agreeing on a stop is an all-gather; it is

@@ -200,13 +200,28 @@ def test_truncated_latest_checkpoint_falls_back(tmp_path):
         ({'optim.d_lr': 0.0}, 'optim.d_lr'),
         ({'optim.g_name': 'sgdx'}, 'optim.g_name'),
         ({'data.source': 'folder', 'data.dir': '/no/such/dir'}, 'data.dir'),
+        # Found before training, evaluation on or off.
+        ({'eval.batch_size': 0}, 'eval.batch_size=0'),
+        ({'eval.kid_subsets': 0}, 'eval.kid_subsets=0'),
+        ({'eval.features': 'foo'}, "eval.features='foo' is unknown"),
+        ({'optim.d_lr': float('inf')}, 'optim.d_lr=inf must be a finite'),
+        ({'data.manifest': ROOT}, 'data.manifest=.* is a folder, not a file'),
+        (
+            {'eval.features_path': ROOT},
+            'eval.features_path=.* is a folder, not a file',
+        ),
+        (
+            {'data.source': 'folder', 'data.dir': __file__},
+            'data.dir=.* is a file, not a folder',
+        ),
     ],
 )
 def test_invalid_config_names_field_and_writes_nothing(
     overrides, field, tmp_path
 ):
   workdir = tmp_path / 'w'
-  with pytest.raises(config_lib.ConfigError, match=field.replace('.', r'\.')):
+  pattern = field if '=' in field else field.replace('.', r'\.')
+  with pytest.raises(config_lib.ConfigError, match=pattern):
     train.train_and_evaluate(_config(**overrides), str(workdir))
   assert not workdir.exists()
 
@@ -220,8 +235,11 @@ def test_batch_not_divisible_by_devices(monkeypatch):
 def test_unwritable_workdir(tmp_path):
   blocker = tmp_path / 'file'
   blocker.write_text('not a directory')
-  with pytest.raises(config_lib.ConfigError, match='workdir'):
+  with pytest.raises(
+      checkpoint_lib.cli.UserError, match=r'workdir=.*file is a file'
+  ):
     train.train_and_evaluate(_config(), str(blocker / 'run'))
+  assert blocker.read_text() == 'not a directory'
 
 
 def test_workdir_with_other_config_is_refused(tmp_path):

@@ -33,6 +33,7 @@ from PIL import Image
 import tqdm
 
 from catgan_jax import cli
+from catgan_jax import workdir as workdir_lib
 from catgan_jax.data import preprocess
 
 # The Internet Archive's copy of the data set, and the one annotation file that
@@ -284,6 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [int(size) for size in args.sizes.split(',') if size]
   except ValueError:
     cli.fail(f'--sizes={args.sizes!r} must be comma-separated integers')
+  outputs = [workdir_lib.Output(args.output, 'dir', 'OUTPUT')]
+  if args.download:
+    outputs.append(workdir_lib.Output(args.input, 'dir', 'INPUT'))
+  try:
+    workdir_lib.check_writable(outputs)
+  except cli.UserError as e:
+    return cli.report(str(e))
   if args.download:
     download(args.input)
   try:

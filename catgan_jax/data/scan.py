@@ -32,6 +32,7 @@ import scipy.fft
 import tqdm
 
 from catgan_jax import cli
+from catgan_jax import workdir as workdir_lib
 from catgan_jax.data import preprocess
 from catgan_jax.data import sources
 
@@ -210,6 +211,10 @@ def cat_face_detector():
 def _mark_no_cat_face(
     folder: str, reports: list[FileReport], workers: int
 ) -> None:
+  # A first `import cv2` in several threads at once can see a half-made
+  # module (no cv2.data): the main thread imports it (and checks the
+  # cascades) before any worker starts.
+  cat_face_detector()
   # A cascade classifier is not safe to share between threads (results vary).
   local = threading.local()
 
@@ -250,6 +255,8 @@ def scan_folder(
   """
   if not os.path.isdir(folder):
     raise ValueError(f'{folder!r} does not exist or is not a directory')
+  if cat_faces:
+    cat_face_detector()  # OpenCV and its cascades, before any work.
   workers = workers or (os.cpu_count() or 1) + 2
   paths = [os.path.relpath(p, folder) for p in sources.list_image_files(folder)]
   ignored = []
@@ -269,6 +276,11 @@ def scan_folder(
             desc='scan',
             disable=None,
         )
+    )
+  if not reports:
+    raise ValueError(
+        f'{folder!r} holds no image files ({len(ignored)} other files; image '
+        f'extensions: {", ".join(preprocess.IMAGE_EXTENSIONS)})'
     )
   _mark_duplicates(reports, near_threshold)
   if cat_faces:
@@ -337,6 +349,19 @@ def main(argv: Sequence[str] | None = None) -> int:
       help='mark images where no cat face is detected (OpenCV)',
   )
   args = parser.parse_args(argv)
+  try:
+    workdir_lib.check_writable(
+        [
+            workdir_lib.Output(path, 'file', f'--{name}')
+            for name, path in (
+                ('manifest', args.manifest),
+                ('report', args.report),
+            )
+            if path
+        ]
+    )
+  except cli.UserError as e:
+    return cli.report(str(e))
   try:
     report = scan_folder(
         args.folder,
