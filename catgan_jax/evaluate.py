@@ -217,7 +217,7 @@ def _define_flags() -> None:
   flags.DEFINE_string(
       'features',
       '',
-      "Feature network: 'inception_v3' or 'mobilenet_v2' "
+      "Feature network: 'inception_v3', 'mobilenet_v2' or 'mobilenet_v2_inat' "
       "(default: the run's eval.features).",
   )
   flags.DEFINE_string(
