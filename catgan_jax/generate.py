@@ -10,6 +10,11 @@ and writes interpolation.png (one path per row) and interpolation.gif (all
 paths moving together, there and back). The generator is the run's EMA
 generator when it has one; it runs on whatever JAX devices are present.
 
+A class-conditional run takes `--class NAME|INDEX` (every image of that
+class) or `--class all` (`num` images of every class from the same latents,
+files in class order, the grid one row per class); without it the classes
+come in equal blocks.
+
 `--step latest` is the newest checkpoint that restores: a damaged one is
 skipped with a warning, as the trainer does. Files already in --out that
 would be overwritten are refused unless --overwrite; --out is checked for
@@ -43,15 +48,63 @@ def latents(seed: int, num: int, z_dim: int) -> np.ndarray:
 
 
 def generate_images(
-    sample: SampleFn, z: np.ndarray, batch_size: int = 100
+    sample: SampleFn,
+    z: np.ndarray,
+    batch_size: int = 100,
+    labels: np.ndarray | None = None,
 ) -> np.ndarray:
-  """Runs the generator over `z` in batches; images in [-1, 1], NHWC."""
+  """Runs the generator over `z` (of classes `labels`) in batches; NHWC."""
   return np.concatenate(
       [
-          np.asarray(sample(z[i : i + batch_size]))
+          np.asarray(
+              sample(z[i : i + batch_size])
+              if labels is None
+              else sample(z[i : i + batch_size], labels[i : i + batch_size])
+          )
           for i in range(0, z.shape[0], batch_size)
       ]
   )
+
+
+def class_indices(config, spec: str) -> list[int] | None:
+  """The classes `--class` names: an index, a class name or 'all'.
+
+  Returns:
+    The class indices, or None for `spec=''` (no class chosen).
+
+  Raises:
+    cli.UserError: a class the run does not have, or a run without classes.
+  """
+  if not spec:
+    return None
+  num_classes = config.data.get('num_classes', 0)
+  if not num_classes:
+    raise cli.UserError(
+        f'--class={spec!r}: this run is unconditional (data.num_classes=0)'
+    )
+  if spec == 'all':
+    return list(range(num_classes))
+  if spec.isdigit():
+    if int(spec) >= num_classes:
+      raise cli.UserError(
+          f'--class={spec} is not below data.num_classes={num_classes}'
+      )
+    return [int(spec)]
+  from catgan_jax.data import sources  # pylint: disable=g-import-not-at-top
+
+  try:
+    names = sources.class_names(config)
+  except (OSError, ValueError) as e:
+    raise cli.UserError(
+        f"--class={spec!r}: the class names cannot be read from the run's "
+        f'data ({e}); give the class index (0-{num_classes - 1})'
+    ) from None
+  if spec not in names:
+    raise cli.UserError(
+        f'--class={spec!r} is not a class of this run (classes: '
+        f'{", ".join(names[:12])}{", ..." if len(names) > 12 else ""})'
+    )
+  return [names.index(spec)]
 
 
 def interpolation_frames(
@@ -141,6 +194,7 @@ def write_images(
     paths: int = 8,
     batch_size: int = 100,
     overwrite: bool = False,
+    classes: Sequence[int] | None = None,
 ) -> list[str]:
   """Writes images of a generator; see the module docstring.
 
@@ -155,6 +209,9 @@ def write_images(
     paths: number of interpolation paths.
     batch_size: latents per generator call.
     overwrite: replace files of the same names in `out_dir`.
+    classes: class indices of a conditional generator: `num` images of
+      each from the same latents (the grid one row per class); one class
+      also conditions the interpolation.
 
   Returns:
     The paths of the files written.
@@ -163,6 +220,16 @@ def write_images(
     cli.UserError: on bad counts, an output path that cannot be written, or
       files it would overwrite (without `overwrite`).
   """
+  if classes and interpolate and len(classes) > 1:
+    raise cli.UserError(
+        '--interpolate takes one --class (an index or a name), not all'
+    )
+  if classes and len(classes) == 1:
+    unconditioned, label = sample, classes[0]
+    sample = lambda z: unconditioned(z, np.full(len(z), label, np.int32))
+  per_class = num
+  if classes and len(classes) > 1:
+    num = num * len(classes)
   check_options(
       out_dir,
       num=num,
@@ -190,10 +257,14 @@ def write_images(
     written.append(os.path.join(out_dir, 'interpolation.gif'))
     sampling.save_gif(gif, written[-1], duration_ms=100)
   if grid or not interpolate:
-    images = generate_images(sample, latents(seed, num, z_dim), batch_size)
+    ncol, labels, z = None, None, latents(seed, num, z_dim)
+    if classes and len(classes) > 1:
+      ncol, z = per_class, np.tile(z[:per_class], (len(classes), 1))
+      labels = np.repeat(np.asarray(classes, np.int32), per_class)
+    images = generate_images(sample, z, batch_size, labels)
     if grid:
       written.append(os.path.join(out_dir, 'grid.png'))
-      sampling.save_png(sampling.make_grid(images), written[-1])
+      sampling.save_png(sampling.make_grid(images, ncol=ncol), written[-1])
     else:
       for i, image in enumerate(images):
         written.append(os.path.join(out_dir, f'{i:06d}.png'))
@@ -211,7 +282,8 @@ def generate(
     workdir: the run directory.
     out_dir: where the files go.
     step: 'latest', 'best' or a checkpoint step.
-    **kwargs: the options of `write_images`.
+    **kwargs: the options of `write_images`, and `classes_spec`: the
+      `--class` value ('' for none).
 
   Returns:
     The paths of the files written.
@@ -220,20 +292,25 @@ def generate(
     cli.UserError: on a missing run or checkpoint, or bad options (before
       anything is written).
   """
-  check_options(
-      out_dir,
-      **{
-          k: v
-          for k, v in kwargs.items()
-          if k
-          in ('num', 'grid', 'interpolate', 'paths', 'batch_size', 'overwrite')
-      },
+  # No run here: one line, nothing built.
+  classes = class_indices(
+      config_lib.load_config(workdir), kwargs.get('classes_spec', '')
   )
-  config_lib.load_config(workdir)  # No run here: one line, nothing built.
+  kwargs.pop('classes_spec', None)
+  options = {
+      k: v
+      for k, v in kwargs.items()
+      if k in ('num', 'grid', 'interpolate', 'paths', 'batch_size', 'overwrite')
+  }
+  if classes:
+    options['num'] = options.get('num', 1000) * len(classes)
+  check_options(out_dir, **options)
   with _hold_if_inside(workdir, out_dir):
     config, sample, chosen = inference.load_generator(workdir, step)
     logging.info('Generator of %s at step %d.', workdir, chosen)
-    return write_images(sample, config.model.z_dim, out_dir, **kwargs)
+    return write_images(
+        sample, config.model.z_dim, out_dir, classes=classes, **kwargs
+    )
 
 
 def _hold_if_inside(workdir: str, out_dir: str):
@@ -262,6 +339,11 @@ def _define_flags() -> None:
   )
   flags.DEFINE_integer('paths', 8, 'Number of interpolation paths.')
   flags.DEFINE_integer('batch_size', 100, 'Latents per generator call.')
+  flags.DEFINE_string(
+      'class',
+      '',
+      'Class of a conditional run: a name, an index, or all (one row each).',
+  )
   flags.DEFINE_bool(
       'overwrite', False, 'Replace files of the same names in --out.'
   )
@@ -282,6 +364,7 @@ def main(argv: Sequence[str]) -> None:
         paths=f.paths,
         batch_size=f.batch_size,
         overwrite=f.overwrite,
+        classes_spec=f['class'].value,
     )
 
 

@@ -36,13 +36,20 @@ SampleFn = Callable[[state_lib.GANState, jax.Array], jax.Array]
 
 
 def make_sample_fn(generator: nn.Module) -> SampleFn:
-  """Returns `(state, z) -> images` using the EMA generator in eval mode."""
+  """Returns `(state, z[, y]) -> images` using the EMA generator in eval mode.
 
-  def sample(state: state_lib.GANState, z: jax.Array) -> jax.Array:
+  `y` are the class labels of a conditional generator; without them it
+  takes the classes in blocks along the batch (models/conditioning.py).
+  """
+
+  def sample(
+      state: state_lib.GANState, z: jax.Array, y: jax.Array | None = None
+  ) -> jax.Array:
     return generator.apply(
         {'params': state.ema_params, 'batch_stats': state.g.batch_stats},
         z,
         train=False,
+        **({} if y is None else {'y': y}),
     )
 
   return sample
@@ -176,7 +183,8 @@ def load_generator(
 
   Returns:
     (config, sample, step): `sample(z)` maps latents [N, z_dim] to images
-    in [-1, 1] with the EMA generator in inference mode.
+    in [-1, 1] with the EMA generator in inference mode (`sample(z, y)`
+    with class labels y [N] for a conditional generator).
 
   Raises:
     cli.UserError: no such checkpoint in `workdir`.
@@ -234,4 +242,4 @@ def _loaded(config, generator, state, chosen, ckpt):
   ckpt.close()
   state = jax.jit(make_sampling_state_fn(generator, config))(state)
   sample = jax.jit(make_sample_fn(generator))
-  return config, lambda z: np.asarray(sample(state, z)), chosen
+  return config, lambda z, y=None: np.asarray(sample(state, z, y)), chosen

@@ -91,9 +91,14 @@ def local_batch_size(global_batch: int) -> int:
   return global_batch // jax.process_count()
 
 
-def to_global(batch: np.ndarray, sharding: NamedSharding) -> jax.Array:
-  """Assembles the global batch from this process's slice of it."""
-  return jax.make_array_from_process_local_data(sharding, batch)
+def to_global(batch: Any, sharding: NamedSharding) -> Any:
+  """Assembles the global batch from this process's slice of it.
+
+  `batch` is an array or a tuple of arrays (images, labels).
+  """
+  return jax.tree.map(
+      lambda b: jax.make_array_from_process_local_data(sharding, b), batch
+  )
 
 
 def prefetch_to_mesh(

@@ -308,6 +308,9 @@ class Networks:
     augment: `(images, key, p) -> images`, the differentiable augmentation.
     d_frozen: D's ``frozen`` variables (the state's `d.frozen`, bound per
       step by `bind_frozen`); None for a D without them.
+    labels: the class labels [B] every pass of G and D in the step
+      conditions on (bound per step by `bind_labels`); None when
+      unconditional.
   """
 
   generator: nn.Module
@@ -316,6 +319,7 @@ class Networks:
   gan_loss: losses_lib.GANLoss
   augment: Callable[..., Any]
   d_frozen: Any = None
+  labels: jax.Array | None = None
 
   @classmethod
   def from_config(
@@ -336,6 +340,14 @@ class Networks:
     """These networks with D's frozen variables of the state `d`."""
     return dataclasses.replace(self, d_frozen=d.frozen)
 
+  def bind_labels(self, labels: jax.Array | None) -> 'Networks':
+    """These networks conditioned on the class `labels` (None: none)."""
+    return dataclasses.replace(self, labels=labels)
+
+  def _label_kwargs(self) -> dict[str, jax.Array]:
+    # Unconditional networks are called exactly as before: no `y` at all.
+    return {} if self.labels is None else {'y': self.labels}
+
   def d_apply(self, params, batch_stats, x):
     """D's logits of `x` in train mode, and its new batch statistics."""
     variables = {'params': params, 'batch_stats': batch_stats}
@@ -346,6 +358,7 @@ class Networks:
         x,
         train=True,
         mutable=_MUTABLE,
+        **self._label_kwargs(),
     )
 
   def g_apply(self, params, batch_stats, z, noise_key=None):
@@ -360,6 +373,7 @@ class Networks:
         train=True,
         mutable=_MUTABLE,
         rngs=None if noise_key is None else {'noise': noise_key},
+        **self._label_kwargs(),
     )
 
 
@@ -742,8 +756,9 @@ def make_train_step(
 
   Returns:
     `train_step(state, batch) -> (state, metrics)` where `batch` is the global
-    uint8 image batch [`input_batch_size(config)`, S, S, 3] and metrics are
-    scalars.
+    uint8 image batch [`input_batch_size(config)`, S, S, 3] (with
+    data.num_classes > 0 a pair of it and the int32 labels
+    [`input_batch_size(config)`]) and metrics are scalars.
   """
   nets_unbound = Networks.from_config(config, generator, discriminator)
   g_samples = config.train.get('g_samples', 'reuse')
@@ -751,8 +766,13 @@ def make_train_step(
   phase = Phase(*phase)
   # Lazy regularisation's interval (the penalties' gain), or 0 when off.
   lazy = reg_every(config) if reg_every(config) > 1 else 0
+  # A conditional batch is (uint8 images, int32 labels).
+  conditional = config.data.get('num_classes', 0) > 0
 
-  def train_step(state: GANState, batch: jax.Array) -> tuple[GANState, Metrics]:
+  def train_step(state: GANState, batch: Any) -> tuple[GANState, Metrics]:
+    labels = labels_g = None
+    if conditional:
+      batch, labels = batch
     nets = nets_unbound.bind_frozen(state.d)
     keys = iteration_keys(state.rng, state.step)
     hp = hyperparams(config, state.step, state.aug_p)
@@ -767,6 +787,11 @@ def make_train_step(
     if g_samples == 'fresh_z_and_reals':
       pairs = real.reshape((real.shape[0] // 2, 2) + real.shape[1:])
       real, real_g = pairs[:, 0], pairs[:, 1]
+      if conditional:
+        labels, labels_g = labels[0::2], labels[1::2]
+    # G's fakes take the real batch's labels: every batch then has the
+    # data's class frequencies on both sides of D's comparison.
+    nets = nets.bind_labels(labels)
     z = latents(keys['z'], real.shape[0], z_dim)
 
     # One forward pass of G serves both updates: D sees its images as
@@ -804,10 +829,21 @@ def make_train_step(
       )
     elif phase.update_g:
       z_g = latents(keys['z_g'], real.shape[0], z_dim)
+      g_nets = nets
       if real_g is not None:
         real_in = d_view(nets, real_g, keys['noise_rg'], keys['aug_rg'], hp)
+        if conditional:
+          g_nets = nets.bind_labels(labels_g)
       new_g, new_ema, g_loss, g_gnorm, d_stats = g_update_fresh(
-          nets, g_state, new_d, z_g, g_mut, real_in, keys, hp, state.ema_params
+          g_nets,
+          g_state,
+          new_d,
+          z_g,
+          g_mut,
+          real_in,
+          keys,
+          hp,
+          state.ema_params,
       )
     else:
       new_g, new_ema, g_loss, g_gnorm, d_stats = g_skip(

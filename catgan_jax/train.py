@@ -41,6 +41,8 @@ SAMPLES_DIR = 'samples'
 # the console.
 LIBRARY_LOG = 'library.log'
 NUM_FIXED_SAMPLES = 64
+# A conditional run's grid has one row per class up to this many classes.
+MAX_CLASS_ROWS = 16
 
 
 class DivergenceError(RuntimeError):
@@ -122,6 +124,14 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Run:
       jnp.uint8,
       sharding=batch,
   )
+  if config.data.get('num_classes', 0):
+    # A conditional batch is (images, labels).
+    batch_spec = (
+        batch_spec,
+        jax.ShapeDtypeStruct(
+            (step_lib.input_batch_size(config),), jnp.int32, sharding=batch
+        ),
+    )
   state_spec = checkpoint_lib.abstract_like(state)
 
   def compile_phase(phase):
@@ -422,6 +432,13 @@ class _Samples:
   def __init__(self, config, generator, mesh, workdir, writer):
     rng = jax.random.PRNGKey(config.seed + 1)
     z = jax.random.normal(rng, (NUM_FIXED_SAMPLES, config.model.z_dim))
+    self._ncol = None
+    num_classes = config.data.get('num_classes', 0)
+    if 0 < num_classes <= MAX_CLASS_ROWS:
+      # One row per class, the same latents in every row: a conditional G
+      # given no labels takes the classes in blocks (models/conditioning).
+      self._ncol = NUM_FIXED_SAMPLES // num_classes
+      z = jnp.tile(z[: self._ncol], (num_classes, 1))
     self._z = jax.device_put(z, parallel.replicated(mesh))
     self._sampling_state = jax.jit(
         inference.make_sampling_state_fn(generator, config),
@@ -437,7 +454,7 @@ class _Samples:
   def __call__(self, step: int, state) -> dict[str, float]:
     """Writes the grid of `step`; returns its scalars (`sample_std`)."""
     images = parallel.fetch(self._fn(self._sampling_state(state), self._z))
-    grid = sampling.make_grid(images)
+    grid = sampling.make_grid(images, ncol=self._ncol)
     self._writer.write_images(step, {'samples': grid[None]})
     if jax.process_index() == 0:
       sampling.save_png(grid, os.path.join(self._dir, f'{step:08d}.png'))

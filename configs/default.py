@@ -58,6 +58,11 @@ def get_config() -> ml_collections.ConfigDict:
   # runs with different `seed`s train on and are scored against one set).
   data.num_synthetic = 2048
   data.synthetic_seed = 0
+  # Classes of a class-conditional GAN (0: unconditional). Found from the
+  # data and checked against this: folder sub-folders or its dataset.json,
+  # the TFDS label feature (data.tfds_label_key), the synthetic faces' coat
+  # colours (4). Needs model.g_cond and model.d_cond.
+  data.num_classes = 0
   # Keep decoded images in memory (they are small at GAN resolutions).
   data.cache = True
   # TFDS source: dataset name, split, data_dir and labels to keep.
@@ -131,6 +136,13 @@ def get_config() -> ml_collections.ConfigDict:
   # Negative slope of the hidden activations of a model.name='dcgan' G: 0 is
   # ReLU (the DCGAN recipe), e.g. 0.2 LeakyReLU in every G layer (as in D).
   model.g_leak = 0.0
+  # Class conditioning (data.num_classes > 0; models/conditioning.py), dcgan
+  # only: G by 'concat' (class embedding beside z) or 'cbn' (BigGAN's
+  # conditional BatchNorm, shared embedding); D by 'projection' (Miyato and
+  # Koyama 2018). cond_dim: G's class embedding size.
+  model.g_cond = ''
+  model.d_cond = ''
+  model.cond_dim = 128
   # Compute dtype of both networks ('float32' or 'bfloat16'); params stay f32.
   model.dtype = 'float32'
   # model.name='r3gan' only (R3GAN, Huang et al. 2024; kernel_size and norm

@@ -15,6 +15,11 @@ Variants, alone or together (comma-separated):
 * ``leaky`` ("Leaky"): LeakyReLU(0.2) in every G layer instead of ReLU
   (`model.g_leak=0.2`, the slope of D's LeakyReLU).
 * ``batch32``: batch 32 instead of 64.
+* ``cond``: class-conditional on the 120 breeds (`data.num_classes=120`
+  from the TFDS label): G's BatchNorms conditional on a shared class
+  embedding (BigGAN) and a projection discriminator (Miyato and Koyama
+  2018), as `pets64_cond.py`; the fakes take the real batch's labels.
+  `python -m catgan_jax.generate ... --class=all` draws a row per breed.
 
 Reference: the experiment's own code is not available. This config sets it
 up as described (a DCGAN on Stanford Dogs, the variants above, scored with
@@ -51,6 +56,11 @@ VARIANTS = {
     'dcgan2': {'model.base_size': 2},
     'leaky': {'model.g_leak': 0.2},
     'batch32': {'batch_size': 32},
+    'cond': {
+        'data.num_classes': 120,
+        'model.g_cond': 'cbn',
+        'model.d_cond': 'projection',
+    },
 }
 
 

@@ -134,6 +134,10 @@ def test_config_runs_from_a_users_clone(clone, name, tmp_path):
     ), errors[0]
     assert not workdir.exists()
     extra.append('--config.data.source=folder')
+    if helpers.load_config(name).data.num_classes:
+      # A class-conditional config trains on the synthetic coat colours.
+      extra[-1] = '--config.data.source=synthetic'
+      extra.append('--config.data.num_classes=4')
   proc = _main(clone, name, workdir, *extra)
   assert proc.returncode == 0, proc.stderr[-3000:]
   steps = sorted(

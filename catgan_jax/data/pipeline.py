@@ -13,11 +13,16 @@ Starting at ``start_step`` therefore only starts the index range later; nothing
 is decoded to get there. Decoding (PIL: any mode, EXIF orientation, crop and
 antialiased resize, see ``preprocess.py``) happens once per image into memory
 when ``data.cache`` is set, else per element inside tf.data.
+
+With ``data.num_classes`` > 0 an element is an (image, label) pair: the label
+is looked up by the same item index as the image (also where an unusable
+image is replaced by the next one), so a resumed run sees the same pairs.
 """
 
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import os
 import threading
 from typing import Callable, Iterator
@@ -54,6 +59,8 @@ class _Decoder:
   bad: set[int] = dataclasses.field(default_factory=set)
   # Images whose shorter side is below `side`: the resize enlarges them.
   upscaled: int = 0
+  # Items kept by `_decode_all` (the labels of the cached images).
+  usable_indices: list[int] = dataclasses.field(default_factory=list)
   lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
   def __call__(self, index: int) -> np.ndarray:
@@ -98,6 +105,10 @@ class _Decoder:
     Substituting keeps every element slot filled, so the element -> step mapping
     (and therefore exact resumption) does not depend on which files fail.
     """
+    return self.decode_or_next_indexed(index)[0]
+
+  def decode_or_next_indexed(self, index: int) -> tuple[np.ndarray, int]:
+    """``decode_or_next`` and the index of the item it decoded."""
     n = len(self.source)
     for offset in range(n):
       candidate = (index + offset) % n
@@ -105,7 +116,7 @@ class _Decoder:
         continue
       image = self.try_decode(candidate)
       if image is not None:
-        return image
+        return image, candidate
     raise self.no_usable_error(n)
 
   def no_usable_error(self, found: int) -> ValueError:
@@ -119,7 +130,10 @@ class _Decoder:
 
 
 def _decode_all(decoder: _Decoder) -> list[np.ndarray]:
-  """Decodes every item once, in parallel threads (PIL releases the GIL)."""
+  """Decodes every item once, in parallel threads (PIL releases the GIL).
+
+  Unusable items are left out; ``usable_indices`` says which were kept.
+  """
   workers = min(32, (os.cpu_count() or 1) + 2)
   n = len(decoder.source)
   with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
@@ -133,6 +147,9 @@ def _decode_all(decoder: _Decoder) -> list[np.ndarray]:
         )
     )
   usable = [image for image in images if image is not None]
+  decoder.usable_indices = [
+      i for i, image in enumerate(images) if image is not None
+  ]
   logging.info(
       '%s: %d of %d images usable (%s).',
       decoder.source.description,
@@ -198,6 +215,28 @@ def _lazy_lookup(
     )
     image.set_shape(shape)
     return image
+
+  return lookup
+
+
+def _lazy_labelled_lookup(
+    decoder: _Decoder, square: bool
+) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+  """index -> (image, label) decoded on the fly; a substitute brings its label."""
+  shape = [decoder.side, decoder.side, 3] if square else [None, None, 3]
+  labels = np.asarray(decoder.source.labels, np.int32)
+
+  def decode(i):
+    image, used = decoder.decode_or_next_indexed(int(i))
+    return image, labels[used]
+
+  def lookup(index):
+    image, label = tf.numpy_function(
+        decode, [index], (tf.uint8, tf.int32), stateful=False
+    )
+    image.set_shape(shape)
+    label.set_shape([])
+    return image, label
 
   return lookup
 
@@ -302,14 +341,23 @@ def create_dataset(
       min_size=data.min_size if shard.filter_small else 0,
       background=tuple(int(c) for c in data.background),
   )
+  labelled = shard.labels is not None and data.get('num_classes', 0) > 0
   if data.cache:
     images = _decode_all(decoder)
     lookup = _in_memory_lookup(images)
     num_items = len(images)
+    if labelled:
+      table = tf.constant(
+          np.asarray(shard.labels, np.int32)[decoder.usable_indices]
+      )
+      image_lookup = lookup
+      lookup = lambda index: (image_lookup(index), tf.gather(table, index))
   else:
     # Fail now, with a clear error, if not a single image decodes.
     decoder.decode_or_next(0)
-    lookup = _lazy_lookup(decoder, square=crop != 'random')
+    lookup = (_lazy_labelled_lookup if labelled else _lazy_lookup)(
+        decoder, square=crop != 'random'
+    )
     num_items = len(shard)
   logging.info(
       'Process %d/%d reads %d images of %s.',
@@ -327,14 +375,18 @@ def create_dataset(
         process_index=process_index,
         process_count=process_count,
     )
-    return _augment(
-        lookup(item),
-        seed,
+    augment = functools.partial(
+        _augment,
+        seed=seed,
         image_size=data.image_size,
         random_crop=crop == 'random',
         rrc_min_scale=rrc_min_scale,
         flip=bool(data.flip),
     )
+    if labelled:
+      image, label = lookup(item)
+      return augment(image), label
+    return augment(lookup(item))
 
   start = start_step * local_batch_size
   ds = tf.data.Dataset.range(start, _LAST_ELEMENT)
@@ -352,6 +404,9 @@ def create_input_iter(
     process_count: int = 1,
 ) -> Iterator[np.ndarray]:
   """Endless iterator of uint8 batches [local_batch_size, S, S, 3] (S = data.image_size).
+
+  With ``data.num_classes`` > 0 a batch is a pair (images, int32 labels
+  [local_batch_size]); otherwise the images alone.
 
   Deterministic: batches depend only on (config.seed, config.data,
   local_batch_size, process_index, process_count, start_step), and the batch of

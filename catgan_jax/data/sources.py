@@ -8,6 +8,7 @@ loader function and one ``SOURCES`` entry.
 """
 
 import dataclasses
+import json
 import os
 from typing import Any, Callable, Sequence
 
@@ -29,6 +30,8 @@ class Source:
     name_fn: item -> a short name for logs (e.g. the path).
     filter_small: whether ``data.min_size`` applies (not to images that are
       generated at the training size).
+    labels: the class index of each item, or None for unlabelled images.
+    class_names: the name of each class (index -> name).
   """
 
   description: str
@@ -36,6 +39,8 @@ class Source:
   open_fn: Callable[[Any], Any] = lambda item: item
   name_fn: Callable[[Any], str] = str
   filter_small: bool = True
+  labels: Sequence[int] | None = None
+  class_names: tuple[str, ...] = ()
 
   def __len__(self) -> int:
     return len(self.items)
@@ -75,7 +80,11 @@ def read_manifest(manifest: str, folder: str = '') -> list[str]:
 
 
 def load_synthetic(config: ml_collections.ConfigDict) -> Source:
-  """Procedurally drawn cat faces, drawn lazily at the pipeline's cache size."""
+  """Procedurally drawn cat faces, drawn lazily at the pipeline's cache size.
+
+  Labelled by coat colour (``synthetic.CLASS_NAMES``) when
+  ``data.num_classes`` > 0.
+  """
   data = config.data
   side = preprocess.cache_side(data.image_size, data.get('rrc_min_scale', 1.0))
   # A fixed data set seed: runs with different config.seed see the same faces.
@@ -84,13 +93,114 @@ def load_synthetic(config: ml_collections.ConfigDict) -> Source:
   logging.info(
       'Source synthetic: %d procedurally drawn cat faces at %dpx.', n, side
   )
+  labels, class_names = None, ()
+  if data.get('num_classes', 0):
+    labels = [synthetic.face_class(data_seed, i) for i in range(n)]
+    class_names = synthetic.CLASS_NAMES
   return Source(
       description=f'synthetic cat faces (n={n})',
       items=range(n),
       open_fn=lambda i: synthetic.draw_cat_face(side, data_seed, int(i)),
       name_fn=lambda i: f'synthetic[{i}]',
       filter_small=False,
+      labels=labels,
+      class_names=class_names,
   )
+
+
+# stylegan2-ada-pytorch's dataset_tool.py writes the labels of a folder here.
+DATASET_JSON = 'dataset.json'
+
+
+def _labels_from_dataset_json(
+    folder: str, paths: Sequence[str]
+) -> tuple[list[int], tuple[str, ...]]:
+  """Labels of ``paths`` from ``folder/dataset.json`` ({"labels": [[rel, c]]})."""
+  json_path = os.path.join(folder, DATASET_JSON)
+  try:
+    with open(json_path) as f:
+      pairs = json.load(f)['labels']
+    by_path = {os.path.normpath(rel): int(label) for rel, label in pairs}
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise ValueError(
+        f'{json_path}: not a stylegan2-ada label file '
+        f'({{"labels": [[relative path, class index], ...]}}): {e}'
+    ) from e
+  labels = []
+  for path in paths:
+    rel = os.path.normpath(os.path.relpath(path, folder))
+    if rel not in by_path:
+      raise ValueError(f'{json_path}: no label for image {rel!r}')
+    labels.append(by_path[rel])
+  if any(label < 0 for label in labels):
+    raise ValueError(f'{json_path}: class indices must be >= 0')
+  num = max(labels) + 1 if labels else 0
+  return labels, tuple(str(c) for c in range(num))
+
+
+def _labels_from_subfolders(
+    folder: str, paths: Sequence[str]
+) -> tuple[list[int], tuple[str, ...]]:
+  """Labels of ``paths`` by their first sub-folder (torchvision's ImageFolder)."""
+  names = sorted(
+      d
+      for d in os.listdir(folder)
+      if not d.startswith('.') and os.path.isdir(os.path.join(folder, d))
+  )
+  index = {name: i for i, name in enumerate(names)}
+  labels = []
+  for path in paths:
+    rel = os.path.relpath(path, folder)
+    top = rel.split(os.sep)[0]
+    if top == rel or top not in index:
+      raise ValueError(
+          f'data.dir={folder!r}: image {rel!r} is in no class sub-folder '
+          f'(a labelled folder holds one sub-folder per class, or a '
+          f'{DATASET_JSON})'
+      )
+    labels.append(index[top])
+  return labels, tuple(names)
+
+
+def folder_labels(
+    folder: str, paths: Sequence[str]
+) -> tuple[list[int], tuple[str, ...]]:
+  """Class labels of image ``paths`` under ``folder`` and the class names.
+
+  From ``folder/dataset.json`` as stylegan2-ada's dataset_tool.py writes it
+  when there is one, else from the first-level sub-folder of each image.
+  """
+  if os.path.isfile(os.path.join(folder, DATASET_JSON)):
+    return _labels_from_dataset_json(folder, paths)
+  return _labels_from_subfolders(folder, paths)
+
+
+def check_classes(source: Source, num_classes: int) -> None:
+  """Checks the classes found in ``source`` against ``data.num_classes``.
+
+  Raises:
+    ValueError: a different number of classes, or a class with no images.
+  """
+  found = len(source.class_names)
+  if found != num_classes:
+    raise ValueError(
+        f'data.num_classes={num_classes} but {source.description} has '
+        f'{found} classes ({", ".join(source.class_names[:8])}'
+        f'{", ..." if found > 8 else ""})'
+    )
+  counts = [0] * found
+  for label in source.labels:
+    if not 0 <= label < found:
+      raise ValueError(
+          f'{source.description}: label {label} outside [0, {found})'
+      )
+    counts[label] += 1
+  empty = [name for name, count in zip(source.class_names, counts) if not count]
+  if empty:
+    raise ValueError(
+        f'{source.description}: class {empty[0]!r} has no images '
+        f'({len(empty)} of {found} classes empty)'
+    )
 
 
 def load_folder(config: ml_collections.ConfigDict) -> Source:
@@ -112,6 +222,14 @@ def load_folder(config: ml_collections.ConfigDict) -> Source:
   if not paths:
     exts = ', '.join(preprocess.IMAGE_EXTENSIONS)
     raise ValueError(f'{description}: no image files ({exts}) found')
+  if config.data.get('num_classes', 0):
+    labels, class_names = folder_labels(folder, paths)
+    return Source(
+        description=description,
+        items=paths,
+        labels=labels,
+        class_names=class_names,
+    )
   return Source(description=description, items=paths)
 
 
@@ -183,15 +301,31 @@ def load_tfds(config: ml_collections.ConfigDict) -> Source:
     ) from e
   if labels:
     ds = ds.filter(lambda ex: tf.reduce_any(tf.equal(ex[label_key], labels)))
-  ds = ds.map(lambda ex: ex[image_key])
+  conditional = bool(data.get('num_classes', 0))
+  ds = ds.map(
+      lambda ex: (ex[image_key], ex[label_key])
+      if conditional
+      else ex[image_key]
+  )
   items = list(ds.as_numpy_iterator())
   logging.info('Source tfds: %d images in %s.', len(items), description)
   if not items:
     raise ValueError(f'{description}: no images')
+  name_fn = lambda item: f'{data.tfds_name} image ({len(item)} bytes)'
+  if not conditional:
+    return Source(description=description, items=items, name_fn=name_fn)
+  items, raw = [image for image, _ in items], [int(c) for _, c in items]
+  feature = builder.info.features[label_key]
+  names = list(getattr(feature, 'names', None) or map(str, range(max(raw) + 1)))
+  # With data.tfds_labels the kept labels become classes 0..k-1, in order.
+  kept = labels or tuple(range(len(names)))
+  remap = {label: i for i, label in enumerate(kept)}
   return Source(
       description=description,
       items=items,
-      name_fn=lambda item: f'{data.tfds_name} image ({len(item)} bytes)',
+      name_fn=name_fn,
+      labels=[remap[c] for c in raw],
+      class_names=tuple(names[c] for c in kept),
   )
 
 
@@ -205,19 +339,63 @@ SOURCES: dict[str, Callable[[ml_collections.ConfigDict], Source]] = {
 
 
 def load_source(config: ml_collections.ConfigDict) -> Source:
-  """Returns the ``Source`` named by ``config.data.source``."""
+  """Returns the ``Source`` named by ``config.data.source``.
+
+  With ``data.num_classes`` > 0 its labels are checked against it.
+  """
   name = config.data.source
   if name not in SOURCES:
     raise ValueError(
         f'data.source={name!r} is unknown; valid: {sorted(SOURCES)}'
     )
-  return SOURCES[name](config)
+  source = SOURCES[name](config)
+  num_classes = config.data.get('num_classes', 0)
+  if num_classes:
+    if name == 'cat_dataset' or source.labels is None:
+      raise ValueError(
+          f'data.num_classes={num_classes}: data.source={name!r} has no labels'
+      )
+    check_classes(source, num_classes)
+  return source
+
+
+def class_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The class names of ``config.data`` without reading any image.
+
+  Synthetic: the coat colours; folder: the sub-folders (or the indices of
+  a dataset.json); TFDS: the label feature's names (of data.tfds_labels).
+  """
+  data = config.data
+  if data.source == 'synthetic':
+    return synthetic.CLASS_NAMES
+  if data.source == 'folder':
+    folder = data.dir
+    if os.path.isfile(os.path.join(folder, DATASET_JSON)):
+      return tuple(str(c) for c in range(data.num_classes))
+    return tuple(
+        sorted(
+            d
+            for d in os.listdir(folder)
+            if not d.startswith('.') and os.path.isdir(os.path.join(folder, d))
+        )
+    )
+  if data.source == 'tfds':
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    builder = tfds.builder(data.tfds_name, data_dir=data.tfds_data_dir or None)
+    names = builder.info.features[data.get('tfds_label_key', 'label')].names
+    kept = tuple(int(c) for c in data.tfds_labels) or range(len(names))
+    return tuple(names[c] for c in kept)
+  raise ValueError(f'data.source={data.source!r} has no classes')
 
 
 def shard(source: Source, process_index: int, process_count: int) -> Source:
   """The disjoint part of ``source`` read by one process (every count-th item)."""
   items = source.items[process_index::process_count]
-  return dataclasses.replace(source, items=items)
+  labels = source.labels
+  if labels is not None:
+    labels = labels[process_index::process_count]
+  return dataclasses.replace(source, items=items, labels=labels)
 
 
 def validate_data_config(config: ml_collections.ConfigDict) -> None:
@@ -254,6 +432,12 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
     )
   if data.source == 'synthetic' and data.num_synthetic < 1:
     raise ValueError(f'data.num_synthetic={data.num_synthetic!r} must be >= 1')
+  num_classes = data.get('num_classes', 0)
+  if not isinstance(num_classes, int) or num_classes < 0:
+    raise ValueError(
+        f'data.num_classes={num_classes!r} must be an integer >= 0 '
+        '(0: unconditional)'
+    )
   if data.source in ('folder', 'cat_dataset'):
     if not data.dir:
       raise ValueError(

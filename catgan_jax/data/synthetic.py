@@ -5,6 +5,10 @@ pupils and highlights, a nose, a mouth, often whiskers and tabby stripes, with
 random fur, eye and background colours, size, position and a small head tilt.
 Faces are drawn at twice the requested size with PIL and downsampled, which
 antialiases the edges. Image ``i`` depends only on ``(seed, i)``.
+
+For class-conditional training each face has a class, its coat colour group
+(``CLASS_NAMES``; ``face_class``): read from the same random draws that paint
+it, so labelling the set changes none of its images.
 """
 
 import math
@@ -36,6 +40,10 @@ _IRIS = np.array(
     ]
 )
 _SUPERSAMPLE = 2
+# Coat colour classes: ginger, brown and tortie are 'ginger'; grey and silver
+# 'grey'; white and cream 'white' (class frequencies 3/8, 2/8, 1/8, 2/8).
+CLASS_NAMES = ('ginger', 'grey', 'black', 'white')
+_FUR_CLASS = (0, 1, 2, 3, 0, 3, 1, 0)
 
 
 def _jitter(rng: np.random.Generator, colour: np.ndarray, amount: int) -> tuple:
@@ -155,6 +163,17 @@ def _draw_face(rng: np.random.Generator, size: int) -> Image.Image:
       center=(cx, cy),
       fillcolor=background,
   )
+
+
+def face_class(seed: int, index: int) -> int:
+  """The coat colour class (index into ``CLASS_NAMES``) of face ``index``.
+
+  Replays ``_draw_face``'s first two draws (background, fur colour) without
+  drawing anything.
+  """
+  rng = np.random.default_rng((seed, index))
+  rng.integers(0, 256, 3)  # The background colour.
+  return _FUR_CLASS[int(rng.integers(len(_FUR)))]
 
 
 def draw_cat_face(size: int, seed: int, index: int) -> np.ndarray:

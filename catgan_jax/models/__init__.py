@@ -67,6 +67,8 @@ def create_models(
       ('use_bias', None),
       ('base_size', 4),
       ('g_leak', 0.0),
+      ('g_cond', ''),
+      ('d_cond', ''),
   ):
     value = config.model.get(field, unset)
     if value != unset and name != dcgan.NAME:
@@ -74,4 +76,10 @@ def create_models(
           f'model.{field}={value!r} is only supported by '
           f"model.name='{dcgan.NAME}', not {name!r}"
       )
+  num_classes = config.data.get('num_classes', 0)
+  if num_classes and name != dcgan.NAME:
+    raise ValueError(
+        f'data.num_classes={num_classes}: class conditioning is only '
+        f"supported by model.name='{dcgan.NAME}', not {name!r}"
+    )
   return MODELS[name](config)

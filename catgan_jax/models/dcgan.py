@@ -35,6 +35,14 @@ stride-2 layer, then a 2x2 valid convolution to the logit); the 2x2 stage
 has twice the channels of the 4x4 one, as the doubling above continues.
 model.g_leak > 0 puts LeakyReLU(g_leak) in every hidden G layer instead of
 ReLU (D's slope is 0.2).
+
+Class-conditional (data.num_classes > 0, see models/conditioning.py): G
+takes labels y by model.g_cond ('concat': a class embedding of
+model.cond_dim concatenated to z; 'cbn': BigGAN's conditional BatchNorm from
+a shared class embedding, norm='batch' only), D by model.d_cond
+('projection': Miyato and Koyama's inner product of a class embedding with
+D's last feature map summed over positions, added to the logit). An
+unconditional network has exactly the parameters it always had.
 """
 
 import flax.linen as nn
@@ -42,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from catgan_jax.models import conditioning
 from catgan_jax.models import layers
 
 NAME = 'dcgan'
@@ -82,6 +91,9 @@ class Generator(nn.Module):
     use_bias: biases in every layer; None = wherever no BatchNorm follows.
     base_size: side of the first feature map (4, or 2 for a 2x2 stage).
     leak: negative slope of the hidden activations; 0 = ReLU.
+    num_classes: classes of the labels y (0: unconditional).
+    cond: how y enters ('concat' or 'cbn'; see models/conditioning.py).
+    cond_dim: size of the class embedding.
   """
 
   image_size: int = 64
@@ -93,11 +105,34 @@ class Generator(nn.Module):
   use_bias: bool | None = None
   base_size: int = 4
   leak: float = 0.0
+  num_classes: int = 0
+  cond: str = ''
+  cond_dim: int = 128
 
   @nn.compact
-  def __call__(self, z: jax.Array, train: bool) -> jax.Array:
-    """Generates images from latent vectors."""
+  def __call__(
+      self, z: jax.Array, train: bool, y: jax.Array | None = None
+  ) -> jax.Array:
+    """Generates images from latent vectors (of classes `y`, if conditional)."""
     base = self.base_size
+    embedding = None
+    if self.num_classes:
+      y = conditioning.labels_or_cycle(y, z.shape[0], self.num_classes)
+      embedding = nn.Embed(
+          self.num_classes, self.cond_dim, name='class_embedding'
+      )(y)
+      if self.cond == 'concat':
+        z = jnp.concatenate([z, embedding.astype(z.dtype)], axis=-1)
+
+    def normalize(x):
+      if self.cond == 'cbn':
+        return conditioning.ConditionalBatchNorm(dtype=self.dtype)(
+            x, embedding, train
+        )
+      return layers.normalize(
+          x, self.norm, train, self.dtype, layers.dcgan_scale_init
+      )
+
     num_up = layers.num_doublings(self.image_size, base)
     # Channels halve at each doubling of the resolution, ending at width.
     widths = [self.width * 2 ** (num_up - 1 - i) for i in range(num_up)]
@@ -114,9 +149,7 @@ class Generator(nn.Module):
         dtype=self.dtype,
     )(z)
     x = x.reshape(z.shape[0], base, base, widths[0])
-    x = layers.normalize(
-        x, self.norm, train, self.dtype, layers.dcgan_scale_init
-    )
+    x = normalize(x)
     x = layers.activate(x, self.norm, slope)
     for features in widths[1:]:
       x = layers.ConvTranspose2x(
@@ -126,9 +159,7 @@ class Generator(nn.Module):
           kernel_init=kernel_init,
           dtype=self.dtype,
       )(x)
-      x = layers.normalize(
-          x, self.norm, train, self.dtype, layers.dcgan_scale_init
-      )
+      x = normalize(x)
       x = layers.activate(x, self.norm, slope)
     x = layers.ConvTranspose2x(
         3,
@@ -155,6 +186,8 @@ class Discriminator(nn.Module):
     kernel_init: a key of KERNEL_INITS, or '' for the norm's default.
     use_bias: biases in every layer; None = wherever no BatchNorm follows.
     base_size: side of the last feature map (4, or 2 for a 2x2 stage).
+    num_classes: classes of the labels y (0: unconditional).
+    cond: how y enters ('projection'; see models/conditioning.py).
   """
 
   image_size: int = 64
@@ -166,10 +199,14 @@ class Discriminator(nn.Module):
   kernel_init: str = ''
   use_bias: bool | None = None
   base_size: int = 4
+  num_classes: int = 0
+  cond: str = ''
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    """Scores images; larger logits mean 'real'."""
+  def __call__(
+      self, x: jax.Array, train: bool, y: jax.Array | None = None
+  ) -> jax.Array:
+    """Scores images (as of classes `y`, if conditional); larger means 'real'."""
     # With spectral norm, no BatchNorm (it would undo SN; see layers).
     feature_norm = layers.sn_feature_norm(self.norm, self.spectral_norm)
     base = self.base_size
@@ -212,8 +249,15 @@ class Discriminator(nn.Module):
         kernel_init=kernel_init,
         dtype=self.dtype,
     )
+    features = x
     x = layers.apply_layer(head, x, self.spectral_norm, train)
-    return x.reshape(x.shape[0]).astype(jnp.float32)
+    logits = x.reshape(x.shape[0]).astype(jnp.float32)
+    if self.cond == 'projection':
+      y = conditioning.labels_or_cycle(y, x.shape[0], self.num_classes)
+      logits = logits + conditioning.Projection(
+          self.num_classes, name='projection'
+      )(features, y)
+    return logits
 
 
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
@@ -236,6 +280,15 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
     )
   if not 0.0 <= g_leak < 1.0:
     raise ValueError(f'model.g_leak={g_leak!r} must be in [0, 1)')
+  num_classes = config.data.get('num_classes', 0)
+  g_cond = config.model.get('g_cond', '')
+  d_cond = config.model.get('d_cond', '')
+  conditioning.check(num_classes, g_cond, d_cond)
+  if g_cond == 'cbn' and config.model.norm != 'batch':
+    raise ValueError(
+        f"model.g_cond='cbn' conditions G's BatchNorm, but "
+        f'model.norm={config.model.norm!r} has none; use model.g_cond=concat'
+    )
   if g_leak and config.model.norm == 'selu':
     raise ValueError(
         f'model.g_leak={g_leak!r} has no effect with '
@@ -251,6 +304,9 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
       use_bias=use_bias,
       base_size=base_size,
       leak=g_leak,
+      num_classes=num_classes,
+      cond=g_cond,
+      cond_dim=config.model.get('cond_dim', 128),
   )
   discriminator = Discriminator(
       image_size=config.data.image_size,
@@ -262,5 +318,7 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
       kernel_init=init,
       use_bias=use_bias,
       base_size=base_size,
+      num_classes=num_classes,
+      cond=d_cond,
   )
   return generator, discriminator
