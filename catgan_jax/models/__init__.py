@@ -9,6 +9,11 @@ architecture from a config; adding an architecture is one new entry.
   Discriminator.__call__(x [B, S, S, 3], train) -> raw logits [B], float32
       (a projected discriminator: patch logits [B, P]).
 
+A class-conditional pair (data.num_classes > 0, model.g_cond / d_cond:
+dcgan only) also takes int labels ``y`` [B] as a keyword argument; without
+them the classes come in equal blocks along the batch
+(models/conditioning.py).
+
 BatchNorm statistics and spectral-norm state live in the ``batch_stats``
 collection (mutable when train=True); frozen weights (a projected
 discriminator's feature network and random projections) in ``frozen``.
