@@ -38,8 +38,9 @@ Hardware: 2 CPU cores (shared). A step at these widths is 262 GFLOP,
 7.7 s on the 2 cores (docs/performance.md). Measured with
 `benchmarks/time_to_quality.py` (15 minutes, scored with both MobileNetV2s,
 docs/results.md): 67 steps in 15.5 minutes, MobileNetV2 FID 481.3, iNat-bird
-FID 106.4 (2,000 samples against 9,303 faces), and no cat faces yet:
-blotches with a repeated diagonal streak. The 40-minute CPU budget, where
+FID 106.4 (2,000 samples against 9,303 faces; `cpu64` over the same 15
+minutes, 466 steps: 783.9 and 126.1), and no cat faces yet: blotches with
+a repeated diagonal streak. The 40-minute CPU budget, where
 `cpu64` reaches MobileNetV2 FID 205.5, is not measured yet.
 """
 
