@@ -28,6 +28,18 @@ images per second is reported. `--loss wgan_gp` also measures the WGAN-GP
 step (the config's model, gradient penalty 10, so a double backward through
 D) and its step time relative to the config's own step.
 
+`--model r3gan` measures R3GAN instead (`configs/r3gan64.py` at
+`--width` / 64 of its channels, default 8, batch 32 by default): its own
+loss (RpGAN + gamma/2 (R1 + R2), every step) and optimiser (Adam beta1 0),
+augmentation off, against the PyTorch peer of the reference iteration
+(`tools/torch_peer/peer_r3gan.py`, the same widths; its parameter counts
+are checked against ours).
+
+    .venv/bin/python benchmarks/step_throughput.py --model r3gan \
+        --iters 2 --repeats 3 --peer /tmp/torch/bin/python \
+        --peer-script tools/torch_peer/peer_r3gan.py \
+        --out benchmarks/results/cpu_r3gan64_w8.json
+
 One JSON object per system and the ratio are printed; `--out` writes them,
 with the machine and the command line, to a JSON file.
 """
@@ -71,6 +83,8 @@ TARGET_GPU_RATIO = 2.0
 TARGET_COMPILE_S = 20.0
 TARGET_GPU_BF16_MFU = 0.4
 TARGET_WGAN_GP_STEP_RATIO = 2.5
+TARGET_CPU_MFU = 0.6  # R3GAN's step against the f32 matmul rate.
+R3GAN_CONFIG = os.path.join(_REPO, 'configs', 'r3gan64.py')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,15 +99,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
       **kw,
   )
   add(
+      'model',
+      default='dcgan',
+      choices=['dcgan', 'r3gan'],
+      help="dcgan: --config's model with the PyTorch DCGAN's optimiser; "
+      "r3gan: configs/r3gan64.py's step at --width (its own loss, "
+      'R1 + R2 and optimiser)',
+  )
+  add(
       'config',
-      default=os.path.join(_REPO, 'configs', 'dcgan64.py'),
-      help='experiment config file (its model is benchmarked)',
+      default='',
+      help='experiment config file (its model is benchmarked; default '
+      'configs/dcgan64.py, or configs/r3gan64.py with --model r3gan)',
+  )
+  add(
+      'width',
+      type=int,
+      default=8,
+      help="--model r3gan: g_width = d_width (64 = the config's channels)",
   )
   add(
       'batch',
       type=int,
       action='append',
-      help='global batch size; repeat for several sizes (default 64)',
+      help='global batch size; repeat for several sizes (default 64, '
+      '32 with --model r3gan)',
   )
   add('iters', type=int, default=10, help='timed steps per repeat')
   add('warmup', type=int, default=2, help='untimed steps after compiling')
@@ -148,7 +178,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   )
   add('out', default='', help='write the results to this JSON file')
   args = p.parse_args(argv)
-  args.batch = args.batch or [64]
+  args.batch = args.batch or [32 if args.model == 'r3gan' else 64]
+  if not args.config:
+    args.config = (
+        R3GAN_CONFIG
+        if args.model == 'r3gan'
+        else os.path.join(_REPO, 'configs', 'dcgan64.py')
+    )
   return args
 
 
@@ -190,6 +226,42 @@ def peer_matched_config(
   return config
 
 
+def r3gan_config(
+    config: ml_collections.ConfigDict, batch: int, dtype: str, width: int
+) -> ml_collections.ConfigDict:
+  """The R3GAN config at `width` / 64 of its channels, augmentation off.
+
+  Keeps the recipe's loss (RpGAN + gamma/2 (R1 + R2) on every step), its
+  optimiser and its G phase's fresh z and reals; the peer has no
+  augmentation pipe, so neither does this step.
+  """
+  config = config.copy_and_resolve_references()
+  config.batch_size = batch
+  config.model.dtype = dtype
+  config.model.g_width = width
+  config.model.d_width = width
+  config.data.diffaugment = ''
+  if 'augment' in config.data:
+    config.data.augment = 'diffaugment'
+  config.data.ada_target = 0.0
+  return config
+
+
+def r3gan_widths(config: ml_collections.ConfigDict) -> list[int]:
+  """G's channels per stage from 4x4 up, as the model builds them."""
+  from catgan_jax.models import layers  # pylint: disable=g-import-not-at-top
+
+  stages = layers.num_doublings(config.data.image_size, 4) + 1
+  return [
+      layers.scale_width(w, config.model.g_width)
+      for w in config.model.r3gan_widths[:stages]
+  ]
+
+
+def _param_count(params: Any) -> int:
+  return int(sum(np.size(x) for x in jax.tree.leaves(params)))
+
+
 def _load() -> list[float]:
   return [round(x, 2) for x in os.getloadavg()]
 
@@ -207,6 +279,7 @@ class StepBench:
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.batch = config.batch_size
+    self.input_batch = step_lib.input_batch_size(config)
     mesh = parallel.create_mesh()
     run = train.build(config, mesh)
     generator, discriminator = run.generator, run.discriminator
@@ -217,7 +290,7 @@ class StepBench:
     self.compile_s = time.perf_counter() - t0
     size = config.data.image_size
     images = np.random.default_rng(0).integers(
-        0, 256, (self.batch, size, size, 3), dtype=np.uint8
+        0, 256, (self.input_batch, size, size, 3), dtype=np.uint8
     )
     self.images = jax.device_put(images, parallel.batch_sharded(mesh))
     # Model FLOPs (FlopCounterMode's convention, as the peer's count) for
@@ -228,6 +301,8 @@ class StepBench:
         self.images,
     )
     self.xla_flops_per_step = _xla_flops(self.step.program((True, True)))
+    self.params_g = _param_count(self.state.g.params)
+    self.params_d = _param_count(self.state.d.params)
     self.metrics = None
     self.steps_done = 0
 
@@ -243,8 +318,15 @@ class StepBench:
     return time.perf_counter() - t0
 
 
-def run_peer(args: argparse.Namespace, batch: int) -> dict[str, Any]:
-  """Runs the PyTorch reference step once; returns its JSON line as a dict."""
+def run_peer(
+    args: argparse.Namespace,
+    batch: int,
+    config: ml_collections.ConfigDict | None = None,
+) -> dict[str, Any]:
+  """Runs the PyTorch reference step once; returns its JSON line as a dict.
+
+  With --model r3gan, `config` gives the peer its architecture and gamma.
+  """
   cmd = [
       args.peer,
       args.peer_script,
@@ -259,6 +341,24 @@ def run_peer(args: argparse.Namespace, batch: int) -> dict[str, Any]:
   ]
   if args.peer_threads:
     cmd += ['--threads', str(args.peer_threads)]
+  if args.model == 'r3gan':
+    model = config.model
+    cmd += [
+        '--widths',
+        ','.join(map(str, r3gan_widths(config))),
+        '--group-channels',
+        str(model.r3gan_group_channels),
+        '--blocks',
+        str(model.r3gan_blocks),
+        '--expansion',
+        str(model.r3gan_expansion),
+        '--z-dim',
+        str(model.z_dim),
+        '--gamma',
+        str(config.loss.r1_weight),
+        '--dtype',
+        model.dtype,
+    ]
   load = _load()
   proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
   lines = [l for l in proc.stdout.splitlines() if l.startswith('{')]
@@ -326,6 +426,8 @@ def _measure(
           args.peak_tflops * jax.device_count(),
       ),
       'finite': finite,
+      'params_g': bench.params_g,
+      'params_d': bench.params_d,
   }
 
 
@@ -354,10 +456,15 @@ def bench_batch(
 ) -> dict[str, Any]:
   """Measures catgan_jax (and the peer, and the extra loss) at one batch."""
   peer_runs = []
+  if args.model == 'r3gan':
+    config = r3gan_config(base, batch, args.dtype, args.width)
+  else:
+    config = peer_matched_config(base, batch, args.dtype)
   between = (
-      (lambda: peer_runs.append(run_peer(args, batch))) if args.peer else None
+      (lambda: peer_runs.append(run_peer(args, batch, config)))
+      if args.peer
+      else None
   )
-  config = peer_matched_config(base, batch, args.dtype)
   record = {'batch': batch, 'catgan_jax': _catgan_jax(args, config, between)}
   if peer_runs:
     speeds = [p['images_per_s'] for p in peer_runs]
@@ -373,16 +480,23 @@ def bench_batch(
     )
     print(json.dumps(peer), flush=True)
     record['peer'] = peer
-    # The peer is always the 64 px DCGAN (z 100, widths 64); other configs
-    # get a ratio, but it compares different networks.
-    record['peer_same_model'] = (
-        config.model.name == 'dcgan'
-        and config.data.image_size == 64
-        and config.model.z_dim == 100
-        and config.model.g_width == 64
-        and config.model.d_width == 64
-        and config.model.norm == 'batch'
-    )
+    if args.model == 'r3gan':
+      # Built from our widths: the same networks when the counts agree.
+      record['peer_same_model'] = (
+          peer.get('params_g'),
+          peer.get('params_d'),
+      ) == (record['catgan_jax']['params_g'], record['catgan_jax']['params_d'])
+    else:
+      # The DCGAN peer is always the 64 px DCGAN (z 100, widths 64); other
+      # configs get a ratio, but it compares different networks.
+      record['peer_same_model'] = (
+          config.model.name == 'dcgan'
+          and config.data.image_size == 64
+          and config.model.z_dim == 100
+          and config.model.g_width == 64
+          and config.model.d_width == 64
+          and config.model.norm == 'batch'
+      )
     record['ratio'] = round(
         record['catgan_jax']['images_per_s'] / peer['images_per_s'], 3
     )
@@ -401,7 +515,7 @@ def bench_batch(
           best_images_per_s / peer['images_per_s'], 3
       )
     print(json.dumps({'batch': batch, 'ratio': record['ratio']}), flush=True)
-  if args.loss:
+  if args.loss and args.model != 'r3gan':
     other = _catgan_jax(
         args, peer_matched_config(base, batch, args.dtype, args.loss)
     )
@@ -419,7 +533,7 @@ def check_targets(
 ) -> dict[str, bool]:
   """Which of the benchmark's targets one batch size's record meets."""
   ours, checks = record['catgan_jax'], {}
-  if platform_name == 'cpu':
+  if platform_name == 'cpu' and ours['model'] != 'r3gan':
     checks[f'compile_s <= {TARGET_COMPILE_S:g}'] = (
         ours['compile_s'] <= TARGET_COMPILE_S
     )
@@ -435,6 +549,12 @@ def check_targets(
     checks[f'mfu >= {TARGET_GPU_BF16_MFU:g}'] = (
         ours['mfu'] >= TARGET_GPU_BF16_MFU
     )
+  if (
+      platform_name == 'cpu'
+      and ours['model'] == 'r3gan'
+      and ours['mfu'] is not None
+  ):
+    checks[f'mfu >= {TARGET_CPU_MFU:g}'] = ours['mfu'] >= TARGET_CPU_MFU
   if 'step_time_ratio_wgan_gp' in record:
     checks[f'step_time_ratio_wgan_gp <= {TARGET_WGAN_GP_STEP_RATIO:g}'] = (
         record['step_time_ratio_wgan_gp'] <= TARGET_WGAN_GP_STEP_RATIO
@@ -514,6 +634,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   if len(runs) > 1:
     result['runs'] = runs
   result['machine']['load_at_end'] = _load()
+  if result['machine']['platform'] == 'cpu':
+    # The matmul rate again: how much the machine's state moved meanwhile.
+    result['machine']['matmul_tflops_f32_at_end'] = round(matmul_tflops(), 4)
   if args.out:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:

@@ -1,5 +1,7 @@
 """Tests of catgan_jax.models.layers: the phase-decomposed transposed conv."""
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -141,15 +143,20 @@ def test_fast_conv_equals_lax_values_gradients_and_second_order(kernel_size):
     )
 
 
-@pytest.mark.parametrize('kernel_size,groups', [(3, 4), (5, 2), (1, 8)])
+# Per-group convolutions (4 and 8 channels a group, 2 with 1x1), depthwise
+# (16 groups of one channel) with multipliers 1 and 2.
+@pytest.mark.parametrize(
+    'kernel_size,groups,features',
+    [(3, 4, 8), (5, 2, 8), (1, 8, 8), (3, 16, 16), (3, 16, 32)],
+)
 def test_grouped_conv_equals_lax_values_gradients_and_second_order(
-    kernel_size, groups
+    kernel_size, groups, features
 ):
   # The R1/R2 penalties' path too: the parameter gradient of a norm of the
   # input gradient.
   x = jnp.asarray(RNG.normal(size=(2, 6, 5, 16)), jnp.float32)  # Non-square.
   make = lambda **kw: nn.Conv(
-      8,
+      features,
       (kernel_size, kernel_size),
       padding='SAME',
       feature_group_count=groups,
@@ -157,8 +164,10 @@ def test_grouped_conv_equals_lax_values_gradients_and_second_order(
   )
   reference = make()
   fast = make(conv_general_dilated=layers.conv_general_dilated)
-  variables = _random_like(jax.eval_shape(reference.init, jax.random.key(0), x))
-  weights = jnp.asarray(RNG.normal(size=(2, 6, 5, 8)), jnp.float32)
+  shapes = jax.eval_shape(reference.init, jax.random.key(0), x)
+  assert jax.eval_shape(fast.init, jax.random.key(0), x) == shapes
+  variables = _random_like(shapes)
+  weights = jnp.asarray(RNG.normal(size=(2, 6, 5, features)), jnp.float32)
 
   @jax.jit
   def results(variables, x):
@@ -172,37 +181,66 @@ def test_grouped_conv_equals_lax_values_gradients_and_second_order(
           (
               module.apply(variables, x),
               jax.grad(loss, argnums=(0, 1))(variables, x),
-              jax.grad(penalty)(variables, x),
+              jax.grad(penalty, argnums=(0, 1))(variables, x),
           )
       )
     return out
 
   want, got = results(variables, x)
-  assert got[0].shape == (2, 6, 5, 8)
+  assert got[0].shape == (2, 6, 5, features)
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(
         g, w, rtol=1e-4, atol=1e-4 * float(np.max(np.abs(w)))
     )
 
 
-def test_grouped_conv_kernel_gradient_avoids_batch_group_count():
-  x, kernel = jnp.ones((2, 8, 8, 16)), jnp.ones((3, 3, 4, 16))
-  for conv in (layers.conv_general_dilated, jax.lax.conv_general_dilated):
-    fn = lambda k, conv=conv: jnp.sum(
-        conv(
-            x,
-            k,
-            (1, 1),
-            'SAME',
-            dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-            feature_group_count=4,
-        )
-    )
-    text = jax.jit(jax.grad(fn)).lower(kernel).as_text()
-    # lax's kernel gradient is the convolution XLA:CPU is slow at.
-    assert ('batch_group_count = 4' in text) == (
-        conv is jax.lax.conv_general_dilated
-    )
+def _grouped_grad_program(groups: int, in_per_group: int) -> str:
+  x = jnp.ones((2, 8, 8, groups * in_per_group))
+  kernel = jnp.ones((3, 3, in_per_group, 16))
+  fn = lambda x, k: jnp.sum(
+      layers.conv_general_dilated(
+          x,
+          k,
+          (1, 1),
+          'SAME',
+          dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+          feature_group_count=groups,
+      )
+      ** 2
+  )
+  penalty = lambda k, x: jnp.sum(jax.grad(fn)(x, k) ** 2)
+  return jax.jit(jax.grad(penalty)).lower(kernel, x).as_text()
+
+
+def _group_counts(text: str) -> set[tuple[str, int]]:
+  """The (kind, count) of every feature/batch group count above 1."""
+  counts = re.findall(r'(batch|feature)_group_count = (\d+)', text)
+  return {(kind, int(n)) for kind, n in counts if int(n) > 1}
+
+
+def test_grouped_conv_on_cpu_is_dense_convolutions_per_group():
+  assert jax.default_backend() == 'cpu'
+  # Forward, both gradients and the double backward: XLA:CPU's grouped
+  # convolutions (feature or batch groups) are the slow ones.
+  text = _grouped_grad_program(4, 4)
+  assert 'stablehlo.convolution' in text
+  assert not _group_counts(text)
+
+
+def test_grouped_conv_keeps_native_grouped_kernels_off_cpu(monkeypatch):
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  assert _group_counts(_grouped_grad_program(4, 4)) == {
+      ('feature', 4),
+      ('batch', 4),
+  }
+
+
+def test_depthwise_conv_on_cpu_is_elementwise_except_its_kernel_gradient():
+  text = _grouped_grad_program(16, 1)
+  # Only the kernel gradient (lax's, the fastest form measured for it) is
+  # a convolution; the penalty's derivatives of it are elementwise.
+  assert _group_counts(text) == {('batch', 16)}
+  assert text.count('stablehlo.convolution') == 1
 
 
 def test_fast_conv_takes_the_phase_gradient_only_where_it_applies():
