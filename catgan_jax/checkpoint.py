@@ -210,7 +210,9 @@ class Checkpointer:
         (this save's or an earlier asynchronous one's); the checkpoints
         already committed stay as they were.
     """
-    self.raise_if_failed()
+    # orbax's save waits for the previous one anyway; waiting here first
+    # names a failed background save by its own step, not this one's.
+    self.raise_if_failed(block=True)
     try:
       if not self.directory.exists():
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -226,18 +228,21 @@ class Checkpointer:
       self._pending = step
     return saved
 
-  def raise_if_failed(self) -> None:
+  def raise_if_failed(self, block: bool = False) -> None:
     """Raises at once if the last asynchronous save failed.
 
     Cheap while a save is running or none is pending: the trainer calls it
     every step, so a save that fails in the background stops the run at
     the next step instead of after more training that cannot be saved.
 
+    Args:
+      block: wait for a save still in progress instead of returning.
+
     Raises:
       cli.ResourceError: naming the step whose save failed and why.
     """
     step = self._pending
-    if step is None or self._mgr.is_saving_in_progress():
+    if step is None or (not block and self._mgr.is_saving_in_progress()):
       return
     self.wait()
     # orbax can log a failed commit and carry on; the step's folder is
