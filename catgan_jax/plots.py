@@ -136,11 +136,14 @@ def main(argv: Sequence[str]) -> None:
   if not metrics_log.read_records(metrics_path):
     raise cli.UserError(f'{metrics_path} holds no metric record to plot')
   out_dir = flags.FLAGS.out or os.path.join(workdir, 'plots')
-  workdir_lib.check_writable(
-      [workdir_lib.Output(out_dir, 'dir', '--out' if flags.FLAGS.out else '')]
-  )
-  for path in plot_metrics(metrics_path, out_dir):
-    logging.info('Wrote %s', path)
+  # Drawing into the run directory takes its lock, as generate and
+  # evaluate do: a trainer there would redraw the same files at its end.
+  with workdir_lib.claim_if_inside(workdir, out_dir):
+    workdir_lib.check_writable(
+        [workdir_lib.Output(out_dir, 'dir', '--out' if flags.FLAGS.out else '')]
+    )
+    for path in plot_metrics(metrics_path, out_dir):
+      logging.info('Wrote %s', path)
 
 
 if __name__ == '__main__':

@@ -301,6 +301,24 @@ def claim(
     _remove_dirs(made)
 
 
+def claim_if_inside(
+    workdir: str, path: str
+) -> contextlib.AbstractContextManager[None]:
+  """`claim(workdir)` when `path` lies inside `workdir`, else nothing.
+
+  For the commands that read a run and write next to it (`plots`,
+  `generate`, `evaluate`): writing into the run directory takes its lock,
+  so a trainer running there refuses them; writing elsewhere does not.
+  """
+  root = os.path.abspath(workdir)
+  inside = bool(path) and (
+      os.path.commonpath([root, os.path.abspath(path)]) == root
+  )
+  return (
+      claim(workdir, label='--workdir') if inside else contextlib.nullcontext()
+  )
+
+
 @contextlib.contextmanager
 def claim_on_main(
     workdir: str, outputs: Sequence[Output] = ()

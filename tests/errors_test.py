@@ -161,6 +161,29 @@ def test_no_usable_image_stops_before_writing(tmp_path):
   assert not (tmp_path / 'w').exists()
 
 
+@pytest.mark.skipif(not helpers.HAS_MOBILENET, reason='no MobileNetV2 here')
+def test_unwritable_reference_cache_stops_before_writing(tmp_path):
+  blocker = tmp_path / 'cache_is_a_file'
+  blocker.write_text('not a folder')
+  proc = _run(
+      [
+          'main.py',
+          f'--config={TEST_CONFIG}',
+          f'--workdir={tmp_path}/w',
+          '--config.eval.every_steps=2',
+          '--config.eval.features=mobilenet_v2',
+          f'--config.eval.features_path={helpers.MOBILENET}',
+          f'--config.eval.cache_dir={blocker}/reference',
+      ],
+      ROOT,
+  )
+  _assert_one_line_error(
+      proc, r"eval\.cache_dir='.*/reference' cannot be created: .* is a file"
+  )
+  assert not (tmp_path / 'w').exists()
+  assert blocker.read_text() == 'not a folder'
+
+
 def test_garbage_feature_weights_stop_before_writing(tmp_path):
   garbage = tmp_path / 'weights.tflite'
   garbage.write_bytes(b'\x00\x01garbage' * 10)
@@ -759,6 +782,28 @@ def test_plots_checks_its_output_first(trained, tmp_path):
       ['-m', 'catgan_jax.plots', f'--workdir={run}', '--out=/sys/plots'], ROOT
   )
   _assert_one_line_error(proc, r"cannot write --out='/sys/plots'")
+  assert _contents(run) == before
+
+
+def test_plots_into_a_held_workdir_is_refused(trained, tmp_path):
+  run = _copy(trained, tmp_path)
+  before = _contents(run)
+  holder = _hold(run)
+  try:
+    proc = _run(['-m', 'catgan_jax.plots', f'--workdir={run}'], ROOT)
+    _assert_one_line_error(proc, rf'in use by .*\(PID {holder.pid} ')
+    # Drawing elsewhere only reads the run.
+    out = tmp_path / 'elsewhere'
+    proc = _run(
+        ['-m', 'catgan_jax.plots', f'--workdir={run}', f'--out={out}'], ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / 'losses.png').is_file()
+  finally:
+    holder.kill()
+    holder.wait()
+  with workdir_lib.claim(run):  # The killed holder's lock file goes.
+    pass
   assert _contents(run) == before
 
 

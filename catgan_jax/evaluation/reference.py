@@ -17,6 +17,8 @@ from absl import logging
 import numpy as np
 import tqdm
 
+from catgan_jax import workdir as workdir_lib
+
 
 def default_cache_dir() -> str:
   """`$XDG_CACHE_HOME/catgan_jax/reference` (or `~/.cache/...`)."""
@@ -69,6 +71,8 @@ def reference_features(
 
   Raises:
     ValueError: if the iterator yields no image.
+    cli.UserError: the cache folder cannot be written (checked before
+      any feature is computed).
   """
   if os.path.isfile(cache_path):
     with np.load(cache_path) as data:
@@ -77,6 +81,18 @@ def reference_features(
         'Reference features %s loaded from %s.', features.shape, cache_path
     )
     return features
+  # The folder is probed before the long feature pass, as every path a
+  # command writes is: an unwritable cache is one line now, not a
+  # traceback after minutes of work.
+  workdir_lib.check_writable(
+      [
+          workdir_lib.Output(
+              os.path.dirname(os.path.abspath(cache_path)),
+              'dir',
+              'eval.cache_dir',
+          )
+      ]
+  )
   logging.info(
       'Computing the reference features of %s images (once: they '
       'are cached in %s).',
