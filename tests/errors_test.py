@@ -105,6 +105,10 @@ _MAIN_CASES = {
     'empty workdir': (['--workdir='], r"--workdir='' must name"),
     'extra argument': (['stray'], r'unexpected arguments: stray'),
     'unknown loss': (['--config.loss.name=nope'], r"loss\.name='nope'"),
+    'dcgan field for r3gan': (
+        ['--config.model.name=r3gan', '--config.model.norm=none'],
+        r"model\.norm='none' is only used by model\.name 'dcgan'",
+    ),
     'config file returns no config': (
         [
             f'--config={os.path.join(ROOT, "tests", "fixtures", "not_a_config.py")}'

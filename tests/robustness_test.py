@@ -214,6 +214,23 @@ def test_truncated_latest_checkpoint_falls_back(tmp_path):
             {'data.source': 'folder', 'data.dir': __file__},
             'data.dir=.* is a file, not a folder',
         ),
+        # The DCGAN family's fields are refused where they would be ignored.
+        (
+            {'model.name': 'r3gan', 'model.norm': 'none'},
+            "model.norm='none' is only used by model.name 'dcgan'",
+        ),
+        (
+            {'model.name': 'r3gan', 'model.kernel_size': 3},
+            'model.kernel_size=3 is only used by',
+        ),
+        (
+            {'model.name': 'fastgan', 'model.spectral_norm': True},
+            "model.spectral_norm=True is only used by .* not 'fastgan'",
+        ),
+        (
+            {'model.name': 'fastgan_lite', 'model.d_norm': 'layer'},
+            "model.d_norm='layer' is only used by",
+        ),
     ],
 )
 def test_invalid_config_names_field_and_writes_nothing(

@@ -42,6 +42,19 @@ MODELS: dict[str, ModelBuilder] = {
     **{name: fastgan.build for name in fastgan.NAMES},
 }
 
+# The DCGAN family's fields (dcgan, keras_dcgan, dcgan128_tf), with their
+# unset values: set for R3GAN or FastGAN, which have their own fixed
+# normalisation and kernels, they would be silently ignored. keras_dcgan and
+# dcgan128_tf keep kernel_size, unused, as their configs' record of the
+# source's 5x5.
+_DCGAN_FAMILY = (dcgan.NAME, keras_dcgan.NAME, dcgan128_tf.NAME)
+_FAMILY_FIELDS = (
+    ('kernel_size', 4, _DCGAN_FAMILY),
+    ('norm', 'batch', _DCGAN_FAMILY),
+    ('d_norm', '', _DCGAN_FAMILY),
+    ('spectral_norm', False, _DCGAN_FAMILY),
+)
+
 
 def create_models(
     config: ml_collections.ConfigDict,
@@ -80,6 +93,13 @@ def create_models(
       raise ValueError(
           f'model.{field}={value!r} is only supported by '
           f"model.name='{dcgan.NAME}', not {name!r}"
+      )
+  for field, unset, users in _FAMILY_FIELDS:
+    value = config.model.get(field, unset)
+    if value != unset and name not in users:
+      raise ValueError(
+          f'model.{field}={value!r} is only used by model.name '
+          f'{" / ".join(map(repr, users))}, not {name!r}'
       )
   num_classes = config.data.get('num_classes', 0)
   if num_classes and name != dcgan.NAME:
