@@ -137,9 +137,10 @@ def get_config() -> ml_collections.ConfigDict:
   # ReLU (the DCGAN recipe), e.g. 0.2 LeakyReLU in every G layer (as in D).
   model.g_leak = 0.0
   # Class conditioning (data.num_classes > 0; models/conditioning.py), dcgan
-  # only: G by 'concat' (class embedding beside z) or 'cbn' (BigGAN's
-  # conditional BatchNorm, shared embedding); D by 'projection' (Miyato and
-  # Koyama 2018). cond_dim: G's class embedding size.
+  # and r3gan: G by 'concat' (class embedding beside z) or 'cbn' (BigGAN's
+  # conditional BatchNorm, shared embedding; dcgan); D by 'projection'
+  # (Miyato and Koyama 2018; r3gan: its reference's embedding projection).
+  # cond_dim: G's class embedding size (R3GAN's reference: z_dim, 64).
   model.g_cond = ''
   model.d_cond = ''
   model.cond_dim = 128

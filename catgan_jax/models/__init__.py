@@ -10,8 +10,8 @@ architecture from a config; adding an architecture is one new entry.
       (a projected discriminator: patch logits [B, P]).
 
 A class-conditional pair (data.num_classes > 0, model.g_cond / d_cond:
-dcgan only) also takes int labels ``y`` [B] as a keyword argument; without
-them the classes come in equal blocks along the batch
+dcgan and r3gan) also takes int labels ``y`` [B] as a keyword argument;
+without them the classes come in equal blocks along the batch
 (models/conditioning.py).
 
 BatchNorm statistics and spectral-norm state live in the ``batch_stats``
@@ -29,6 +29,9 @@ from catgan_jax.models import dcgan128_tf
 from catgan_jax.models import fastgan
 from catgan_jax.models import keras_dcgan
 from catgan_jax.models import r3gan
+
+# The architectures that take class labels (model.g_cond / d_cond).
+CONDITIONAL = (dcgan.NAME, r3gan.NAME)
 
 ModelBuilder = Callable[
     [ml_collections.ConfigDict], tuple[nn.Module, nn.Module]
@@ -85,14 +88,19 @@ def create_models(
       ('use_bias', None),
       ('base_size', 4),
       ('g_leak', 0.0),
-      ('g_cond', ''),
-      ('d_cond', ''),
   ):
     value = config.model.get(field, unset)
     if value != unset and name != dcgan.NAME:
       raise ValueError(
           f'model.{field}={value!r} is only supported by '
           f"model.name='{dcgan.NAME}', not {name!r}"
+      )
+  for field in ('g_cond', 'd_cond'):
+    value = config.model.get(field, '')
+    if value and name not in CONDITIONAL:
+      raise ValueError(
+          f'model.{field}={value!r} is only supported by model.name '
+          f'{" or ".join(map(repr, CONDITIONAL))}, not {name!r}'
       )
   for field, unset, users in _FAMILY_FIELDS:
     value = config.model.get(field, unset)
@@ -102,9 +110,10 @@ def create_models(
           f'{" / ".join(map(repr, users))}, not {name!r}'
       )
   num_classes = config.data.get('num_classes', 0)
-  if num_classes and name != dcgan.NAME:
+  if num_classes and name not in CONDITIONAL:
     raise ValueError(
         f'data.num_classes={num_classes}: class conditioning is only '
-        f"supported by model.name='{dcgan.NAME}', not {name!r}"
+        f'supported by model.name {" or ".join(map(repr, CONDITIONAL))}, '
+        f'not {name!r}'
     )
   return MODELS[name](config)

@@ -37,8 +37,20 @@ otherwise, which is how the tests shrink the full-size configs.
 Deliberate differences: the generator's training output is linear, as in the
 reference (no tanh), but with train=False (sampling, FID, exported images)
 it is clipped to [-1, 1], the reference's clamp when it writes images and
-computes metrics; there is no class conditioning. Neither network has
-`batch_stats`.
+computes metrics. Neither network has `batch_stats`.
+
+Class conditioning (data.num_classes > 0, model.g_cond='concat',
+model.d_cond='projection') is the reference's ``ConditionEmbeddingDimension``
+path of ``Networks.py``: G concatenates a class embedding (a bias-free
+Linear of the one-hot label, MSR-initialised: N(0, 1 / sqrt(C))) to z
+before the generative basis, whose Linear then has z_dim + the embedding's
+inputs; D's final Linear gives a vector of the 4x4 stage's width (the
+reference's ``ConditionEmbeddingDimension = WidthPerStage[0]``) instead of
+one logit, and the logit is its inner product with D's class embedding
+(bias-free Linear, N(0, (1 / sqrt(E)) / sqrt(C))). The one-hot Linear is an
+embedding table here (the same product). G's embedding has model.cond_dim
+entries; the reference's presets use z_dim (64), so its recipe is
+``--config.model.cond_dim=64``. An unconditional network is unchanged.
 
 Precision (model.dtype): 'float32' everywhere, or 'bfloat16' as the
 reference's mixed precision (``FP16Stages`` of its train.py presets, which
@@ -60,6 +72,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from catgan_jax.models import conditioning
 from catgan_jax.models import layers
 
 NAME = 'r3gan'
@@ -213,6 +226,22 @@ class ResidualBlock(nn.Module):
     return x + y
 
 
+def class_embedding(
+    num_classes: int, features: int, gain: float, name: str
+) -> nn.Embed:
+  """The reference's bias-free Linear of a one-hot label, as a table.
+
+  ``MSRInitializer(nn.Linear(C, E, bias=False), gain)``: N(0, gain /
+  sqrt(C)), fan_in being the one-hot's C entries.
+  """
+  return nn.Embed(
+      num_classes,
+      features,
+      embedding_init=nn.initializers.normal(gain / math.sqrt(num_classes)),
+      name=name,
+  )
+
+
 def _stage_widths(widths: Sequence[int], image_size: int) -> list[int]:
   """The widths of the stages from 4x4 up to `image_size`."""
   num_stages = layers.num_doublings(image_size, 4) + 1
@@ -234,6 +263,8 @@ class Generator(nn.Module):
     expansion: hidden width factor of the residual blocks.
     group_channels: channels per group of the grouped convs.
     dtype: compute dtype; parameters stay float32, outputs are float32.
+    num_classes: classes of the labels y (0: unconditional).
+    cond_dim: size of the class embedding concatenated to z.
   """
 
   image_size: int = 64
@@ -242,10 +273,17 @@ class Generator(nn.Module):
   expansion: int = 2
   group_channels: int = 16
   dtype: layers.Dtype = jnp.float32
+  num_classes: int = 0
+  cond_dim: int = 64
 
   @nn.compact
-  def __call__(self, z: jax.Array, train: bool) -> jax.Array:
-    """Generates images; linear when training, clipped to [-1, 1] otherwise."""
+  def __call__(
+      self, z: jax.Array, train: bool, y: jax.Array | None = None
+  ) -> jax.Array:
+    """Generates images (of classes `y`, if conditional).
+
+    Linear when training, clipped to [-1, 1] otherwise.
+    """
     widths = _stage_widths(self.widths, self.image_size)
     dtypes = stage_dtypes(len(widths), self.dtype)
     block = lambda dtype: ResidualBlock(
@@ -254,6 +292,12 @@ class Generator(nn.Module):
         self.blocks_per_stage * len(widths),
         dtype=dtype,
     )
+    if self.num_classes:
+      y = conditioning.labels_or_cycle(y, z.shape[0], self.num_classes)
+      embedding = class_embedding(
+          self.num_classes, self.cond_dim, 1.0, 'class_embedding'
+      )(y)
+      z = jnp.concatenate([z, embedding.astype(z.dtype)], axis=-1)
     # GenerativeBasis: a learned 4x4 map per channel, scaled by Linear(z).
     basis = self.param('basis', nn.initializers.normal(1.0), (4, 4, widths[0]))
     scale = nn.Dense(
@@ -283,6 +327,7 @@ class Discriminator(nn.Module):
     expansion: hidden width factor of the residual blocks.
     group_channels: channels per group of the grouped convs.
     dtype: compute dtype; parameters stay float32, logits are float32.
+    num_classes: classes of the labels y (0: unconditional).
   """
 
   image_size: int = 64
@@ -291,10 +336,13 @@ class Discriminator(nn.Module):
   expansion: int = 2
   group_channels: int = 16
   dtype: layers.Dtype = jnp.float32
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    """Scores images; larger logits mean 'real'."""
+  def __call__(
+      self, x: jax.Array, train: bool, y: jax.Array | None = None
+  ) -> jax.Array:
+    """Scores images (as of classes `y`, if conditional); larger is 'real'."""
     del train  # No batch statistics: training and inference are the same.
     widths = _stage_widths(self.widths, self.image_size)[::-1]
     dtypes = stage_dtypes(len(widths), self.dtype)[::-1]
@@ -320,8 +368,19 @@ class Discriminator(nn.Module):
     # has the depthwise conv's shape and fan-in (16).
     basis = self.param('basis', msr_init(), (4, 4, 1, x.shape[-1]))
     x = jnp.einsum('bhwc,hwc->bc', x, basis[:, :, 0].astype(dtypes[-1]))
-    x = nn.Dense(1, use_bias=False, kernel_init=msr_init(), dtype=dtypes[-1])(x)
-    return x.reshape(x.shape[0]).astype(jnp.float32)
+    # Conditional: a vector of the 4x4 width, projected on the class's
+    # embedding (the reference's ConditionEmbeddingDimension = its width).
+    out = x.shape[-1] if self.num_classes else 1
+    x = nn.Dense(out, use_bias=False, kernel_init=msr_init(), dtype=dtypes[-1])(
+        x
+    ).astype(jnp.float32)
+    if self.num_classes:
+      y = conditioning.labels_or_cycle(y, x.shape[0], self.num_classes)
+      embedding = class_embedding(
+          self.num_classes, out, 1 / math.sqrt(out), 'class_embedding'
+      )(y)
+      x = jnp.sum(x * embedding, axis=-1, keepdims=True)
+    return x.reshape(x.shape[0])
 
 
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
@@ -337,12 +396,26 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
           f'model.name={NAME!r} (it has no normalisation).'
       )
   _stage_widths(model.r3gan_widths, size)  # A one-line error now.
+  num_classes = config.data.get('num_classes', 0)
+  g_cond, d_cond = model.get('g_cond', ''), model.get('d_cond', '')
+  conditioning.check(num_classes, g_cond, d_cond)
+  # The reference's one way in for each network.
+  for field, value, only in (
+      ('g_cond', g_cond, 'concat'),
+      ('d_cond', d_cond, 'projection'),
+  ):
+    if value not in ('', only):
+      raise ValueError(
+          f'model.{field}={value!r} is not supported by model.name={NAME!r} '
+          f'(its reference conditions by {only!r})'
+      )
   if model.r3gan_blocks < 1:
     raise ValueError(f'model.r3gan_blocks={model.r3gan_blocks} must be >= 1.')
   nets = []
-  for net, width in (
-      (Generator, model.g_width),
-      (Discriminator, model.d_width),
+  cond = {'num_classes': num_classes}
+  for net, width, extra in (
+      (Generator, model.g_width, {**cond, 'cond_dim': model.cond_dim}),
+      (Discriminator, model.d_width, cond),
   ):
     widths = tuple(layers.scale_width(w, width) for w in model.r3gan_widths)
     for w in _stage_widths(widths, size):
@@ -361,6 +434,7 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
             expansion=model.r3gan_expansion,
             group_channels=model.r3gan_group_channels,
             dtype=layers.parse_dtype(model.dtype),
+            **extra,
         )
     )
   return nets[0], nets[1]
