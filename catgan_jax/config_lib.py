@@ -200,6 +200,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
       0.0 <= config.train.ema_decay < 1.0,
       f'train.ema_decay={config.train.ema_decay!r} must be in [0, 1)',
   )
+  per_class = config.eval.get('per_class', False)
+  _require(
+      isinstance(per_class, bool)
+      and (not per_class or config.data.get('num_classes', 0) > 0),
+      f'eval.per_class={per_class!r} must be True or False, and True only '
+      'for a class-conditional run (data.num_classes > 0)',
+  )
   splits = config.eval.get('is_splits', 10)
   _require(
       isinstance(splits, int) and 1 <= splits <= config.eval.num_samples,

@@ -3,11 +3,14 @@
   python -m catgan_jax.evaluate --workdir runs/x [--num_samples N]
       [--steps 2000,4000] [--json scores.json]
       [--features mobilenet_v2 --features_path /path/to/weights.tflite]
+      [--per_class]
 
 The feature network, sample count and reference set are the run's own
 (`eval.*` in its config.json) unless a flag says otherwise; the scoring is
 the trainer's own `Scorer`, so a checkpoint scores here what the trainer
-logged for it, from the same reference cache.
+logged for it, from the same reference cache. A class-conditional run is
+scored on labels drawn from its data's class frequencies; --per_class (or
+its eval.per_class) adds intra-FID, the mean of per-class FIDs.
 
 Every argument is checked before the first score: each of --steps is a
 checkpoint of the run, --json can be written (and is not inside a workdir a
@@ -90,6 +93,7 @@ def score_checkpoints(
     cache_dir: str | None = None,
     features: str = '',
     features_path: str | None = None,
+    per_class: bool | None = None,
 ) -> list[dict[str, float]]:
   """FID, KID and Inception Score of checkpoints of a run.
 
@@ -97,7 +101,13 @@ def score_checkpoints(
   """
   return list(
       iter_scores(
-          workdir, steps, num_samples, cache_dir, features, features_path
+          workdir,
+          steps,
+          num_samples,
+          cache_dir,
+          features,
+          features_path,
+          per_class,
       )
   )
 
@@ -109,6 +119,7 @@ def iter_scores(
     cache_dir: str | None = None,
     features: str = '',
     features_path: str | None = None,
+    per_class: bool | None = None,
 ) -> Iterator[dict[str, float]]:
   """FID, KID and Inception Score of checkpoints of a run, one at a time.
 
@@ -119,10 +130,12 @@ def iter_scores(
     cache_dir: reference-feature cache (None = the run's eval.cache_dir).
     features: feature network ('' = the run's eval.features).
     features_path: its weights file (None = the run's eval.features_path).
+    per_class: add intra-FID (None = the run's eval.per_class).
 
   Yields:
     One {'step', 'fid', 'kid', 'kid_std', 'is_mean', 'is_std'} per
-    checkpoint, in order. With `steps` None, a checkpoint that cannot be
+    checkpoint, in order ('intra_fid' and each 'fid_class_<c>' too with
+    per_class). With `steps` None, a checkpoint that cannot be
     restored is skipped with a warning.
 
   Raises:
@@ -142,6 +155,13 @@ def iter_scores(
         config.eval.features_path = ''
     if features_path is not None:
       config.eval.features_path = features_path
+    if per_class is not None:
+      config.eval.per_class = per_class
+  if config.eval.get('per_class') and not config.data.get('num_classes', 0):
+    raise cli.UserError(
+        f'--per_class: the run in --workdir={workdir!r} is unconditional '
+        '(data.num_classes=0)'
+    )
   # The flags' settings, checked as the trainer checks its config.
   config_lib.check_eval(config.eval)
   config_lib.check_path_kinds(config)
@@ -174,17 +194,21 @@ def format_table(rows: Sequence[dict[str, float]]) -> str:
   """A text table: step, FID, KID +- std, IS +- std, P, R; lowest FID marked.
 
   The IS columns appear when the rows have them ('is_mean', 'is_std'), the
-  precision and recall columns likewise ('precision', 'recall').
+  precision and recall columns likewise ('precision', 'recall'), and the
+  intra-FID column ('intra_fid').
   """
   finite = [r['fid'] for r in rows if math.isfinite(r['fid'])]
   best = min(finite) if finite else None
   with_is = bool(rows) and all('is_mean' in r for r in rows)
   with_pr = bool(rows) and all('precision' in r for r in rows)
+  with_intra = bool(rows) and all('intra_fid' in r for r in rows)
   header = f'{"step":>10}  {"FID":>10}  {"KID":>10}  {"KID std":>10}'
   if with_is:
     header += f'  {"IS":>8}  {"IS std":>8}'
   if with_pr:
     header += f'  {"precision":>9}  {"recall":>6}'
+  if with_intra:
+    header += f'  {"intra-FID":>10}'
   lines = [header]
   for r in rows:
     mark = '  <- lowest FID' if r['fid'] == best else ''
@@ -196,6 +220,8 @@ def format_table(rows: Sequence[dict[str, float]]) -> str:
       line += f'  {r["is_mean"]:>8.3f}  {r["is_std"]:>8.3f}'
     if with_pr:
       line += f'  {r["precision"]:>9.3f}  {r["recall"]:>6.3f}'
+    if with_intra:
+      line += f'  {r["intra_fid"]:>10.3f}'
     lines.append(line + mark)
   return '\n'.join(lines)
 
@@ -225,6 +251,12 @@ def _define_flags() -> None:
       None,
       'Weights file of the feature network (default: the '
       "run's eval.features_path).",
+  )
+  flags.DEFINE_boolean(
+      'per_class',
+      None,
+      'Add intra-FID (the mean of per-class FIDs) of a class-conditional '
+      "run (default: the run's eval.per_class).",
   )
   flags.DEFINE_string('json', '', 'Also write the scores to this JSON file.')
 
@@ -268,6 +300,7 @@ def main(argv: Sequence[str]) -> None:
           f.cache_dir,
           f.features,
           f.features_path,
+          f.per_class,
       ):
         rows.append(row)
         if f.json:

@@ -338,10 +338,10 @@ class _Evaluator:
 
   def __call__(self, state) -> dict[str, float]:
     state = self._sampling_state(state)
+    put = lambda a: None if a is None else jax.device_put(a, self._rep)
+    # y: the labels of a conditional run's samples (the scorer draws them).
     return self._scorer.score(
-        lambda z: parallel.fetch(
-            self._sample(state, jax.device_put(z, self._rep))
-        )
+        lambda z, y=None: parallel.fetch(self._sample(state, put(z), put(y)))
     )
 
 

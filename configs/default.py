@@ -314,6 +314,12 @@ def get_config() -> ml_collections.ConfigDict:
   # features against all reference images: k nearest neighbours define each
   # set's manifold (3, as stylegan2-ada's pr50k3); 0 = off.
   ev.pr_k = 3
+  # Class-conditional runs (data.num_classes > 0) are scored on labels drawn
+  # from the real images' class frequencies. True adds intra-FID (the mean
+  # of per-class FIDs, as the projection-discriminator and BigGAN papers
+  # report): num_samples // num_classes more images of each class, each
+  # against its own real images (evaluation/intra_fid.py).
+  ev.per_class = False
   # With an EMA of G (train.ema_decay or schedule.ema_half_life_nimg) and
   # BatchNorm in G: samples and scores use BatchNorm statistics of the EMA
   # weights, averaged over this many training-mode passes of batch_size

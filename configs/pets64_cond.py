@@ -23,15 +23,17 @@ Read offline from `data.tfds_data_dir` once prepared; without the prepared
 data (and `--config.data.tfds_download=True` to prepare it) the run stops
 before writing anything, with one line saying how to prepare it.
 
-Hardware: 1 GPU. Expected: not measured here; FID every 5,000 steps
-(scored with labels in equal blocks of the classes).
+Hardware: 1 GPU. Expected: not measured here; FID every 5,000 steps, on
+labels drawn from the breeds' frequencies in the data
+(`--config.eval.per_class=True` adds intra-FID, the mean of per-breed FIDs).
 """
 
 import math
 
 from configs import dcgan64
 
-# TFDS oxford_iiit_pet labels of the cat breeds (the capitalised names).
+# TFDS oxford_iiit_pet labels of the cat breeds (the capitalised names of
+# its label feature, tests/conditional_test.py checks them).
 CAT_BREEDS = (0, 5, 6, 7, 9, 11, 20, 23, 26, 27, 32, 33)
 VARIANTS = ('breeds', 'cats')
 

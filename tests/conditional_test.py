@@ -19,6 +19,7 @@ from catgan_jax.data import sources
 from catgan_jax.data import synthetic
 from catgan_jax.models import conditioning
 from catgan_jax.models import dcgan
+from configs import pets64_cond
 import helpers
 
 COND = {
@@ -238,3 +239,31 @@ def test_generate_class_picks_the_embedding(cond_run, tmp_path):
       read(by_index)[: tile + 2].astype(int),
       atol=1,
   )
+
+
+def test_pets_cat_breeds_are_the_tfds_cat_labels(tmp_path):
+  # The names come from the TFDS builder's code: nothing is downloaded.
+  cats = pets64_cond.get_config('cats')
+  cats.data.tfds_data_dir = str(tmp_path)
+  names = sources.class_names(cats)
+  assert names == (
+      'Abyssinian',
+      'Bengal',
+      'Birman',
+      'Bombay',
+      'British_Shorthair',
+      'Egyptian_Mau',
+      'Maine_Coon',
+      'Persian',
+      'Ragdoll',
+      'Russian_Blue',
+      'Siamese',
+      'Sphynx',
+  )
+  breeds = pets64_cond.get_config()
+  breeds.data.tfds_data_dir = str(tmp_path)
+  every = sources.class_names(breeds)
+  # The dataset writes cat breeds capitalised, dog breeds in lower case.
+  assert len(every) == breeds.data.num_classes == 37
+  assert tuple(n for n in every if n[0].isupper()) == names
+  assert generate.class_indices(cats, 'Siamese') == [10]

@@ -7,6 +7,14 @@ the training set once (or reads them from the cache); `score(generate)` then
 draws `eval.num_samples` latents, the same ones at every call, and scores the
 images `generate` makes of them. A checkpoint therefore scores the same in
 the CLI as the trainer logged for it.
+
+A class-conditional run (data.num_classes > 0) is scored on labels drawn from
+the reference images' class frequencies, the same labels at every call, and
+`generate` takes them: `generate(latents, labels)`. With eval.per_class its
+intra-FID is added (`intra_fid`): eval.num_samples // num_classes more
+images of each class, each class against its own real images. Its reference
+features are cached apart from an unconditional run's (their labels are
+read again in the same order, which depends on the seed).
 """
 
 from collections.abc import Callable
@@ -20,11 +28,13 @@ from catgan_jax import data as data_lib
 from catgan_jax.data import sources
 from catgan_jax.evaluation import evaluate
 from catgan_jax.evaluation import features
+from catgan_jax.evaluation import intra_fid
 from catgan_jax.evaluation import precision_recall
 from catgan_jax.evaluation import reference
 
-# latents [N, z_dim] -> images [N, H, W, C] in [-1, 1].
-GenerateFn = Callable[[jax.Array], np.ndarray]
+# latents [N, z_dim] (and int32 labels [N] when conditional) -> images
+# [N, H, W, C] in [-1, 1].
+GenerateFn = Callable[..., np.ndarray]
 
 
 def dataset_identity(config: ml_collections.ConfigDict) -> str:
@@ -42,8 +52,11 @@ def dataset_identity(config: ml_collections.ConfigDict) -> str:
   return f'{data.source}:{data.dir}:{data.manifest}:{data.crop}'
 
 
-def real_images(config: ml_collections.ConfigDict, batch_size: int):
-  """The training images in [-1, 1], un-augmented, every one once per epoch."""
+def real_batches(config: ml_collections.ConfigDict, batch_size: int):
+  """(images in [-1, 1], labels or None): the training images un-augmented.
+
+  Every image once per epoch, in an order that depends on config.seed.
+  """
   ref = config.copy_and_resolve_references()
   with ref.unlocked():
     ref.data.flip = False
@@ -51,7 +64,34 @@ def real_images(config: ml_collections.ConfigDict, batch_size: int):
     if ref.data.crop == 'random':
       ref.data.crop = 'center'
   for batch in data_lib.create_input_iter(ref, local_batch_size=batch_size):
-    yield batch.astype(np.float32) / 127.5 - 1.0
+    images, labels = batch if isinstance(batch, tuple) else (batch, None)
+    yield images.astype(np.float32) / 127.5 - 1.0, labels
+
+
+def real_images(config: ml_collections.ConfigDict, batch_size: int):
+  """The training images in [-1, 1], un-augmented, every one once per epoch."""
+  for images, _ in real_batches(config, batch_size):
+    yield images
+
+
+def _recording_labels(batches, labels: list):
+  """The images of `batches`, their labels appended to `labels`."""
+  for images, batch_labels in batches:
+    labels.append(batch_labels)
+    yield images
+
+
+def real_labels(
+    config: ml_collections.ConfigDict, batch_size: int, count: int
+) -> np.ndarray:
+  """The labels of the first `count` images of `real_batches`."""
+  labels, total = [], 0
+  for _, batch_labels in real_batches(config, batch_size):
+    labels.append(batch_labels)
+    total += len(batch_labels)
+    if total >= count:
+      break
+  return np.concatenate(labels)[:count]
 
 
 def evaluation_latents(seed: int, z_dim: int) -> Callable[[int], jax.Array]:
@@ -88,19 +128,34 @@ class Scorer:
         ev.features, ev.features_path, batch_size=ev.batch_size
     )
     num_real = ev.num_reference or len(sources.load_source(config))
+    self._num_classes = config.data.get('num_classes', 0)
+    identity = dataset_identity(config)
+    if self._num_classes:
+      # Labelled features are in the order of this seed's pipeline.
+      identity += f':labelled:seed{config.seed}'
     path = reference.cache_path(
         ev.cache_dir,
-        dataset_identity(config),
+        identity,
         config.data.image_size,
         ev.features,
         num_real,
     )
+    labels = []
     self.reference = reference.reference_features(
-        real_images(config, ev.batch_size),
+        _recording_labels(real_batches(config, ev.batch_size), labels),
         self._feature_fn,
         path,
         max_images=num_real,
     )
+    self.reference_labels = None
+    if self._num_classes:
+      count = self.reference.shape[0]
+      self.reference_labels = (
+          np.concatenate(labels)[:count]
+          if labels
+          else real_labels(config, ev.batch_size, count)
+      )
+      self._check_classes(ev.get('per_class', False))
     self._seed = config.seed
     self._z_dim = config.model.z_dim
     # Configs saved before eval.pr_k existed: pr50k3's k.
@@ -114,24 +169,41 @@ class Scorer:
     # The real manifold's radii: the same at every score, computed once.
     self._ref_radii = None
 
+  def _check_classes(self, per_class: bool) -> None:
+    """Refuses intra-FID with a class of fewer than 2 reference images."""
+    counts = np.bincount(self.reference_labels, minlength=self._num_classes)
+    self.class_frequencies = counts / counts.sum()
+    self._per_class = per_class
+    if per_class and counts.min() < 2:
+      raise cli.UserError(
+          f'eval.per_class=True: class {int(counts.argmin())} has '
+          f'{int(counts.min())} reference image(s), intra-FID needs 2 or '
+          'more (raise eval.num_reference, 0 = all images)'
+      )
+
   def score(self, generate: GenerateFn) -> dict[str, float]:
     """FID, KID, KID's std and the Inception Score of `generate`'s images.
 
     Args:
-      generate: latents [N, z_dim] -> images in [-1, 1].
+      generate: latents [N, z_dim] -> images in [-1, 1]; for a conditional
+        run (latents, int32 labels [N]) -> images.
 
     Returns:
       {'fid', 'kid', 'kid_std', 'is_mean', 'is_std'}, and 'precision',
-      'recall' unless eval.pr_k = 0.
+      'recall' unless eval.pr_k = 0; with eval.per_class 'intra_fid' and
+      each class's 'fid_class_<index>'.
     """
     if self._pr_k and self._ref_radii is None:
       self._ref_radii = precision_recall.manifold_radii(
           self.reference, self._pr_k
       )
     latents = evaluation_latents(self._seed, self._z_dim)
+    sample = lambda n: np.asarray(generate(latents(n)))
+    if self._num_classes:
+      sample = self._sample_by_frequency(generate, latents)
     # Configs saved before eval.is_splits existed: improved-gan's 10.
-    return evaluate(
-        lambda n: np.asarray(generate(latents(n))),
+    scores = evaluate(
+        sample,
         self.reference,
         self._network_fn,
         self._ev.num_samples,
@@ -142,3 +214,32 @@ class Scorer:
         self._pr_k,
         self._ref_radii,
     )
+    if self._num_classes and self._per_class:
+      value, per_class = intra_fid.intra_fid(
+          lambda n, c: np.asarray(
+              generate(latents(n), np.full(n, c, np.int32))
+          ),
+          self.reference,
+          self.reference_labels,
+          self._num_classes,
+          self._feature_fn,
+          max(self._ev.num_samples // self._num_classes, 2),
+          self._ev.batch_size,
+      )
+      scores['intra_fid'] = value
+      scores.update({f'fid_class_{c}': v for c, v in enumerate(per_class)})
+    return scores
+
+  def _sample_by_frequency(self, generate: GenerateFn, latents):
+    """n -> the next n images, of labels drawn by the classes' frequencies."""
+    labels = intra_fid.draw_labels(
+        self.class_frequencies, self._ev.num_samples, self._seed + 3
+    )
+    done = [0]
+
+    def sample(n):
+      y = labels[done[0] : done[0] + n]
+      done[0] += n
+      return np.asarray(generate(latents(n), y))
+
+    return sample
