@@ -8,9 +8,11 @@ A study config (see `configs/study/`) holds:
   arms: name -> overrides of the base, nested as the config
       ({'loss': {'name': 'wgan', 'clip': 0.01}});
   seeds: the seeds every arm runs with;
-  num_train_steps: the budget of every run;
+  num_train_steps: the budget of every run in steps, or 0 with
+  budget_minutes: the budget of every run in minutes of training (one of
+      the two is set, the other 0);
   score_points: checkpoints scored per run, evenly spaced up to the end
-      (the FID-against-time curves);
+      of the budget (the FID-against-time curves);
   scorers: name -> {'features', 'features_path'}: every run is scored by
       each of these feature networks;
   num_samples: generated images per score.
@@ -31,14 +33,29 @@ writes:
   study.png: FID per arm, one dot per seed, and FID against training time.
 
 A run's training time is the wall time of its training calls (start-up and
-compilation included; several when it was resumed); a checkpoint's time on the curve is that time scaled
-by its step (steps take equal time). A bad study config (an override of a
-field the run config does not have, a run config that does not validate,
-no seeds) is one line and exit 2, before any run starts.
+compilation included; several when it was resumed); with a budget in
+steps, a checkpoint's time on the curve is that time scaled by its step
+(steps take equal time).
+
+A budget in minutes counts the wall time of the training loop (from the
+first step; not start-up and compilation, which a resumed run pays again,
+nor scoring): each run trains until that much time is spent, through the
+trainer's `on_step` hook, and is checkpointed and scored at the
+`score_points` fractions of it (the run is resumed for each; the time
+recorded at every checkpoint is in the run's `study_budget.json`). A run
+stopped part way resumes from its checkpoint with the training time
+recorded at that checkpoint, so it reaches the same budget as one that was
+never stopped (up to the step the budget ends in). Step counts then
+differ between runs: study.json records each run's steps.
+
+A bad study config (an override of a field the run config does not have,
+a run config that does not validate, no seeds, no budget or two) is one
+line and exit 2, before any run starts.
 """
 
 from collections.abc import Mapping, Sequence
 import concurrent.futures
+import contextlib
 import json
 import math
 import multiprocessing
@@ -55,6 +72,8 @@ import numpy as np
 from catgan_jax import cli
 
 RESULT_FILE = 'study_result.json'
+# A minutes budget's record: the training-loop time at each checkpoint.
+BUDGET_FILE = 'study_budget.json'
 # The summed wall time of a run's training calls (it may be resumed).
 TRAIN_TIME_FILE = 'study_train_time.json'
 STUDY_JSON = 'study.json'
@@ -65,6 +84,8 @@ P_LEVEL = 0.05
 # Fields every arm must share: the scorers' reference images and latents.
 _SHARED_FIELDS = ('data', 'model.z_dim')
 _PROGRESS_EVERY_S = 30.0
+# A minutes-budget run's step limit (it stops on time, long before).
+_UNBOUNDED_STEPS = 10**9
 
 
 class StudyError(cli.UserError):
@@ -128,9 +149,7 @@ def run_configs(
       isinstance(s, int) and s >= 0 for s in seeds
   ):
     raise StudyError(f'seeds={seeds!r} must be distinct integers >= 0')
-  steps = study.num_train_steps
-  if not isinstance(steps, int) or steps < 1:
-    raise StudyError(f'num_train_steps={steps!r} must be a positive integer')
+  steps, minutes = budget(study)
   configs = {}
   for arm in arms:
     overrides = _flatten(arms[arm].to_dict())
@@ -145,14 +164,65 @@ def run_configs(
       for field, value in overrides.items():
         _override(config, field, value, f'arms.{arm}')
       config.seed = seed
-      config.num_train_steps = steps
-      points = _score_steps(steps, study.score_points)
-      config.checkpoint_every_steps = points[0]
-      config.keep_checkpoints = len(points) + 1
+      if minutes:
+        if config.loss.instance_noise:
+          raise StudyError(
+              f'arms.{arm}: loss.instance_noise anneals over '
+              'num_train_steps, which a budget_minutes run does not have'
+          )
+        # Checkpoints only where the run is stopped: at each score point
+        # (and a signal's); a few stops more than the points are kept.
+        config.num_train_steps = _UNBOUNDED_STEPS
+        config.checkpoint_every_steps = _UNBOUNDED_STEPS
+        config.keep_checkpoints = 2 * study.score_points + 2
+      else:
+        config.num_train_steps = steps
+        points = _score_steps(steps, study.score_points)
+        config.checkpoint_every_steps = points[0]
+        config.keep_checkpoints = len(points) + 1
       # The study scores the runs itself, all with the same scorers.
       config.eval.every_steps = -1
       configs[(arm, seed)] = config
   return configs
+
+
+def budget(study: ml_collections.ConfigDict) -> tuple[int, float]:
+  """(num_train_steps, budget_minutes) of a study: one of them is 0.
+
+  Raises:
+    StudyError: neither or both set, or a value that is not a budget.
+  """
+  steps = study.get('num_train_steps', 0)
+  minutes = study.get('budget_minutes', 0.0)
+  if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+    raise StudyError(
+        f'num_train_steps={steps!r} must be a positive integer (or 0 with '
+        'budget_minutes)'
+    )
+  if (
+      not isinstance(minutes, (int, float))
+      or isinstance(minutes, bool)
+      or not math.isfinite(minutes)
+      or minutes < 0
+  ):
+    raise StudyError(
+        f'budget_minutes={minutes!r} must be a positive number of training '
+        'minutes (or 0 with num_train_steps)'
+    )
+  if steps and minutes:
+    raise StudyError(
+        f'num_train_steps={steps} and budget_minutes={minutes}: a run has '
+        'one budget; set the other to 0'
+    )
+  if not steps and not minutes:
+    raise StudyError(
+        'num_train_steps=0 and budget_minutes=0: set one of them (the '
+        'budget of every run)'
+    )
+  points = study.get('score_points', 1)
+  if not isinstance(points, int) or points < 1:
+    raise StudyError(f'score_points={points!r} must be a positive integer')
+  return steps, float(minutes)
 
 
 def _score_steps(steps: int, points: int) -> list[int]:
@@ -206,15 +276,139 @@ def _load() -> list[float]:
   return [round(x, 2) for x in os.getloadavg()]
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains one run to its end; its wall time, load and final step."""
+class BudgetClock:
+  """A trainer `on_step` hook: stops when the training loop's time is spent.
+
+  The clock starts at the hook's first call (before the first step, after
+  start-up and compilation) from the time `earlier` records at the step
+  resumed from: {step: training seconds} of earlier calls' checkpoints (the
+  nearest recorded step below it when that step is not recorded). Time in
+  `paused()` is not counted (scoring). Dispatch runs ahead of the device:
+  once the host's clock says the limit is reached, it waits for the step
+  and reads the clock again, so the time of a stop is the step's.
+
+  Attributes:
+    step: the step of the last call.
+    seconds: the training time at `step`.
+  """
+
+  def __init__(
+      self, limit_s: float, earlier: Mapping[str, float] | None = None
+  ):
+    """A clock that stops the run at `limit_s` training seconds.
+
+    Args:
+      limit_s: the training time at which the hook answers True (it may
+        be raised between calls).
+      earlier: {str(step): seconds} of earlier training calls.
+    """
+    self.limit_s = limit_s
+    self._earlier = {int(k): v for k, v in (earlier or {}).items()}
+    self._t0 = None
+    self._offset = 0.0
+    self._paused = 0.0
+    self.step = None
+    self.seconds = 0.0
+
+  def _start(self, step: int) -> None:
+    below = [k for k in self._earlier if k <= step]
+    if step and step not in self._earlier:
+      logging.warning(
+          'Step %d has no recorded training time; counting from step %s.',
+          step,
+          max(below) if below else 0,
+      )
+    self._offset = self._earlier[max(below)] if below else 0.0
+    self._t0 = time.monotonic()
+
+  def _now(self) -> float:
+    return self._offset + time.monotonic() - self._t0 - self._paused
+
+  @contextlib.contextmanager
+  def paused(self):
+    """Time spent inside is not training time."""
+    t0 = time.monotonic()
+    try:
+      yield
+    finally:
+      self._paused += time.monotonic() - t0
+
+  def __call__(self, step: int, state: Any) -> bool:
+    if self._t0 is None:
+      self._start(step)
+    self.step = step
+    self.seconds = self._now()
+    if self.seconds >= self.limit_s:
+      import jax  # pylint: disable=g-import-not-at-top
+
+      jax.block_until_ready(state)
+      self.seconds = self._now()
+      return True
+    return False
+
+
+def _read_json(path: str, default: Any) -> Any:
+  if not os.path.isfile(path):
+    return default
+  with open(path) as f:
+    return json.load(f)
+
+
+def _train_for_minutes(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    budget_s: float,
+    points: int,
+) -> bool:
+  """Trains to each score point's time; False if stopped before the end.
+
+  Each point is a call of the trainer stopped by a `BudgetClock` (its
+  checkpoint is the point's); after each, the step and training time are
+  written to BUDGET_FILE, which the next call (or a resumed study) counts
+  from.
+  """
+  from catgan_jax import train  # pylint: disable=g-import-not-at-top
+
+  path = os.path.join(workdir, BUDGET_FILE)
+  record = _read_json(path, {'at_step': {}, 'points': []})
+  for k in range(len(record['points']) + 1, points + 1):
+    clock = BudgetClock(budget_s * k / points, record['at_step'])
+    train.train_and_evaluate(config, workdir, on_step=clock)
+    record['at_step'][str(clock.step)] = clock.seconds
+    reached = clock.seconds >= clock.limit_s
+    if reached:
+      record['points'].append(clock.step)
+    _write_json(path, record)
+    if not reached:  # Stopped by a signal: the next call resumes.
+      return False
+  return True
+
+
+def _train(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    budget_s: float = 0.0,
+    points: int = 1,
+) -> dict:
+  """Trains one run to its end; its wall time, load and final step.
+
+  `budget_s` > 0: for that many seconds of training (`_train_for_minutes`),
+  else for config.num_train_steps.
+  """
   from catgan_jax import train  # pylint: disable=g-import-not-at-top
 
   load, t0 = _load(), time.monotonic()
+  step = None
   try:
-    state = train.train_and_evaluate(config, workdir)
-    status = 'finished'
-    step = int(np.asarray(state.step.addressable_data(0)))
+    if budget_s:
+      done = _train_for_minutes(config, workdir, budget_s, points)
+      status = 'finished' if done else 'stopped'
+      record = _read_json(os.path.join(workdir, BUDGET_FILE), {})
+      step = max(map(int, record.get('at_step') or {'0': 0}))
+    else:
+      state = train.train_and_evaluate(config, workdir)
+      step = int(np.asarray(state.step.addressable_data(0)))
+      status = 'finished' if step == config.num_train_steps else 'stopped'
   except train.DivergenceError as e:
     logging.warning('%s: %s', workdir, e)
     status, step = 'diverged', None
@@ -227,12 +421,17 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   }
 
 
-def _train_in_child(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def _train_in_child(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    budget_s: float = 0.0,
+    points: int = 1,
+) -> dict:
   """`_train` in a fresh process (`--parallel`): quiet, own runtime."""
   cli.configure()
   cli.quiet_libraries()
   logging.set_verbosity(logging.WARNING)
-  return _train(config, workdir)
+  return _train(config, workdir, budget_s, points)
 
 
 def _add_train_time(workdir: str, trained: dict) -> dict:
@@ -285,24 +484,37 @@ def _result(
     workdir: str,
     trained: dict,
     scores: dict,
+    times: Mapping[str, Any],
 ) -> dict:
-  """One run's record in study.json."""
-  steps = config.num_train_steps
-  seconds = trained['seconds']
-  for rows in scores.values():
-    for row in rows:
-      row['seconds'] = seconds * row['step'] / steps
+  """One run's record in study.json.
+
+  `times`: a minutes-budget run's BUDGET_FILE record ({} for a steps
+  budget): its points' training times, not the wall time scaled by step.
+  """
+  finished = trained['status'] == 'finished'
+  if times:
+    seconds = times['at_step'][str(trained['final_step'])]
+    steps = trained['final_step']
+    for rows in scores.values():
+      for row in rows:
+        row['seconds'] = times['at_step'][str(row['step'])]
+  else:
+    steps, seconds = config.num_train_steps, trained['seconds']
+    for rows in scores.values():
+      for row in rows:
+        row['seconds'] = seconds * row['step'] / steps
   return {
       'arm': arm,
       'seed': seed,
       'workdir': run_name(arm, seed),
       'status': trained['status'],
       'steps': trained['final_step'],
+      # With a minutes budget, the training loop's time; else the wall
+      # time of the training calls.
       'train_seconds': seconds,
+      'wall_seconds': trained['seconds'],
       'images_per_s': (
-          steps * config.batch_size / seconds
-          if trained['status'] == 'finished'
-          else None
+          steps * config.batch_size / seconds if finished and seconds else None
       ),
       'divergences': _divergences(workdir),
       'train_calls': trained['calls'],
@@ -343,8 +555,13 @@ def _read_result(workdir: str) -> dict | None:
 class _Progress:
   """One line for the whole study, every 30 s and at each run's end."""
 
-  def __init__(self, total_runs: int, steps: int, done: int):
-    self._total, self._steps, self._done = total_runs, steps, done
+  def __init__(self, total_runs: int, per_run: float, done: int, minutes: bool):
+    # Progress is counted in steps, or in minutes (of wall time since the
+    # run started: the training clock is inside the run).
+    self._total, self._steps, self._done = total_runs, per_run, done
+    self._minutes = minutes
+    self._unit = 'min' if minutes else 'step'
+    self._since: dict[str, float] = {}
     self._active: dict[str, str] = {}
     self._t0 = time.monotonic()
     self._finished_now = 0
@@ -361,6 +578,7 @@ class _Progress:
 
   def started(self, name: str, workdir: str) -> None:
     self._active[name] = workdir
+    self._since[name] = time.monotonic()
 
   def finished(self, name: str) -> None:
     self._active.pop(name, None)
@@ -382,13 +600,24 @@ class _Progress:
 
   def show(self) -> None:
     elapsed = time.monotonic() - self._t0
-    active = {n: self._step(w) for n, w in list(self._active.items())}
+    if self._minutes:
+      t = time.monotonic()
+      active = {
+          n: min((t - self._since[n]) / 60, self._steps)
+          for n in list(self._active)
+      }
+    else:
+      active = {n: self._step(w) for n, w in list(self._active.items())}
     # In steps; a run's scoring counts as part of its last step.
     done = self._finished_now * self._steps + sum(active.values())
     left = (self._total - self._done) * self._steps - sum(active.values())
     eta = elapsed / done * left if done else math.nan
     now = ', '.join(
-        f'{n} step {s}/{self._steps}' for n, s in active.items() if s
+        f'{n} {s:.1f}/{self._steps:g} min'
+        if self._minutes
+        else f'{n} step {s}/{self._steps}'
+        for n, s in active.items()
+        if s
     )
     print(
         f'study: {self._done}/{self._total} runs done, '
@@ -437,16 +666,23 @@ def run_study(
   ]
   if max_runs:
     todo = todo[:max_runs]
-  steps = study.num_train_steps
-  points = _score_steps(steps, study.score_points)
+  steps, minutes = budget(study)
+  budget_s = minutes * 60
+  train_args = (budget_s, study.score_points)
 
   def finish(key, trained) -> bool:
     """Scores and records a trained run; False if it was stopped early."""
     run_dir = os.path.join(workdir, run_name(*key))
     trained = _add_train_time(run_dir, trained)
-    if trained['status'] == 'finished' and trained['final_step'] != steps:
+    if trained['status'] == 'stopped':
       # Stopped by a signal (checkpoint saved): the next call resumes it.
       return False
+    times = (
+        _read_json(os.path.join(run_dir, BUDGET_FILE), {}) if minutes else {}
+    )
+    points = (
+        times['points'] if minutes else _score_steps(steps, study.score_points)
+    )
     scores = (
         _score_run(run_dir, points, scorers)
         if trained['status'] == 'finished'
@@ -454,12 +690,14 @@ def run_study(
     )
     _write_json(
         os.path.join(run_dir, RESULT_FILE),
-        _result(*key, configs[key], run_dir, trained, scores),
+        _result(*key, configs[key], run_dir, trained, scores, times),
     )
     progress.finished(run_name(*key))
     return True
 
-  with _Progress(len(configs), steps, len(configs) - len(todo)) as progress:
+  with _Progress(
+      len(configs), steps or minutes, len(configs) - len(todo), bool(minutes)
+  ) as progress:
     if parallel == 1:
       for key in todo:
         run_dir = os.path.join(workdir, run_name(*key))
@@ -467,7 +705,7 @@ def run_study(
         verbosity = logging.get_verbosity()
         logging.set_verbosity(logging.WARNING)
         try:
-          trained = _train(configs[key], run_dir)
+          trained = _train(configs[key], run_dir, *train_args)
         finally:
           logging.set_verbosity(verbosity)
         if not finish(key, trained):
@@ -481,7 +719,9 @@ def run_study(
         for key in todo:
           run_dir = os.path.join(workdir, run_name(*key))
           progress.started(run_name(*key), run_dir)
-          futures[pool.submit(_train_in_child, configs[key], run_dir)] = key
+          futures[
+              pool.submit(_train_in_child, configs[key], run_dir, *train_args)
+          ] = key
         stopped = False
         for future in concurrent.futures.as_completed(futures):
           stopped |= not finish(futures[future], future.result())
@@ -575,9 +815,11 @@ def summarize(
     arms[arm]['rank'] = rank
     arms[arm]['p_vs_best'] = p
     arms[arm]['like_best'] = rank == 1 or p is None or p >= P_LEVEL
+  steps, minutes = budget(study)
   return {
       'seeds': list(study.seeds),
-      'num_train_steps': study.num_train_steps,
+      'num_train_steps': steps,
+      'budget_minutes': minutes,
       'scorers': {
           s: json.loads(study.scorers[s].to_json()) for s in study.scorers
       },
@@ -600,9 +842,15 @@ def format_markdown(record: Mapping[str, Any]) -> str:
   """study.md: a table per scorer, arms by rank."""
   arms = record['arms']
   order = sorted(arms, key=lambda a: arms[a].get('rank', math.inf))
+  minutes = record.get('budget_minutes')
+  each = (
+      f'{minutes:g} training minutes'
+      if minutes
+      else f'{record["num_train_steps"]} steps'
+  )
   lines = [
       f'# Study: {len(arms)} arms x {len(record["seeds"])} seeds, '
-      f'{record["num_train_steps"]} steps each',
+      f'{each} each',
       '',
       f'Ranked by {record["ranked_by"]}; mean ± std over seeds (ddof 1). '
       f'"≈ best": Welch\'s t-test against the best arm gives p >= {P_LEVEL}'

@@ -11,7 +11,7 @@ import functools
 import os
 import signal
 import time
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 from absl import logging
 from clu import metric_writers
@@ -481,8 +481,15 @@ def _finish_pictures(workdir: str) -> None:
   )
 
 
+# `train_and_evaluate`'s `on_step(step, state) -> stop?`.
+StepHook = Callable[[int, Any], bool]
+
+
 def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str, start_over: bool = False
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    start_over: bool = False,
+    on_step: StepHook | None = None,
 ) -> Any:
   """Trains a GAN as `config` says, in (and resuming from) `workdir`.
 
@@ -497,6 +504,14 @@ def train_and_evaluate(
       metrics.jsonl, samples, config.json.
     start_over: move an earlier run in `workdir` aside (to
       `workdir/previous/<n>/`) and start at step 0 instead of resuming.
+    on_step: called with (step, state) once before the first step (the
+      step resumed from, after start-up and compilation) and after every
+      step; True asks the run to stop there as SIGTERM does (a checkpoint
+      of that step, then return; with several processes at the next logged
+      or checkpoint step). The state is the step's output, possibly still
+      being computed: reading it waits for the step. A training budget in
+      wall time (`catgan_jax.study`, benchmarks/time_to_quality.py) and
+      scores at points of it are made with this.
 
   Returns:
     The final `GANState` (replicated over the mesh).
@@ -516,7 +531,7 @@ def train_and_evaluate(
   with workdir_lib.claim_on_main(workdir, _outputs(workdir, start_over)):
     with cli.library_log(os.path.join(workdir, LIBRARY_LOG)):
       try:
-        return _train(config, workdir, start_over)
+        return _train(config, workdir, start_over, on_step)
       except cli.ResourceError as e:
         log = os.path.join(workdir, LIBRARY_LOG)
         if os.path.exists(log):
@@ -525,7 +540,10 @@ def train_and_evaluate(
 
 
 def _train(
-    config: ml_collections.ConfigDict, workdir: str, start_over: bool
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    start_over: bool,
+    on_step: StepHook | None,
 ) -> Any:
   """`train_and_evaluate` once the workdir is held and probed."""
   if not start_over:
@@ -595,6 +613,8 @@ def _train(
   interval = metrics_log.IntervalMeans()
   step = start
   with _StopRequest() as stop:
+    if on_step is not None and on_step(step, state):
+      stop.requested = True
     while step < total:
       state, metrics = train_step(state, next(batches), step)
       # A save that failed in the background stops the run now.
@@ -603,6 +623,8 @@ def _train(
         best.raise_if_failed()
       interval.update(metrics)
       step += 1
+      if on_step is not None and on_step(step, state):
+        stop.requested = True
       # With several processes, agreeing on a stop is an all-gather; it is
       # done only at logged or checkpoint steps (the same steps on every
       # process), so there a requested stop waits for the next of those.

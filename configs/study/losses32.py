@@ -107,6 +107,9 @@ def get_config(arms: str = '') -> ml_collections.ConfigDict:
   study.arms = {name: every[name] for name in names}
   study.seeds = (0, 1, 2)
   study.num_train_steps = 1_000
+  # Or a budget in minutes of training per run (then num_train_steps=0):
+  # `--config.num_train_steps=0 --config.budget_minutes=5`.
+  study.budget_minutes = 0.0
   study.score_points = 2
   study.num_samples = 2_000
   study.scorers = {
