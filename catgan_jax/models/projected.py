@@ -52,6 +52,18 @@ Deliberate differences:
     interp_size a CPU needs.
   * Widths: the reference's channels per size (512 at 4 and 8 px, 256, 128,
     64, 64, 32 at 16 ... 256 px) scale with model.d_width / 64.
+
+Class conditioning (`num_classes` > 0, data.num_classes) is the
+reference's ``SingleDiscCond`` in every
+mini-discriminator (its ``MultiScaleD(cond=1)``): the last conv gives
+``cmap_dim`` = 64 channels (spectrally normalised, no bias) instead of one,
+the label's embedding (``nn.Embedding``, 128 entries, N(0, 1)) goes
+through a Linear to 64 and LeakyReLU(0.2), and each patch logit is the
+inner product of the two over the channels divided by sqrt(64). The
+reference's table always has 1,000 rows (``MultiScaleD`` passes no c_dim);
+here it has one per class, the rows a run uses. An unconditional
+discriminator is unchanged. No run trains it yet: FastGAN's generator takes
+no labels (`models.create_models` refuses data.num_classes for it).
 """
 
 import functools
@@ -65,6 +77,7 @@ import numpy as np
 
 from catgan_jax.evaluation import features as features_lib
 from catgan_jax.evaluation import mobilenet_v2
+from catgan_jax.models import conditioning
 from catgan_jax.models import layers
 
 NAME = 'projected'
@@ -77,6 +90,9 @@ _END_SIZE = 8
 FROZEN = 'frozen'
 # PyTorch's default Conv2d weight initialiser, U(-1/sqrt(fan_in), ...).
 _torch_conv_init = nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
+# SingleDiscCond's class map channels and class embedding size.
+CMAP_DIM = 64
+EMBEDDING_DIM = 128
 
 
 def _way_out() -> str:
@@ -215,13 +231,44 @@ def _disc_conv(features: int, kernel: int, stride: int, use_bias: bool):
   )
 
 
-class MiniDiscriminator(nn.Module):
-  """``SingleDisc`` (patch=False, separable=False): map -> patch logits."""
+class ClassMap(nn.Module):
+  """``SingleDiscCond``'s ``embed_proj(embed(c))``: labels [B] -> [B, 64]."""
 
-  width: int = 64
+  num_classes: int
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+  def __call__(self, y: jax.Array) -> jax.Array:
+    bound = EMBEDDING_DIM**-0.5  # torch's Linear init, weight and bias.
+    e = nn.Embed(
+        self.num_classes,
+        EMBEDDING_DIM,
+        embedding_init=nn.initializers.normal(1.0),
+        name='embed',
+    )(y)
+    e = nn.Dense(
+        CMAP_DIM,
+        kernel_init=_torch_conv_init,
+        bias_init=lambda key, shape, dtype=jnp.float32: _uniform(bound)(
+            key, shape
+        ),
+        name='embed_proj',
+    )(e)
+    return nn.leaky_relu(e, 0.2)
+
+
+class MiniDiscriminator(nn.Module):
+  """``SingleDisc`` (patch=False, separable=False): map -> patch logits.
+
+  With `num_classes` it is ``SingleDiscCond`` and takes labels y [B].
+  """
+
+  width: int = 64
+  num_classes: int = 0
+
+  @nn.compact
+  def __call__(
+      self, x: jax.Array, train: bool, y: jax.Array | None = None
+  ) -> jax.Array:
     size = _nominal_size(x.shape[1])
     while size > _END_SIZE:
       size //= 2
@@ -230,6 +277,14 @@ class MiniDiscriminator(nn.Module):
       x = layers.apply_layer(conv, x, True, train)
       x = layers.normalize(x, 'batch', train, jnp.float32)
       x = nn.leaky_relu(x, 0.2)
+    if self.num_classes:
+      # SingleDiscCond: the patches' class maps projected on the label's.
+      out = layers.apply_layer(
+          _disc_conv(CMAP_DIM, 4, 1, False), x, True, train
+      )
+      cmap = ClassMap(self.num_classes, name='class_map')(y)
+      x = jnp.sum(out * cmap[:, None, None, :], -1) * CMAP_DIM**-0.5
+      return x.reshape(x.shape[0], -1)
     x = layers.apply_layer(_disc_conv(1, 4, 1, False), x, True, train)
     return x.reshape(x.shape[0], -1)
 
@@ -248,6 +303,7 @@ class ProjectedDiscriminator(nn.Module):
     feature_path: the MobileNetV2 TFLite file ('' only with
       random_features).
     random_features: a randomly initialised feature network (tests only).
+    num_classes: classes of the labels y (0: unconditional).
   """
 
   interp_size: int = 224
@@ -258,6 +314,7 @@ class ProjectedDiscriminator(nn.Module):
   width: int = 64
   feature_path: str = ''
   random_features: bool = False
+  num_classes: int = 0
 
   def _feature_params(self, x: jax.Array) -> dict:
     if self.random_features:
@@ -266,7 +323,12 @@ class ProjectedDiscriminator(nn.Module):
     return jax.tree.map(jnp.asarray, load_feature_params(self.feature_path))
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+  def __call__(
+      self, x: jax.Array, train: bool, y: jax.Array | None = None
+  ) -> jax.Array:
+    cond = {}
+    if self.num_classes:
+      cond['y'] = conditioning.labels_or_cycle(y, x.shape[0], self.num_classes)
     if x.shape[1] < self.interp_size:
       x = features_lib.resize(x, self.interp_size)
     params = self.variable(
@@ -275,7 +337,9 @@ class ProjectedDiscriminator(nn.Module):
     maps = mobilenet_v2.MobileNetV2Stages().apply({'params': params}, x)
     maps = project(maps, self.proj_type, self.cout, self.expand)
     logits = [
-        MiniDiscriminator(self.width, name=f'mini_disc_{i}')(m, train)
+        MiniDiscriminator(self.width, self.num_classes, name=f'mini_disc_{i}')(
+            m, train, **cond
+        )
         for i, m in enumerate(maps[: self.num_discs])
     ]
     return jnp.concatenate(logits, axis=1)
@@ -318,6 +382,7 @@ def build(config: ml_collections.ConfigDict) -> ProjectedDiscriminator:
       width=model.d_width,
       feature_path=model.feature_path,
       random_features=model.feature_random_init,
+      num_classes=config.data.get('num_classes', 0),
   )
 
 
