@@ -21,9 +21,13 @@ Discriminator (model.d_cond):
 
 A conditional network called without labels (``y=None``) takes the classes
 in equal contiguous blocks along the batch (`block_labels`: 0, 0, 1, 1, ...),
-so that samplers that pass latents alone (scoring, standing statistics) see
-every class about equally often, and a fixed-noise grid of C * n samples, n
-per row, has one row per class.
+so that samplers that pass latents alone (standing statistics, network
+initialisation) see every class about equally often, and a fixed-noise grid
+of C * n samples, n per row, has one row per class. Scoring passes labels
+drawn from the data's class frequencies (`evaluation.intra_fid`).
+
+R3GAN's conditioning is its reference's own (`r3gan`), and the projected
+discriminator's is Projected GAN's ``SingleDiscCond`` (`projected`).
 """
 
 import flax.linen as nn
