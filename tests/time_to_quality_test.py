@@ -1,8 +1,10 @@
 """Tests of benchmarks/time_to_quality.py's scoring of saved samples."""
 
+import argparse
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -121,3 +123,55 @@ def test_bad_samples_exit_2_with_one_line_before_anything_is_written(tmp_path):
   last = result.stderr.strip().splitlines()[-1]
   assert "no ['batch'] arrays" in last and samples in last
   assert not out.exists()
+
+
+class _SlowScorer:
+  """Stands in for MultiScorer: records what it sees, takes 0.3 s."""
+
+  def __init__(self):
+    self.images = []
+
+  def score(self, generate):
+    self.images.append(np.asarray(generate(np.zeros((4, 16), np.float32))))
+    time.sleep(0.3)
+    return {'fid': float(len(self.images))}
+
+
+def test_training_is_one_continuous_run_scored_at_each_point(
+    tmp_path, monkeypatch
+):
+  from catgan_jax import train  # pylint: disable=g-import-not-at-top
+
+  config = helpers.config_with(log_every_steps=1000, sample_every_steps=1000)
+  calls = []
+  real = train.train_and_evaluate
+
+  def counted(*args, **kwargs):
+    calls.append(kwargs.get('on_step') is not None)
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(train, 'train_and_evaluate', counted)
+  flops, generator = time_to_quality._step_flops(config)
+  args = argparse.Namespace(
+      config='configs/test.py',
+      workdir=str(tmp_path / 'run'),
+      budget_min=0.03,
+      points=3,
+  )
+  scorer = _SlowScorer()
+  points = time_to_quality._train_and_score(
+      config, args, scorer, flops, generator
+  )
+  assert calls == [True]  # One trainer call: one start-up, one compile.
+  budget_s = 0.03 * 60
+  steps = [p['steps'] for p in points]
+  assert steps == sorted(set(steps)) and steps[0] > 0
+  for k, point in enumerate(points, start=1):
+    # At the first step past its fraction of the budget; the 0.3 s of each
+    # earlier score is not training time.
+    assert budget_s * k / 3 <= point['train_wall_s'] < budget_s * k / 3 + 0.5
+    assert point['fid'] == k and point['train_flops'] == flops * point['steps']
+  assert all(i.shape == (4, 16, 16, 3) for i in scorer.images)
+  assert np.abs(scorer.images[-1]).max() <= 1
+  # The run stopped after the last point, with its checkpoint.
+  assert str(steps[-1]) in os.listdir(tmp_path / 'run' / 'checkpoints')
