@@ -56,6 +56,21 @@ class GANLoss:
   d_loss: DLossFn
   g_loss: GLossFn
   g_uses_real: bool
+  # Whether d_loss draws random numbers: it then takes a PRNG key as its
+  # fourth argument (see `d_value`).
+  d_uses_key: bool = False
+
+  def d_value(
+      self,
+      real_logits: jax.Array,
+      fake_logits: jax.Array,
+      cfg: LossCfg,
+      key: jax.Array,
+  ) -> jax.Array:
+    """d_loss of the logits; `key` feeds a loss that draws (d_uses_key)."""
+    if self.d_uses_key:
+      return self.d_loss(real_logits, fake_logits, cfg, key)
+    return self.d_loss(real_logits, fake_logits, cfg)
 
 
 # --- Elementary terms ---------------------------------------------------------
@@ -153,6 +168,22 @@ def _hinge_d_loss(real_logits, fake_logits, cfg):
   return _hinge(_f32(real_logits), 1.0) + _hinge(_f32(fake_logits), -1.0)
 
 
+def _random_margin_hinge_d_loss(real_logits, fake_logits, cfg, key):
+  """E relu(m - D(real)) + E relu(m + D(fake)), m ~ U(0.8, 1) per logit.
+
+  FastGAN's train_d (github.com/odegeasslbc/FastGAN-pytorch, train.py):
+  ``F.relu(torch.rand_like(pred) * 0.2 + 0.8 - pred).mean()`` on the reals'
+  logits, with ``+ pred`` on the fakes'.
+  """
+  del cfg
+  real, fake = _f32(real_logits), _f32(fake_logits)
+  key_real, key_fake = jax.random.split(key)
+  margin = lambda k, x: 0.8 + 0.2 * jax.random.uniform(k, x.shape)
+  return jnp.mean(jax.nn.relu(margin(key_real, real) - real)) + jnp.mean(
+      jax.nn.relu(margin(key_fake, fake) + fake)
+  )
+
+
 # --- Relativistic losses ------------------------------------------------------
 
 
@@ -238,6 +269,12 @@ LOSSES: dict[str, GANLoss] = {
     # The penalty is added by the step when loss.gp_weight > 0.
     'wgan_gp': GANLoss(_wgan_d_loss, _wgan_g_loss, g_uses_real=False),
     'hinge': GANLoss(_hinge_d_loss, _wgan_g_loss, g_uses_real=False),
+    'hinge_random_margin': GANLoss(
+        _random_margin_hinge_d_loss,
+        _wgan_g_loss,
+        g_uses_real=False,
+        d_uses_key=True,
+    ),
     'rsgan': GANLoss(_rsgan_d_loss, _rsgan_g_loss, g_uses_real=True),
     'rasgan': GANLoss(_rasgan_d_loss, _rasgan_g_loss, g_uses_real=True),
     'ralsgan': GANLoss(_ralsgan_d_loss, _ralsgan_g_loss, g_uses_real=True),

@@ -147,6 +147,10 @@ _KEY_NAMES = (
 # every 'reuse' run, stay what they were.
 _G_KEY_NAMES = ('z_g', 'noise_rg', 'aug_rg', 'g_noise', 'g_noise_g')
 _G_KEY_SALT = 1 << 20
+# Keys of D's loss itself (FastGAN's random hinge margins and reconstructed
+# quadrant), folded in as well.
+_D_LOSS_KEY_NAMES = ('d_margin', 'd_part')
+_D_LOSS_KEY_SALT = 1 << 22
 
 # train.g_samples: what the generator step is computed on.
 G_SAMPLES = ('reuse', 'fresh_z', 'fresh_z_and_reals')
@@ -231,6 +235,8 @@ def iteration_keys(rng: jax.Array, step: jax.Array | int) -> Keys:
   keys = dict(zip(_KEY_NAMES, jax.random.split(step_key, len(_KEY_NAMES))))
   for i, name in enumerate(_G_KEY_NAMES):
     keys[name] = jax.random.fold_in(step_key, _G_KEY_SALT + i)
+  for i, name in enumerate(_D_LOSS_KEY_NAMES):
+    keys[name] = jax.random.fold_in(step_key, _D_LOSS_KEY_SALT + i)
   return keys
 
 
@@ -311,6 +317,9 @@ class Networks:
     labels: the class labels [B] every pass of G and D in the step
       conditions on (bound per step by `bind_labels`); None when
       unconditional.
+    d_reconstructs: D is self-supervised (FastGAN's): called with a
+      quadrant `part` on the reals of its loss, it also returns its
+      reconstruction loss, which D's loss adds.
   """
 
   generator: nn.Module
@@ -320,6 +329,7 @@ class Networks:
   augment: Callable[..., Any]
   d_frozen: Any = None
   labels: jax.Array | None = None
+  d_reconstructs: bool = False
 
   @classmethod
   def from_config(
@@ -334,6 +344,7 @@ class Networks:
         loss_cfg=config.loss,
         gan_loss=losses_lib.get_loss(config.loss.name),
         augment=_make_augment(config),
+        d_reconstructs=getattr(discriminator, 'RECONSTRUCTS', False),
     )
 
   def bind_frozen(self, d: TrainState) -> 'Networks':
@@ -348,17 +359,24 @@ class Networks:
     # Unconditional networks are called exactly as before: no `y` at all.
     return {} if self.labels is None else {'y': self.labels}
 
-  def d_apply(self, params, batch_stats, x):
-    """D's logits of `x` in train mode, and its new batch statistics."""
+  def d_apply(self, params, batch_stats, x, part=None):
+    """D's logits of `x` in train mode, and its new batch statistics.
+
+    With `part` (a self-supervised D, see `d_reconstructs`), D's output is
+    (logits, reconstruction loss).
+    """
     variables = {'params': params, 'batch_stats': batch_stats}
     if self.d_frozen is not None:
       variables['frozen'] = self.d_frozen
+    kwargs = self._label_kwargs()
+    if part is not None:
+      kwargs['part'] = part
     return self.discriminator.apply(
         variables,
         x,
         train=True,
         mutable=_MUTABLE,
-        **self._label_kwargs(),
+        **kwargs,
     )
 
   def g_apply(self, params, batch_stats, z, noise_key=None):
@@ -411,14 +429,24 @@ def d_objective(
   cfg = nets.loss_cfg
   real_view = lambda x: d_view(nets, x, keys['noise_r'], keys['aug_r'], hp)
   fake_view = lambda x: d_view(nets, x, keys['noise_f'], keys['aug_f'], hp)
-  real_logits, mut = nets.d_apply(d_params, batch_stats, real_view(real))
-  fake_logits, mut = nets.d_apply(d_params, mut['batch_stats'], fake_view(fake))
-  loss = nets.gan_loss.d_loss(real_logits, fake_logits, cfg)
   aux = {}
+  if nets.d_reconstructs:
+    # FastGAN's train_d: one random quadrant per batch.
+    part = jax.random.randint(keys['d_part'], (), 0, 4)
+    (real_logits, aux['reconstruction']), mut = nets.d_apply(
+        d_params, batch_stats, real_view(real), part
+    )
+  else:
+    real_logits, mut = nets.d_apply(d_params, batch_stats, real_view(real))
+  fake_logits, mut = nets.d_apply(d_params, mut['batch_stats'], fake_view(fake))
+  loss = nets.gan_loss.d_value(real_logits, fake_logits, cfg, keys['d_margin'])
+  if nets.d_reconstructs:
+    loss = loss + aux['reconstruction']
   if penalize:
-    loss, aux = add_penalties(
+    loss, penalties = add_penalties(
         nets, loss, d_params, mut['batch_stats'], real, fake, keys, hp
     )
+    aux.update(penalties)
   return loss, (real_logits, fake_logits, mut['batch_stats'], aux)
 
 

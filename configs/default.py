@@ -162,9 +162,11 @@ def get_config() -> ml_collections.ConfigDict:
   # model.name='fastgan' | 'fastgan_lite' only (FastGAN's generator as
   # Projected GAN uses it; g_width is its ngf, 128 in the reference).
   # Their discriminator: 'projected' (Projected GAN's, through a frozen
-  # pretrained feature network).
+  # pretrained feature network) or 'fastgan' (FastGAN's own, self-supervised
+  # by reconstruction; d_width is its ndf, 64 in the reference).
   model.discriminator = 'projected'
-  # The projected discriminator's feature network: the ImageNet MobileNetV2
+  # The projected discriminator's feature network, and the network of the
+  # 'fastgan' discriminator's reconstruction loss: the ImageNet MobileNetV2
   # TFLite file (mobilenet_v2_1.0_224_quant.tflite); required.
   model.feature_path = ''
   # Tests only: a randomly initialised feature network instead of

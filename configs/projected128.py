@@ -6,10 +6,10 @@
 
 `projected64`'s recipe (the ``fastgan_lite`` cfg of Projected GAN's
 ``train.py``, github.com/autonomousvision/projected-gan; see there for the
-scorer flags and every deliberate difference) at 128 px: the generator adds
-its 128 px stage (SLE-gated from 8 px), and the images reach the feature
-network at their own size (``model.interp_size`` = 128; the reference's 224
-with ``--config.model.interp_size=224``).
+scorer flags, the x-flips and every deliberate difference) at 128 px: the
+generator adds its 128 px stage (SLE-gated from 8 px), and the images reach
+the feature network at their own size (``model.interp_size`` = 128; the
+reference's 224 with ``--config.model.interp_size=224``).
 
 Hardware: an accelerator (on 2 CPU cores a step is several times
 projected64's). Result: not measured (no 128 px cat-face folder is at hand

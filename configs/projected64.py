@@ -21,8 +21,9 @@ eps 1e-8, batch 64, an EMA of the generator with a half-life of batch x 10 /
 32 = 20 kimg, ramped up over the first 400 kimg (the reference ramps it
 linearly as 0.05 x the images seen; here the cosine ramp of
 `schedule.decay_nimg`) and sampled with the live generator's BatchNorm
-statistics (the reference copies them), x-flips off (its ``--mirror``
-default), and, as its training loop, a fresh z for the generator's phase.
+statistics (the reference copies them), random x-flips of the reals (the
+README's training command passes ``--mirror=1``; train.py's default is
+off), and, as its training loop, a fresh z for the generator's phase.
 
 Differences: the feature network is the ImageNet MobileNetV2 (the
 reference's EfficientNet-lite0 cannot be had offline; see
@@ -52,7 +53,7 @@ def get_config():
   config = default.get_config()
   config.data.source = 'folder'
   config.data.image_size = 64
-  config.data.flip = False
+  config.data.flip = True
   config.data.diffaugment = 'color,translation,cutout'
   config.data.diffaugment_p = 1.0
   config.batch_size = 64

@@ -61,6 +61,7 @@ def test_every_experiment_has_a_config():
       'dogs64',
       'projected64',
       'projected128',
+      'fastgan64',
   }
   assert expected <= set(CONFIGS)
 
@@ -224,7 +225,8 @@ RECIPES = {
         'loss.name': 'hinge',
         'data.diffaugment': 'color,translation,cutout',
         'data.diffaugment_p': 1.0,
-        'data.flip': False,
+        # Its README's training command passes --mirror=1.
+        'data.flip': True,
         'batch_size': 64,
         'optim.g_lr': 2e-4,
         'optim.d_lr': 2e-4,
@@ -232,6 +234,23 @@ RECIPES = {
         'optim.b2': 0.99,
         'schedule.ema_half_life_nimg': 20_000,
         'train.g_samples': 'fresh_z',
+    },
+    # FastGAN-pytorch train.py (CPU widths aside).
+    'fastgan64': {
+        'model.name': 'fastgan',
+        'model.discriminator': 'fastgan',
+        'model.z_dim': 256,
+        'loss.name': 'hinge_random_margin',
+        'data.diffaugment': 'color,translation',
+        'data.flip': True,
+        'batch_size': 8,
+        'optim.g_lr': 2e-4,
+        'optim.d_lr': 2e-4,
+        'optim.b1': 0.5,
+        'optim.b2': 0.999,
+        'train.ema_decay': 0.999,
+        'train.g_samples': 'reuse',
+        'num_train_steps': 50_000,
     },
     # RelativisticGAN code/GAN_losses_iter.py as code/unstable.sh runs it.
     **{

@@ -1,4 +1,4 @@
-"""FastGAN's generator: shapes, its blocks against hand-computed values."""
+"""FastGAN: generator and discriminator shapes, blocks and losses by hand."""
 
 import math
 
@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from catgan_jax import inference
+from catgan_jax import losses
+from catgan_jax import metrics_log
 from catgan_jax import models
+from catgan_jax import parallel
+from catgan_jax import train
 from catgan_jax.models import fastgan
 import helpers
 
@@ -141,3 +145,166 @@ def test_standing_statistics_keep_spectral_norm_state():
       assert not np.array_equal(new, value), name  # From the 2 passes.
     else:
       np.testing.assert_array_equal(new, value, err_msg=name)
+
+
+# --- FastGAN's own discriminator ----------------------------------------------
+
+
+def _discriminator_config(size, **overrides):
+  return helpers.config_with(
+      **{
+          'model.name': 'fastgan',
+          'model.discriminator': 'fastgan',
+          'model.feature_random_init': True,
+          'data.image_size': size,
+          'model.g_width': 2,
+          'model.d_width': 4,
+          **overrides,
+      }
+  )
+
+
+@pytest.mark.parametrize('size', [64, 128, 256])
+def test_discriminator_gives_5x5_logits_of_both_branches(size):
+  _, discriminator = models.create_models(_discriminator_config(size))
+  assert isinstance(discriminator, fastgan.Discriminator)
+  x = jnp.zeros((2, size, size, 3))
+  variables = jax.eval_shape(
+      lambda: discriminator.init(jax.random.key(0), x, train=False)
+  )
+  logits, (both, loss) = jax.eval_shape(
+      lambda v: (
+          discriminator.apply(v, x, train=False),
+          discriminator.apply(v, x, train=False, part=jnp.asarray(1)),
+      ),
+      variables,
+  )
+  # rf_big and rf_small: 4x4 valid convs of 8 px maps, 5x5 each.
+  assert logits.shape == both.shape == (2, 50) and loss.shape == ()
+  assert set(variables) == {'params', 'batch_stats', 'frozen'}
+  params = variables['params']
+  assert {'decoder_big', 'decoder_small', 'decoder_part'} <= set(params)
+  # One DownBlockComp per halving down to 8 px; SLE from the 8x map.
+  downs = {k for k in params if k.startswith('down_')}
+  assert downs == {f'down_{s}' for s in (8, 16, 32, 64, 128) if s < size}
+  sle = {k for k in params if k.startswith('se_')}
+  assert sle == {f'se_{8 * s}_{s}' for s in (8, 16, 32) if 8 * s <= size}
+
+
+@pytest.mark.parametrize('size', [8, 16, 64, 128])
+def test_decoder_rebuilds_an_image_of_its_side(size):
+  decoder = fastgan.SimpleDecoder(size, width=8)
+  x = jnp.zeros((2, 8, 8, 5))
+  out, variables = jax.eval_shape(
+      lambda: decoder.init_with_output(jax.random.key(0), x, train=False)
+  )
+  assert out.shape == (2, size, size, 3)
+  # A conv-BN-GLU block per doubling from 8 px (the reference's 4 blocks to
+  # 128 px), then the conv to RGB.
+  params = variables['params']
+  blocks = {8: 0, 16: 1, 64: 3, 128: 4}[size]
+  assert sum(k.startswith('BatchNorm') for k in params) == blocks
+  assert sum(k.startswith('Conv') for k in params) == blocks + 1
+  assert params[f'Conv_{blocks}']['kernel'].shape[-1] == 3
+  if blocks:  # 2 x the reference's 128 channels (GLU) at width 64 / 8.
+    assert params['Conv_0']['kernel'].shape[-1] == 2 * 128 // 8
+
+
+def test_lpips_of_maps_by_hand():
+  # Position 0: (3, 4) against (0, 2): unit vectors (0.6, 0.8) and (0, 1),
+  # squared distance 0.36 + 0.04 = 0.4; position 1: equal directions, 0.
+  a = jnp.asarray([[[[3.0, 4.0], [1.0, 1.0]]]])  # [1, 1, 2, 2]
+  b = jnp.asarray([[[[0.0, 2.0], [2.0, 2.0]]]])
+  # A second map, 1x1: (1, 0) against (0, 1): distance 2.
+  c = jnp.asarray([[[[1.0, 0.0]]]])
+  d = jnp.asarray([[[[0.0, 1.0]]]])
+  out = fastgan.lpips_of_maps([a, c], [b, d])
+  np.testing.assert_allclose(out, [(0.4 + 0.0) / 2 + 2.0], rtol=1e-6)
+
+
+def test_quadrants_and_nearest_resize_follow_train_py():
+  x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+  for part, (rows, cols) in enumerate(
+      [(slice(0, 2), slice(0, 2)), (slice(0, 2), slice(2, 4))]
+      + [(slice(2, 4), slice(0, 2)), (slice(2, 4), slice(2, 4))]
+  ):
+    np.testing.assert_array_equal(fastgan.quadrant(x, part), x[:, rows, cols])
+  # torch's 'nearest': down by 2 keeps the even pixels, up repeats.
+  np.testing.assert_array_equal(
+      fastgan.resize_nearest(x, 2)[0, :, :, 0], [[0, 2], [8, 10]]
+  )
+  np.testing.assert_array_equal(
+      fastgan.resize_nearest(x[:, :2, :2], 4)[0, 0, :, 0], [0, 0, 1, 1]
+  )
+
+
+def test_random_margin_hinge_by_hand():
+  loss = losses.get_loss('hinge_random_margin')
+  key = jax.random.key(3)
+  real = jnp.asarray([0.5, 2.0, -1.0])
+  fake = jnp.asarray([-2.0, 0.0, 0.1])
+  k_real, k_fake = jax.random.split(key)
+  m_real = 0.8 + 0.2 * np.asarray(jax.random.uniform(k_real, (3,)))
+  m_fake = 0.8 + 0.2 * np.asarray(jax.random.uniform(k_fake, (3,)))
+  expected = (
+      np.maximum(m_real - real, 0).mean() + np.maximum(m_fake + fake, 0).mean()
+  )
+  value = loss.d_value(real, fake, None, key)
+  np.testing.assert_allclose(value, expected, rtol=1e-6)
+  # The margins lie in [0.8, 1): a real logit of 2 costs nothing, one of
+  # 0.5 between 0.3 and 0.5.
+  assert 0.8 <= m_real.min() and m_real.max() < 1.0
+  np.testing.assert_allclose(loss.g_loss(None, fake, None), -fake.mean())
+
+
+@pytest.fixture(scope='module')
+def fastgan64_run(tmp_path_factory):
+  """configs/fastgan64.py at tiny width: its initial state and 2 steps."""
+  config = helpers.override(
+      helpers.load_config('fastgan64'),
+      **{
+          'data.source': 'synthetic',
+          'data.num_synthetic': 16,
+          'data.image_size': 16,
+          'model.g_width': 2,
+          'model.d_width': 4,
+          'model.z_dim': 8,
+          'model.feature_random_init': True,
+          'batch_size': 4,
+          'num_train_steps': 2,
+          'log_every_steps': 1,
+          'sample_every_steps': 100,
+          'checkpoint_every_steps': 100,
+          'eval.every_steps': -1,
+      },
+  )
+  workdir = str(tmp_path_factory.mktemp('fastgan64'))
+  initial = train.build(config, parallel.create_mesh()).state
+  final = train.train_and_evaluate(config, workdir)
+  return initial, final, metrics_log.MetricsLog(workdir).read()
+
+
+def _flat(tree):
+  leaves = jax.tree_util.tree_flatten_with_path(parallel.fetch(tree))[0]
+  return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
+
+
+def test_fastgan64_trains_its_decoders_not_the_feature_network(fastgan64_run):
+  initial, final, logged = fastgan64_run
+  assert int(final.step) == 2
+  before, after = _flat(initial.d.frozen), _flat(final.d.frozen)
+  assert before and before.keys() == after.keys()
+  for name, value in before.items():
+    np.testing.assert_array_equal(after[name], value, err_msg=name)
+  trained, start = _flat(final.d.params), _flat(initial.d.params)
+  for decoder in ('decoder_big', 'decoder_small', 'decoder_part'):
+    assert any(
+        decoder in k and not np.array_equal(v, start[k])
+        for k, v in trained.items()
+    ), decoder
+  rows = [r for r in logged if 'reconstruction' in r]
+  assert rows, logged
+  for row in rows:
+    # Three decoders x 4 images, each distance in [0, 4 maps x 4].
+    assert 0 < row['reconstruction'] < 3 * 4 * 16
+    assert np.isfinite(row['d_loss']) and np.isfinite(row['g_loss'])

@@ -37,6 +37,10 @@ EXPECTED = [
     ('wgan_gp', -1.75, 1.25),
     # D: mean(relu(-1), relu(2)) + mean(relu(1.5), relu(-2)) = 1 + 0.75.
     ('hinge', 1.75, 1.25),
+    # Margins m ~ U(0.8, 1) per logit: D = mean(relu(m - 2), relu(m + 1)) +
+    # mean(relu(m + 0.5), relu(m - 3)) = (m1 + 1) / 2 + (m2 + 0.5) / 2, in
+    # [1.55, 1.75) (tests/fastgan_test.py checks the draws). G: -mean(fake).
+    ('hinge_random_margin', (1.55, 1.75), 1.25),
     # real - fake = [1.5, 2]. D: mean(sp(-1.5), sp(-2)).
     # G: BCE(fake - real, 1) = mean(sp(1.5), sp(2)).
     ('rsgan', 0.164171, 1.914171),
@@ -69,9 +73,17 @@ def test_hand_values(name, d_expected, g_expected):
   loss = losses.get_loss(name)
   cfg = _cfg()
   real_for_g = REAL if loss.g_uses_real else None
-  np.testing.assert_allclose(
-      loss.d_loss(REAL, FAKE, cfg), d_expected, rtol=2e-6, atol=2e-6
-  )
+  if loss.d_uses_key:
+    lo, hi = d_expected
+    values = {
+        float(loss.d_value(REAL, FAKE, cfg, jax.random.key(i)))
+        for i in range(8)
+    }
+    assert all(lo <= v < hi for v in values) and len(values) > 1, values
+  else:
+    np.testing.assert_allclose(
+        loss.d_loss(REAL, FAKE, cfg), d_expected, rtol=2e-6, atol=2e-6
+    )
   np.testing.assert_allclose(
       loss.g_loss(real_for_g, FAKE, cfg), g_expected, rtol=2e-6, atol=2e-6
   )
@@ -161,8 +173,10 @@ def test_finite_scalar_and_differentiable(name):
   real = jnp.array([0.3, -1.2, 2.5, 0.0])
   fake = jnp.array([-0.7, 1.1, -2.0, 0.4])
 
+  key = jax.random.key(0)  # For a loss that draws (d_uses_key).
+
   def total(r, f):
-    return loss.d_loss(r, f, cfg) + loss.g_loss(
+    return loss.d_value(r, f, cfg, key) + loss.g_loss(
         r if loss.g_uses_real else None, f, cfg
     )
 
@@ -173,7 +187,7 @@ def test_finite_scalar_and_differentiable(name):
     assert g.shape == (4,)
     assert np.all(np.isfinite(g))
   # The D loss depends on both sets of logits.
-  d_grads = jax.grad(loss.d_loss, argnums=(0, 1))(real, fake, cfg)
+  d_grads = jax.grad(loss.d_value, argnums=(0, 1))(real, fake, cfg, key)
   assert all(np.any(g != 0) for g in d_grads)
 
 
@@ -192,7 +206,7 @@ def test_get_loss_unknown_lists_the_names():
     losses.get_loss('nope')
   message = str(err.value)
   assert "loss.name='nope' is unknown" in message
-  assert 'valid: hinge, lsgan, minimax, nsgan' in message
+  assert 'valid: hinge, hinge_random_margin, lsgan, minimax' in message
   for name in losses.LOSSES:
     assert name in message
 

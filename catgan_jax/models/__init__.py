@@ -7,7 +7,9 @@ architecture from a config; adding an architecture is one new entry.
       in [-1, 1] (tanh; r3gan, fastgan: linear when training, clipped
       otherwise).
   Discriminator.__call__(x [B, S, S, 3], train) -> raw logits [B], float32
-      (a projected discriminator: patch logits [B, P]).
+      (a projected discriminator: patch logits [B, P]; FastGAN's: [B, 50],
+      and with a quadrant `part` also its reconstruction loss, see
+      step.Networks.d_reconstructs).
 
 A class-conditional pair (data.num_classes > 0, model.g_cond / d_cond:
 dcgan and r3gan) also takes int labels ``y`` [B] as a keyword argument;

@@ -1,4 +1,5 @@
-"""FastGAN's generator (Liu et al., ICLR 2021), as Projected GAN uses it.
+"""FastGAN (Liu et al., ICLR 2021): the generator as Projected GAN uses it,
+and FastGAN's own self-supervised discriminator (`Discriminator`).
 
 A port of ``pg_modules/networks_fastgan.py`` (``FastganSynthesis``) and the
 blocks it uses from ``pg_modules/blocks.py`` of Projected GAN
@@ -39,13 +40,37 @@ Deliberate differences:
     is zero. The reference draws fresh noise in every call, sampling too.
   * The output is linear when training, as the reference's (no tanh), and
     clipped to [-1, 1] with train=False, like `r3gan`'s.
+
+The discriminator (model.discriminator='fastgan') is FastGAN's own, from
+its ``models.py`` (``Discriminator``, ``DownBlock``, ``DownBlockComp``,
+``SimpleDecoder``) and ``train.py`` (``train_d``); see `Discriminator`.
+Deliberate differences there:
+  * The reconstruction loss: the reference's LPIPS (VGG with learned
+    weights) cannot be had offline; `feature_distance` is LPIPS's distance
+    without learned weights through the frozen ImageNet MobileNetV2
+    (model.feature_path, kept in the ``frozen`` collection like the
+    projected discriminator's). The reference adds no pixel term.
+  * The reference's discriminator is built for 256 px and up. Here its
+    blocks follow the map sides: DownBlockComps from the image's side down
+    to 8 px with the reference's channels for each side, SLE from the map
+    of 8x the side when there is one, the small branch at half the side
+    (at least 16 px), and the reconstructions at the image's side up to the
+    reference's 128 px (which it always decodes to, comparing with the
+    nearest-resized image); at 256 px all of it is the reference's.
+  * The small branch sees a nearest-resized copy of every image; the
+    reference gives it the generator's own 128 px output for the fakes
+    (its models.py generator's ``to_128``), which this generator lacks.
 """
+
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
+from catgan_jax.evaluation import mobilenet_v2
 from catgan_jax.models import layers
 from catgan_jax.models import projected
 
@@ -53,8 +78,10 @@ NAMES = ('fastgan', 'fastgan_lite')
 # The reference's sizes are 64 (here, see the module doc) to 256 px; 16 and
 # 32 px (no SLE) let the tests train it at tiny sizes.
 SUPPORTED_SIZES = (16, 32, 64, 128, 256)
+# model.discriminator of FastGAN's own discriminator (`Discriminator`).
+D_NAME = 'fastgan'
 # model.discriminator choices of these generators.
-DISCRIMINATORS = (projected.NAME,)
+DISCRIMINATORS = (projected.NAME, D_NAME)
 # The reference's channel multipliers of ngf per resolution (nfc_multi).
 _WIDTH_MULTIPLIERS = {
     2: 16,
@@ -112,14 +139,19 @@ def adaptive_avg_pool(x: jax.Array, size: int) -> jax.Array:
   return nn.avg_pool(x, (k, k), strides=(k, k))
 
 
-def _conv(features: int, kernel: int, fan_in: int = 0) -> nn.Conv:
+def _conv(
+    features: int,
+    kernel: int,
+    fan_in: int = 0,
+    kernel_init: nn.initializers.Initializer = torch_conv_init,
+) -> nn.Conv:
   """A 'SAME' (or 1x1/4x4 'VALID') conv; with a bias when fan_in > 0."""
   return nn.Conv(
       features,
       (kernel, kernel),
       padding='SAME' if kernel == 3 else 'VALID',
       use_bias=fan_in > 0,
-      kernel_init=torch_conv_init,
+      kernel_init=kernel_init,
       bias_init=torch_bias_init(max(fan_in, 1)),
       conv_general_dilated=layers.conv_general_dilated,
   )
@@ -165,15 +197,18 @@ class SLEBlock(nn.Module):
   valid conv to big's channels, Swish, 1x1 conv, sigmoid, times `big`.
   """
 
+  kernel_init: nn.initializers.Initializer = torch_conv_init
+
   @nn.compact
   def __call__(
       self, small: jax.Array, big: jax.Array, train: bool
   ) -> jax.Array:
     c = big.shape[-1]
     gate = adaptive_avg_pool(small, 4)
-    gate = layers.apply_layer(_conv(c, 4), gate, True, train)
+    conv = lambda k: _conv(c, k, kernel_init=self.kernel_init)
+    gate = layers.apply_layer(conv(4), gate, True, train)
     gate = nn.swish(gate)
-    gate = layers.apply_layer(_conv(c, 1), gate, True, train)
+    gate = layers.apply_layer(conv(1), gate, True, train)
     return big * jax.nn.sigmoid(gate)
 
 
@@ -220,11 +255,283 @@ class Generator(nn.Module):
     return x if train else jnp.clip(x, -1.0, 1.0)
 
 
+# --- FastGAN's own discriminator ---------------------------------------------
+#
+# models.py's Discriminator, DownBlock, DownBlockComp and SimpleDecoder, as
+# train.py's train_d uses them. Its convolutions are spectrally normalised
+# without biases; every conv and BatchNorm is initialised as train.py's
+# weights_init does: kernels N(0, 0.02), BatchNorm scales N(1, 0.02).
+
+# The reference D's channel multipliers of ndf (its nfc_multi); a map of
+# side m has nfc[2 m] channels in the big branch and nfc[4 m] in the small.
+_D_WIDTH_MULTIPLIERS = {
+    4: 16,
+    8: 16,
+    16: 8,
+    32: 4,
+    64: 2,
+    128: 1,
+    256: 0.5,
+    512: 0.25,
+}
+# SimpleDecoder's channels per output side (its nfc over a base of 32).
+_DECODER_CHANNELS = {16: 128, 32: 64, 64: 64, 128: 32}
+# Side of the maps the logits and the decoders start from.
+_D_END_SIZE = 8
+# The largest reconstruction (the reference always decodes to 128 px).
+_MAX_RECONSTRUCTION = 128
+_d_kernel_init = nn.initializers.normal(0.02)
+
+
+def resize_nearest(x: jax.Array, size: int) -> jax.Array:
+  """``F.interpolate(x, size)`` (torch's default 'nearest') on NHWC."""
+  h = x.shape[1]
+  if h == size:
+    return x
+  index = (np.arange(size) * h) // size
+  return x[:, index][:, :, index]
+
+
+def feature_distance(
+    params: dict, images: jax.Array, targets: jax.Array
+) -> jax.Array:
+  """LPIPS's distance through the frozen MobileNetV2's four stages, [B].
+
+  LPIPS (Zhang et al. 2018) without its learned channel weights (its
+  ``lpips=False`` form): at each map, unit-normalise the feature vector of
+  every position, sum the squared differences over channels, average over
+  positions; sum over the maps.
+  """
+  maps = mobilenet_v2.MobileNetV2Stages().apply(
+      {'params': params}, jnp.concatenate([images, targets])
+  )
+  return lpips_of_maps(*zip(*(jnp.split(m, 2) for m in maps)))
+
+
+def lpips_of_maps(
+    maps_a: Sequence[jax.Array], maps_b: Sequence[jax.Array]
+) -> jax.Array:
+  """LPIPS's sum over maps of unit-normalised squared differences, [B]."""
+
+  def unit(m):
+    # LPIPS's normalize_tensor: x / (||x|| + 1e-10); the 1e-20 under the
+    # root keeps the gradient finite at an all-zero vector.
+    norm = jnp.sqrt(jnp.sum(jnp.square(m), -1, keepdims=True) + 1e-20)
+    return m / (norm + 1e-10)
+
+  total = 0.0
+  for a, b in zip(maps_a, maps_b):
+    diff = jnp.sum(jnp.square(unit(a) - unit(b)), -1)
+    total = total + jnp.mean(diff, axis=(1, 2))
+  return total
+
+
+def quadrant(x: jax.Array, part: jax.Array | int) -> jax.Array:
+  """Quadrant `part` of NHWC maps: 0 top left, 1 top right, 2 bottom left,
+  3 bottom right (train.py's crop_image_by_part)."""
+  n, h, w, c = x.shape
+  row, col = jnp.divmod(jnp.asarray(part), 2)
+  return jax.lax.dynamic_slice(
+      x, (0, row * (h // 2), col * (w // 2), 0), (n, h // 2, w // 2, c)
+  )
+
+
+def _d_conv(
+    x: jax.Array, features: int, kernel: int, stride: int, train: bool
+) -> jax.Array:
+  """The reference's ``conv2d``: spectrally normalised, no bias."""
+  if stride == 2:
+    padding = ((1, 1), (1, 1))
+  else:
+    padding = 'SAME' if kernel == 3 else 'VALID'
+  conv = nn.Conv(
+      features,
+      (kernel, kernel),
+      strides=stride,
+      padding=padding,
+      use_bias=False,
+      kernel_init=_d_kernel_init,
+      conv_general_dilated=layers.conv_general_dilated,
+  )
+  return layers.apply_layer(conv, x, True, train)
+
+
+def _d_batch_norm(x: jax.Array, train: bool) -> jax.Array:
+  return layers.normalize(
+      x, 'batch', train, jnp.float32, scale_init=layers.dcgan_scale_init
+  )
+
+
+class DownBlock(nn.Module):
+  """4x4 stride-2 conv, BatchNorm, LeakyReLU 0.2."""
+
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    x = _d_batch_norm(_d_conv(x, self.features, 4, 2, train), train)
+    return nn.leaky_relu(x, 0.2)
+
+
+class DownBlockComp(nn.Module):
+  """The mean of DownBlock + 3x3 conv-BN-LReLU and a pooled 1x1 shortcut."""
+
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    main = DownBlock(self.features)(x, train)
+    main = _d_batch_norm(_d_conv(main, self.features, 3, 1, train), train)
+    main = nn.leaky_relu(main, 0.2)
+    direct = nn.avg_pool(x, (2, 2), strides=(2, 2))
+    direct = _d_batch_norm(_d_conv(direct, self.features, 1, 1, train), train)
+    return (main + nn.leaky_relu(direct, 0.2)) / 2
+
+
+class SimpleDecoder(nn.Module):
+  """An 8x8 map -> an image of side `size` in [-1, 1].
+
+  The reference's SimpleDecoder: (adaptive 8x8 average pool,) per doubling
+  nearest 2x upsample, 3x3 conv, BatchNorm, GLU; a 3x3 conv to RGB; tanh.
+
+  Attributes:
+    size: side of the image (128 in the reference).
+    width: ndf; the reference's channels are for 64.
+  """
+
+  size: int = _MAX_RECONSTRUCTION
+  width: int = 64
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    x = adaptive_avg_pool(x, _D_END_SIZE)
+    side = _D_END_SIZE
+    while side < self.size:
+      side *= 2
+      c = layers.scale_width(_DECODER_CHANNELS[side], self.width)
+      x = _d_conv(upsample_nearest_2x(x), 2 * c, 3, 1, train)
+      x = glu(_d_batch_norm(x, train))
+    return jnp.tanh(_d_conv(x, 3, 3, 1, train))
+
+
+def _d_width(ndf: int, side: int) -> int:
+  return max(1, int(_D_WIDTH_MULTIPLIERS[side] * ndf))
+
+
+class Discriminator(nn.Module):
+  """FastGAN's self-supervised discriminator: images -> patch logits.
+
+  Two branches (models.py's Discriminator):
+    big: the image at its side S: 3x3 conv, LeakyReLU (``down_from_big`` of
+      the 256 px model), DownBlockComps down to 8 px; the map of side m is
+      gated (SLE) by the one of side 8 m when there is one (the 256 px
+      model's se_2_16, se_4_32, se_8_64); ``rf_big``: 1x1 conv, BN, LReLU,
+      4x4 valid conv -> 5x5 logits.
+    small: the image resized (nearest) to S / 2 (128 at 256 px; at least
+      16): 4x4 stride-2 conv, LeakyReLU, DownBlocks down to 8 px;
+      ``rf_small``: 4x4 valid conv -> 5x5 logits.
+  The logits are concatenated, [B, 50].
+
+  With `part` (train_d's real pass), it also returns the reconstruction
+  loss: three decoders rebuild the whole image from the big branch's 8 px
+  map, again from the small branch's, and quadrant `part` (0 top left, 1
+  top right, 2 bottom left, 3 bottom right) of the image from that
+  quadrant of the big branch's 16 px map; each is compared with the
+  (nearest-resized) input, or its quadrant, by `feature_distance`, summed
+  over the batch as the reference's ``percept(...).sum()``.
+
+  Attributes:
+    ndf: the reference's ndf (64), model.d_width.
+    feature_path: the MobileNetV2 TFLite file of the distance ('' only with
+      random_features).
+    random_features: a randomly initialised feature network (tests only).
+  """
+
+  ndf: int = 64
+  feature_path: str = ''
+  random_features: bool = False
+  # The train step's flag: pass `part` on the reals of D's loss and add the
+  # reconstruction loss (step.Networks.d_reconstructs).
+  RECONSTRUCTS = True
+
+  def _feature_params(self) -> dict:
+    if self.random_features:
+      dummy = jnp.zeros((1, 32, 32, 3))
+      key = self.make_rng('params')
+      return mobilenet_v2.MobileNetV2Stages().init(key, dummy)['params']
+    return jax.tree.map(
+        jnp.asarray, projected.load_feature_params(self.feature_path)
+    )
+
+  @nn.compact
+  def __call__(
+      self, x: jax.Array, train: bool, part: jax.Array | None = None
+  ) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """Logits [B, 50]; with `part`, (logits, reconstruction loss)."""
+    features = self.variable(
+        projected.FROZEN, 'features', self._feature_params
+    ).value
+    side = x.shape[1]
+    lrelu = lambda v: nn.leaky_relu(v, 0.2)
+    big = {side: lrelu(_d_conv(x, _d_width(self.ndf, 2 * side), 3, 1, train))}
+    h = big[side]
+    while side > _D_END_SIZE:
+      side //= 2
+      h = DownBlockComp(_d_width(self.ndf, 2 * side), name=f'down_{side}')(
+          h, train
+      )
+      if 8 * side in big:
+        h = SLEBlock(_d_kernel_init, name=f'se_{8 * side}_{side}')(
+            big[8 * side], h, train
+        )
+      big[side] = h
+    rf = _d_conv(h, _d_width(self.ndf, 4), 1, 1, train)
+    rf_big = _d_conv(lrelu(_d_batch_norm(rf, train)), 1, 4, 1, train)
+
+    small_side = max(x.shape[1] // 2, 16)
+    s = resize_nearest(x, small_side)
+    s = lrelu(_d_conv(s, _d_width(self.ndf, 2 * small_side), 4, 2, train))
+    side = small_side // 2
+    while side > _D_END_SIZE:
+      side //= 2
+      s = DownBlock(_d_width(self.ndf, 4 * side))(s, train)
+    rf_small = _d_conv(s, 1, 4, 1, train)
+    batch = x.shape[0]
+    logits = jnp.concatenate(
+        [rf_big.reshape(batch, -1), rf_small.reshape(batch, -1)], axis=1
+    )
+    if part is None and not self.is_initializing():
+      return logits
+
+    # train_d's reconstruction terms (at init, to create the decoders).
+    size = min(x.shape[1], _MAX_RECONSTRUCTION)
+    decoder = lambda name: SimpleDecoder(size, self.ndf, name=name)
+    part_index = 0 if part is None else part
+    images = jnp.concatenate(
+        [
+            decoder('decoder_big')(big[_D_END_SIZE], train),
+            decoder('decoder_small')(s, train),
+            decoder('decoder_part')(quadrant(big[16], part_index), train),
+        ]
+    )
+    targets = jnp.concatenate(
+        [
+            resize_nearest(x, size),
+            resize_nearest(x, size),
+            resize_nearest(quadrant(x, part_index), size),
+        ]
+    )
+    loss = jnp.sum(feature_distance(features, images, targets))
+    return logits if part is None else (logits, loss)
+
+
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   """(FastGAN generator, model.discriminator) for config.data.image_size.
 
   model.name 'fastgan_lite' builds the lite generator; model.g_width is the
-  reference's ngf.
+  reference's ngf. model.discriminator 'projected' is Projected GAN's,
+  'fastgan' FastGAN's own (`Discriminator`; model.d_width is its ndf, and
+  model.feature_path the network of its reconstruction loss).
   """
   model = config.model
   size = config.data.image_size
@@ -240,4 +547,12 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   generator = Generator(
       image_size=size, ngf=model.g_width, lite=model.name == 'fastgan_lite'
   )
-  return generator, projected.build(config)
+  if model.discriminator == projected.NAME:
+    return generator, projected.build(config)
+  if not model.feature_random_init:
+    projected.load_feature_params(model.feature_path)  # One-line errors.
+  return generator, Discriminator(
+      ndf=model.d_width,
+      feature_path=model.feature_path,
+      random_features=model.feature_random_init,
+  )
