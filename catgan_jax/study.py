@@ -492,7 +492,7 @@ def _result(
   budget): its points' training times, not the wall time scaled by step.
   """
   finished = trained['status'] == 'finished'
-  if times:
+  if times and trained['final_step'] is not None:  # Not diverged.
     seconds = times['at_step'][str(trained['final_step'])]
     steps = trained['final_step']
     for rows in scores.values():
@@ -556,11 +556,10 @@ class _Progress:
   """One line for the whole study, every 30 s and at each run's end."""
 
   def __init__(self, total_runs: int, per_run: float, done: int, minutes: bool):
-    # Progress is counted in steps, or in minutes (of wall time since the
-    # run started: the training clock is inside the run).
+    # Progress is counted in steps, or by runs with a minutes budget (the
+    # training clock is inside the run).
     self._total, self._steps, self._done = total_runs, per_run, done
     self._minutes = minutes
-    self._unit = 'min' if minutes else 'step'
     self._since: dict[str, float] = {}
     self._active: dict[str, str] = {}
     self._t0 = time.monotonic()
@@ -600,25 +599,29 @@ class _Progress:
 
   def show(self) -> None:
     elapsed = time.monotonic() - self._t0
+    left_runs = self._total - self._done
     if self._minutes:
+      # A run's wall time (start-up, compilation, scoring) is not its
+      # training budget: the ETA is from the runs finished so far.
       t = time.monotonic()
-      active = {
-          n: min((t - self._since[n]) / 60, self._steps)
+      eta = (
+          elapsed / self._finished_now * left_runs
+          if self._finished_now
+          else math.nan
+      )
+      now = ', '.join(
+          f'{n} for {(t - self._since[n]) / 60:.1f} min'
           for n in list(self._active)
-      }
+      )
     else:
       active = {n: self._step(w) for n, w in list(self._active.items())}
-    # In steps; a run's scoring counts as part of its last step.
-    done = self._finished_now * self._steps + sum(active.values())
-    left = (self._total - self._done) * self._steps - sum(active.values())
-    eta = elapsed / done * left if done else math.nan
-    now = ', '.join(
-        f'{n} {s:.1f}/{self._steps:g} min'
-        if self._minutes
-        else f'{n} step {s}/{self._steps}'
-        for n, s in active.items()
-        if s
-    )
+      # In steps; a run's scoring counts as part of its last step.
+      done = self._finished_now * self._steps + sum(active.values())
+      left = left_runs * self._steps - sum(active.values())
+      eta = elapsed / done * left if done else math.nan
+      now = ', '.join(
+          f'{n} step {s}/{self._steps}' for n, s in active.items() if s
+      )
     print(
         f'study: {self._done}/{self._total} runs done, '
         f'{elapsed / 60:.1f} min, ETA '
