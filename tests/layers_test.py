@@ -225,6 +225,9 @@ def test_grouped_conv_on_cpu_is_dense_convolutions_per_group():
   text = _grouped_grad_program(4, 4)
   assert 'stablehlo.convolution' in text
   assert not _group_counts(text)
+  # The kernel gradient: one matmul of im2col patches per group, batched
+  # over the groups.
+  assert re.search(r'dot_general.*batching_dims = \[0\] x \[0\]', text)
 
 
 def test_grouped_conv_keeps_native_grouped_kernels_off_cpu(monkeypatch):
