@@ -225,7 +225,7 @@ def test_grouped_conv_on_cpu_is_dense_convolutions_per_group():
   text = _grouped_grad_program(4, 4)
   assert 'stablehlo.convolution' in text
   assert not _group_counts(text)
-  # The kernel gradient: one matmul of im2col patches per group, batched
+  # The kernel gradient: per tap, one matmul per group, batched
   # over the groups.
   assert re.search(r'dot_general.*batching_dims = \[0\] x \[0\]', text)
 
