@@ -40,6 +40,12 @@ are checked against ours).
         --peer-script tools/torch_peer/peer_r3gan.py \
         --out benchmarks/results/cpu_r3gan64_w8.json
 
+`--reg-every k` (R3GAN) measures lazy regularisation (loss.reg_every): the
+program of the step with R1 + R2 and the one without are timed in turn and
+the step time is their mean over k steps ((k - 1) plain + 1 regularising);
+the peer still regularises every step, as the reference R3GAN does.
+`--override field=value` changes config fields (a dry run at 16 px, say).
+
 One JSON object per system and the ratio are printed; `--out` writes them,
 with the machine and the command line, to a JSON file.
 """
@@ -176,6 +182,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
       default=0,
       help='torch intra-op threads of the peer (0 = torch default)',
   )
+  add(
+      'reg-every',
+      type=int,
+      default=1,
+      help='--model r3gan: loss.reg_every (R1 + R2 on every k-th D step, '
+      'weight x k); the step time is the mean over k steps',
+  )
+  add(
+      'override',
+      action='append',
+      default=[],
+      help='config field=value (JSON value), repeatable, e.g. '
+      'data.image_size=16 for a tiny dry run',
+  )
   add('out', default='', help='write the results to this JSON file')
   args = p.parse_args(argv)
   args.batch = args.batch or [32 if args.model == 'r3gan' else 64]
@@ -188,12 +208,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   return args
 
 
-def load_config(path: str) -> ml_collections.ConfigDict:
-  """Runs `get_config()` of a config file, as ml_collections' flags do."""
+def load_config(
+    path: str, overrides: list[str] = ()
+) -> ml_collections.ConfigDict:
+  """Runs `get_config()` of a config file, then applies `field=value`s."""
   spec = importlib.util.spec_from_file_location('bench_config', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  config = module.get_config()
+  for item in overrides:
+    field, _, text = item.partition('=')
+    *parents, leaf = field.split('.')
+    node = config
+    for part in parents:
+      node = node[part]
+    old = node[leaf]
+    node[leaf] = text if isinstance(old, str) else type(old)(json.loads(text))
+  return config
 
 
 def peer_matched_config(
@@ -227,15 +258,20 @@ def peer_matched_config(
 
 
 def r3gan_config(
-    config: ml_collections.ConfigDict, batch: int, dtype: str, width: int
+    config: ml_collections.ConfigDict,
+    batch: int,
+    dtype: str,
+    width: int,
+    reg_every: int = 1,
 ) -> ml_collections.ConfigDict:
   """The R3GAN config at `width` / 64 of its channels, augmentation off.
 
-  Keeps the recipe's loss (RpGAN + gamma/2 (R1 + R2) on every step), its
-  optimiser and its G phase's fresh z and reals; the peer has no
-  augmentation pipe, so neither does this step.
+  Keeps the recipe's loss (RpGAN + gamma/2 (R1 + R2) on every step unless
+  `reg_every` > 1), its optimiser and its G phase's fresh z and reals; the
+  peer has no augmentation pipe, so neither does this step.
   """
   config = config.copy_and_resolve_references()
+  config.loss.reg_every = reg_every
   config.batch_size = batch
   config.model.dtype = dtype
   config.model.g_width = width
@@ -288,6 +324,17 @@ class StepBench:
     t0 = time.perf_counter()
     self.step.precompile(0)
     self.compile_s = time.perf_counter() - t0
+    # With lazy regularisation: the programs of a step with and without
+    # the penalties, each timed on its own (`_measure`).
+    self.reg_every = step_lib.reg_every(config)
+    self.phases = sorted(
+        {step_lib.update_phase(config, s) for s in range(self.reg_every)},
+        key=lambda phase: not phase.regularize_d,
+    )
+    t0 = time.perf_counter()
+    for phase in self.phases[1:]:
+      self.step.program(phase)
+    self.compile_other_s = time.perf_counter() - t0
     size = config.data.image_size
     images = np.random.default_rng(0).integers(
         0, 256, (self.input_batch, size, size, 3), dtype=np.uint8
@@ -306,12 +353,15 @@ class StepBench:
     self.metrics = None
     self.steps_done = 0
 
-  def run(self, steps: int) -> float:
-    """Runs `steps` steps and returns their wall time in seconds."""
+  def run(self, steps: int, phase: step_lib.Phase | None = None) -> float:
+    """Runs `steps` steps (of `phase`'s program if given); wall seconds."""
     t0 = time.perf_counter()
     state, metrics = self.state, None
     for _ in range(steps):
-      state, metrics = self.step(state, self.images, self.steps_done)
+      if phase is None:
+        state, metrics = self.step(state, self.images, self.steps_done)
+      else:
+        state, metrics = self.step.program(phase)(state, self.images)
       self.steps_done += 1
     jax.block_until_ready((state, metrics))
     self.state, self.metrics = state, metrics
@@ -403,12 +453,38 @@ def _measure(
 ) -> dict[str, Any]:
   """Warms up, times `args.repeats` loops (calling `between` after each)."""
   bench.run(args.warmup)
-  times = []
-  for _ in range(args.repeats):
-    times.append(bench.run(args.iters))
-    if between is not None:
-      between()
-  s_per_step = statistics.median(times) / args.iters
+  extra = {}
+  if len(bench.phases) == 1:
+    times = []
+    for _ in range(args.repeats):
+      times.append(bench.run(args.iters))
+      if between is not None:
+        between()
+    s_per_step = statistics.median(times) / args.iters
+  else:
+    # Lazy regularisation: k - 1 steps of the plain program for one of the
+    # regularising one; each timed `iters` steps per repeat, alternating.
+    reg, plain = bench.phases[0], bench.phases[-1]
+    for phase in (reg, plain):
+      bench.run(args.warmup, phase)
+    per = {'reg': [], 'plain': []}
+    for _ in range(args.repeats):
+      per['reg'].append(bench.run(args.iters, reg) / args.iters)
+      per['plain'].append(bench.run(args.iters, plain) / args.iters)
+      if between is not None:
+        between()
+    k = bench.reg_every
+    times = [
+        args.iters * ((k - 1) * p + r) / k
+        for r, p in zip(per['reg'], per['plain'])
+    ]
+    s_per_step = statistics.median(times) / args.iters
+    extra = {
+        'reg_every': k,
+        's_per_step_reg': round(statistics.median(per['reg']), 5),
+        's_per_step_plain': round(statistics.median(per['plain']), 5),
+        'compile_plain_s': round(bench.compile_other_s, 2),
+    }
   finite = bool(np.asarray(jax.device_get(bench.metrics['finite'])))
   return {
       'images_per_s': round(bench.batch / s_per_step, 2),
@@ -416,6 +492,7 @@ def _measure(
       'images_per_s_all': [
           round(bench.batch * args.iters / t, 2) for t in times
       ],
+      **extra,
       'compile_s': round(bench.compile_s, 2),
       'flops_per_step': bench.flops_per_step,
       'xla_flops_per_step': bench.xla_flops_per_step,
@@ -457,7 +534,7 @@ def bench_batch(
   """Measures catgan_jax (and the peer, and the extra loss) at one batch."""
   peer_runs = []
   if args.model == 'r3gan':
-    config = r3gan_config(base, batch, args.dtype, args.width)
+    config = r3gan_config(base, batch, args.dtype, args.width, args.reg_every)
   else:
     config = peer_matched_config(base, batch, args.dtype)
   between = (
@@ -606,7 +683,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     raise SystemExit(
         f'--peer needs --peer-script: no file {args.peer_script!r}'
     )
-  base = load_config(args.config)
+  if args.reg_every > 1 and args.model != 'r3gan':
+    raise SystemExit('--reg-every is for --model r3gan')
+  base = load_config(args.config, args.override)
   result = {
       'command': ' '.join(
           [os.path.relpath(sys.argv[0])]
