@@ -153,8 +153,8 @@ def test_width_scales_with_g_width_and_d_width():
         ({'model.r3gan_widths': (32, 32)}, 'needs 4'),
         ({'model.r3gan_group_channels': 24}, 'does not divide'),
         ({'model.r3gan_blocks': 0}, 'r3gan_blocks=0'),
-        ({'model.spectral_norm': True}, 'does not apply'),
-        ({'model.d_norm': 'layer'}, 'does not apply'),
+        ({'model.spectral_norm': True}, 'spectral_norm=True is only used by'),
+        ({'model.d_norm': 'layer'}, "d_norm='layer' is only used by"),
     ],
 )
 def test_bad_model_fields_are_config_errors(overrides, message):

@@ -388,13 +388,6 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   size = config.data.image_size
   layers.check_image_size(NAME, size, SUPPORTED_SIZES)
   model = config.model
-  # Refused rather than ignored: R3GAN has no normalisation to choose.
-  for field, off in (('spectral_norm', False), ('d_norm', '')):
-    if model[field] != off:
-      raise ValueError(
-          f'model.{field}={model[field]!r} does not apply to '
-          f'model.name={NAME!r} (it has no normalisation).'
-      )
   _stage_widths(model.r3gan_widths, size)  # A one-line error now.
   num_classes = config.data.get('num_classes', 0)
   g_cond, d_cond = model.get('g_cond', ''), model.get('d_cond', '')
