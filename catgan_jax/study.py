@@ -372,7 +372,14 @@ def _train_for_minutes(
   path = os.path.join(workdir, BUDGET_FILE)
   record = _read_json(path, {'at_step': {}, 'points': []})
   for k in range(len(record['points']) + 1, points + 1):
-    clock = BudgetClock(budget_s * k / points, record['at_step'])
+    limit = budget_s * k / points
+    last = max(map(int, record['at_step']), default=0)
+    if record['at_step'].get(str(last), 0.0) >= limit:
+      # The last stop's step (a long one) already ended past this point.
+      record['points'].append(last)
+      _write_json(path, record)
+      continue
+    clock = BudgetClock(limit, record['at_step'])
     train.train_and_evaluate(config, workdir, on_step=clock)
     record['at_step'][str(clock.step)] = clock.seconds
     reached = clock.seconds >= clock.limit_s
@@ -684,7 +691,9 @@ def run_study(
         _read_json(os.path.join(run_dir, BUDGET_FILE), {}) if minutes else {}
     )
     points = (
-        times['points'] if minutes else _score_steps(steps, study.score_points)
+        sorted(set(times['points']))
+        if minutes
+        else _score_steps(steps, study.score_points)
     )
     scores = (
         _score_run(run_dir, points, scorers)

@@ -483,6 +483,9 @@ def _finish_pictures(workdir: str) -> None:
 
 # `train_and_evaluate`'s `on_step(step, state) -> stop?`.
 StepHook = Callable[[int, Any], bool]
+# With a hook, the update phases of this many steps ahead are compiled
+# before the loop (the phase patterns repeat well within it).
+_PHASE_SCAN_STEPS = 1000
 
 
 def train_and_evaluate(
@@ -505,7 +508,8 @@ def train_and_evaluate(
     start_over: move an earlier run in `workdir` aside (to
       `workdir/previous/<n>/`) and start at step 0 instead of resuming.
     on_step: called with (step, state) once before the first step (the
-      step resumed from, after start-up and compilation) and after every
+      step resumed from, after start-up and the compilation of every
+      update phase of the steps ahead) and after every
       step; True asks the run to stop there as SIGTERM does (a checkpoint
       of that step, then return; with several processes at the next logged
       or checkpoint step). The state is the step's output, possibly still
@@ -572,6 +576,14 @@ def _train(
   evaluator = _make_evaluator(config, generator, mesh)
   train_step = run.train_step
   train_step.precompile(start)  # Its compile time is logged before any write.
+  if on_step is not None:
+    # A hook may time the loop (a training budget): every phase of the
+    # steps ahead is compiled now, not inside the timed loop.
+    for phase in {
+        step_lib.update_phase(config, s)
+        for s in range(start, start + _PHASE_SCAN_STEPS)
+    }:
+      train_step.program(phase)
 
   # Every check passed: from here on the run writes into its workdir.
   if start_over:
