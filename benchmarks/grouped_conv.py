@@ -14,8 +14,10 @@ times four directions of one jitted function:
     gradient, as an R1 / R2 penalty takes it (two convolutions' FLOPs:
     the input gradient and its kernel gradient),
 
-for three implementations: lax's grouped convolution
-(``feature_group_count``), `layers.grouped_conv` (what the models run), and
+for four implementations: lax's grouped convolution
+(``feature_group_count``), `layers.grouped_conv` (what the models run),
+`lax_map_kernel_grad` (the same with its previous kernel gradient: a dense
+convolution's kernel gradient per group in a lax.map, for the record), and
 a dense convolution with the same FLOPs (channels / sqrt(groups)), which
 is the rate to reach. Implementations alternate within each repeat, and
 the best time of each over the repeats is reported with its GFLOP/s and
@@ -23,6 +25,7 @@ the load averages before and after.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -69,9 +72,38 @@ def _lax_grouped(x, kernel, groups):
   )
 
 
+def _lax_map_kernel_grad_parts(inputs, grad, kernel_size, groups):
+  """The previous kernel gradient: a dense conv's per group, in a lax.map."""
+  cin, k = inputs.shape[-1] // groups, kernel_size
+  if cin == 1:
+    return _current_kernel_grad_parts(inputs, grad, kernel_size, groups)
+
+  def dense_kernel_grad(x, g):
+    zero = jnp.zeros((k, k, cin, g.shape[-1]), x.dtype)
+    conv = lambda kk: layers._dense_same_conv(x, kk)  # pylint: disable=protected-access
+    return jax.linear_transpose(conv, zero)(g)[0]
+
+  return layers._per_group(dense_kernel_grad, inputs, grad, groups)  # pylint: disable=protected-access
+
+
+_current_kernel_grad_parts = layers._grouped_kernel_grad_parts  # pylint: disable=protected-access
+
+
+@contextlib.contextmanager
+def _kernel_grad(name: str):
+  """While tracing `name`'s functions: its kernel gradient in place."""
+  if name == 'lax_map_kernel_grad':
+    layers._grouped_kernel_grad_parts = _lax_map_kernel_grad_parts  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    layers._grouped_kernel_grad_parts = _current_kernel_grad_parts  # pylint: disable=protected-access
+
+
 IMPLEMENTATIONS = {
     'lax_grouped': _lax_grouped,
     'grouped_conv': layers.grouped_conv,
+    'lax_map_kernel_grad': layers.grouped_conv,
     'dense_same_flops': lambda x, kernel, groups: _lax_grouped(x, kernel, 1),
 }
 
@@ -122,8 +154,9 @@ def bench_shape(shape: str, repeats: int) -> dict[str, Any]:
     c, g = (dense, 1) if is_dense else (channels, groups)
     args = _arrays(batch, size, c, c // g, rng)
     fns = directions(conv, g)
-    for fn in fns.values():
-      jax.block_until_ready(fn(*args))  # Compile.
+    with _kernel_grad(name):
+      for fn in fns.values():
+        jax.block_until_ready(fn(*args))  # Compile (trace) once.
     cases[name] = (fns, args, 2 * batch * size * size * 9 * c * c // g)
   times = {n: {d: [] for d in CONVS} for n in cases}
   load_before = [round(x, 2) for x in os.getloadavg()]

@@ -44,6 +44,8 @@ are checked against ours).
 program of the step with R1 + R2 and the one without are timed in turn and
 the step time is their mean over k steps ((k - 1) plain + 1 regularising);
 the peer still regularises every step, as the reference R3GAN does.
+`--compare-dtype bfloat16` also times the step in that dtype, alternating
+with the `--dtype` one in each repeat (the peer in its `--dtype`).
 `--override field=value` changes config fields (a dry run at 16 px, say).
 
 One JSON object per system and the ratio are printed; `--out` writes them,
@@ -181,6 +183,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
       type=int,
       default=0,
       help='torch intra-op threads of the peer (0 = torch default)',
+  )
+  add(
+      'compare-dtype',
+      default='',
+      choices=['', 'float32', 'bfloat16'],
+      help='also time the same step in this dtype, alternating with the '
+      '--dtype one within each repeat; reports the step time ratio',
   )
   add(
       'reg-every',
@@ -532,17 +541,46 @@ def bench_batch(
     args: argparse.Namespace, base: ml_collections.ConfigDict, batch: int
 ) -> dict[str, Any]:
   """Measures catgan_jax (and the peer, and the extra loss) at one batch."""
-  peer_runs = []
-  if args.model == 'r3gan':
-    config = r3gan_config(base, batch, args.dtype, args.width, args.reg_every)
-  else:
-    config = peer_matched_config(base, batch, args.dtype)
-  between = (
-      (lambda: peer_runs.append(run_peer(args, batch, config)))
-      if args.peer
-      else None
-  )
+  peer_runs, other_times = [], []
+
+  def make_config(dtype):
+    if args.model == 'r3gan':
+      return r3gan_config(base, batch, dtype, args.width, args.reg_every)
+    return peer_matched_config(base, batch, dtype)
+
+  config = make_config(args.dtype)
+  other = None
+  if args.compare_dtype and args.compare_dtype != args.dtype:
+    other = StepBench(make_config(args.compare_dtype))
+    other.run(args.warmup)
+
+  def between():
+    if other is not None:
+      other_times.append(other.run(args.iters))
+    if args.peer:
+      peer_runs.append(run_peer(args, batch, config))
+
   record = {'batch': batch, 'catgan_jax': _catgan_jax(args, config, between)}
+  if other is not None:
+    s_per_step = statistics.median(other_times) / args.iters
+    record[f'catgan_jax_{args.compare_dtype}'] = {
+        'dtype': args.compare_dtype,
+        'images_per_s': round(batch / s_per_step, 2),
+        's_per_step': round(s_per_step, 5),
+        'images_per_s_all': [
+            round(batch * args.iters / t, 2) for t in other_times
+        ],
+        'compile_s': round(other.compile_s, 2),
+        'mfu': _mfu(
+            other.flops_per_step,
+            s_per_step,
+            args.peak_tflops * jax.device_count(),
+        ),
+        'finite': bool(np.asarray(jax.device_get(other.metrics['finite']))),
+    }
+    key = f'step_time_ratio_{args.compare_dtype}'
+    record[key] = round(s_per_step / record['catgan_jax']['s_per_step'], 3)
+    print(json.dumps({'batch': batch, key: record[key]}), flush=True)
   if peer_runs:
     speeds = [p['images_per_s'] for p in peer_runs]
     peer = dict(
@@ -685,6 +723,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
   if args.reg_every > 1 and args.model != 'r3gan':
     raise SystemExit('--reg-every is for --model r3gan')
+  if args.reg_every > 1 and args.compare_dtype:
+    raise SystemExit('--compare-dtype times every-step programs only')
   base = load_config(args.config, args.override)
   result = {
       'command': ' '.join(
