@@ -4,6 +4,11 @@
         --config.data.dir=/path/to/cat_faces_64 \\
         --config.model.feature_path=/path/to/mobilenet_v2_1.0_224_quant.tflite
 
+Class-conditional (Projected GAN's ``--cond=1``), e.g. on the synthetic
+cats' four coat colours: add ``--config.data.source=synthetic
+--config.data.num_classes=4 --config.model.g_cond=cbn
+--config.model.d_cond=projection``.
+
 Scored by default with the standard Inception FID (downloaded once). Offline,
 score with the iNaturalist-birds MobileNetV2, which the discriminator does
 not see: add ``--config.eval.features=mobilenet_v2_inat

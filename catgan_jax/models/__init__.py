@@ -12,9 +12,9 @@ architecture from a config; adding an architecture is one new entry.
       step.Networks.d_reconstructs).
 
 A class-conditional pair (data.num_classes > 0, model.g_cond / d_cond:
-dcgan and r3gan) also takes int labels ``y`` [B] as a keyword argument;
-without them the classes come in equal blocks along the batch
-(models/conditioning.py).
+dcgan, r3gan, fastgan with the projected discriminator) also takes int
+labels ``y`` [B] as a keyword argument; without them the classes come in
+equal blocks along the batch (models/conditioning.py).
 
 BatchNorm statistics and spectral-norm state live in the ``batch_stats``
 collection (mutable when train=True); frozen weights (a projected
@@ -33,7 +33,7 @@ from catgan_jax.models import keras_dcgan
 from catgan_jax.models import r3gan
 
 # The architectures that take class labels (model.g_cond / d_cond).
-CONDITIONAL = (dcgan.NAME, r3gan.NAME)
+CONDITIONAL = (dcgan.NAME, r3gan.NAME, *fastgan.NAMES)
 
 ModelBuilder = Callable[
     [ml_collections.ConfigDict], tuple[nn.Module, nn.Module]

@@ -26,8 +26,10 @@ initialisation) see every class about equally often, and a fixed-noise grid
 of C * n samples, n per row, has one row per class. Scoring passes labels
 drawn from the data's class frequencies (`evaluation.intra_fid`).
 
-R3GAN's conditioning is its reference's own (`r3gan`), and the projected
-discriminator's is Projected GAN's ``SingleDiscCond`` (`projected`).
+R3GAN's conditioning is its reference's own (`r3gan`), the projected
+discriminator's is Projected GAN's ``SingleDiscCond`` (`projected`), and
+FastGAN's 'cbn' is Projected GAN's ``CCBN`` (spectrally normalised gain
+and bias maps of an embedding of z's size; `fastgan`).
 """
 
 import flax.linen as nn
@@ -63,9 +65,16 @@ class ConditionalBatchNorm(nn.Module):
 
   Attributes:
     dtype: compute dtype.
+    spectral_norm: spectrally normalise the gain and bias maps (BigGAN's
+      ``SNLinear``; Projected GAN's FastGAN ``CCBN`` with ``linear``).
+    kernel_init: initialiser of their weights.
+    bias_init: initialiser of their biases.
   """
 
   dtype: layers.Dtype = jnp.float32
+  spectral_norm: bool = False
+  kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
 
   @nn.compact
   def __call__(self, x: jax.Array, e: jax.Array, train: bool) -> jax.Array:
@@ -78,8 +87,15 @@ class ConditionalBatchNorm(nn.Module):
         use_bias=False,
         dtype=self.dtype,
     )(x)
-    gain = 1.0 + nn.Dense(features, dtype=self.dtype, name='gain')(e)
-    bias = nn.Dense(features, dtype=self.dtype, name='bias')(e)
+    dense = lambda name: nn.Dense(
+        features,
+        dtype=self.dtype,
+        kernel_init=self.kernel_init,
+        bias_init=self.bias_init,
+        name=name,
+    )
+    gain = 1.0 + layers.apply_layer(dense('gain'), e, self.spectral_norm, train)
+    bias = layers.apply_layer(dense('bias'), e, self.spectral_norm, train)
     shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (features,)
     return x * gain.reshape(shape) + bias.reshape(shape)
 

@@ -41,6 +41,15 @@ Deliberate differences:
   * The output is linear when training, as the reference's (no tanh), and
     clipped to [-1, 1] with train=False, like `r3gan`'s.
 
+Class conditioning (data.num_classes > 0, model.g_cond='cbn') is the
+reference's ``FastganSynthesisCond`` (its ``Generator(cond=1)``): the
+label's embedding of z's size (``nn.Embedding``, N(0, 1)) is not fed to
+the InitLayer or the SLE gates; every UpBlock's BatchNorm becomes a
+``CCBN`` (BigGAN's conditional BatchNorm: no affine of its own, gain
+``1 + W_g e`` and bias ``W_b e`` by spectrally normalised Linears), and the
+big UpBlock's two layers share one noise weight, as the reference's
+``UpBlockBigCond``. An unconditional generator is unchanged.
+
 The discriminator (model.discriminator='fastgan') is FastGAN's own, from
 its ``models.py`` (``Discriminator``, ``DownBlock``, ``DownBlockComp``,
 ``SimpleDecoder``) and ``train.py`` (``train_d``); see `Discriminator`.
@@ -71,6 +80,7 @@ import ml_collections
 import numpy as np
 
 from catgan_jax.evaluation import mobilenet_v2
+from catgan_jax.models import conditioning
 from catgan_jax.models import layers
 from catgan_jax.models import projected
 
@@ -174,20 +184,38 @@ class NoiseInjection(nn.Module):
 
 
 class UpBlock(nn.Module):
-  """2x upsample and 1 (lite) or 2 (big, with noise) conv-BN-GLU layers."""
+  """2x upsample and 1 (lite) or 2 (big, with noise) conv-BN-GLU layers.
+
+  Given a class embedding `e`, the reference's ``UpBlockSmallCond`` /
+  ``UpBlockBigCond``: every BatchNorm is its ``CCBN`` of `e`, and the big
+  block's two layers share one noise weight (one ``NoiseInjection``).
+  """
 
   features: int
   lite: bool
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+  def __call__(
+      self, x: jax.Array, train: bool, e: jax.Array | None = None
+  ) -> jax.Array:
     x = upsample_nearest_2x(x)
+    shared_noise = NoiseInjection() if e is not None and not self.lite else None
     for _ in range(1 if self.lite else 2):
       x = layers.apply_layer(_conv(2 * self.features, 3), x, True, train)
       if not self.lite:
-        x = NoiseInjection()(x)
-      x = glu(_batch_norm(x, train))
+        x = (NoiseInjection() if shared_noise is None else shared_noise)(x)
+      x = glu(_batch_norm(x, train) if e is None else _ccbn(x, e, train))
     return x
+
+
+def _ccbn(x: jax.Array, e: jax.Array, train: bool) -> jax.Array:
+  """The reference's ``CCBN``: BatchNorm with gain and bias from `e` by
+  spectrally normalised Linears (torch's default initialisation)."""
+  return conditioning.ConditionalBatchNorm(
+      spectral_norm=True,
+      kernel_init=torch_conv_init,
+      bias_init=torch_bias_init(e.shape[-1]),
+  )(x, e, train)
 
 
 class SLEBlock(nn.Module):
@@ -219,16 +247,34 @@ class Generator(nn.Module):
     image_size: side S of the images (64, 128 or 256).
     ngf: the reference's ngf (channel unit).
     lite: the reference's ``fastgan_lite`` (single-conv blocks, no noise).
+    num_classes: classes of the labels y (0: unconditional); conditional,
+      it is the reference's ``FastganSynthesisCond`` (see `UpBlock`): a
+      class embedding of z's size (``nn.Embedding``, N(0, 1)) conditions
+      every UpBlock's BatchNorms.
   """
 
   image_size: int = 256
   ngf: int = 128
   lite: bool = False
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z: jax.Array, train: bool) -> jax.Array:
-    """Generates images; linear when training, clipped to [-1, 1] otherwise."""
+  def __call__(
+      self, z: jax.Array, train: bool, y: jax.Array | None = None
+  ) -> jax.Array:
+    """Generates images (of classes `y`, if conditional); linear when
+    training, clipped to [-1, 1] otherwise."""
     nfc = widths(self.ngf)
+    e = None
+    if self.num_classes:
+      y = conditioning.labels_or_cycle(y, z.shape[0], self.num_classes)
+      embed = nn.Embed(
+          self.num_classes,
+          z.shape[-1],
+          embedding_init=nn.initializers.normal(1.0),
+          name='embed',
+      )
+      e = embed(y)
     z = z * jax.lax.rsqrt(jnp.mean(jnp.square(z), axis=1, keepdims=True) + 1e-8)
     init = nn.ConvTranspose(
         2 * nfc[2],
@@ -242,7 +288,7 @@ class Generator(nn.Module):
     size = 4
     while size < self.image_size:
       x = UpBlock(nfc[2 * size], self.lite, name=f'feat_{2 * size}')(
-          feats[size], train
+          feats[size], train, e
       )
       size *= 2
       # SLE: 64 px gated from 4, 128 from 8, 256 from 16.
@@ -525,6 +571,30 @@ class Discriminator(nn.Module):
     return logits if part is None else (logits, loss)
 
 
+def _check_conditioning(
+    config: ml_collections.ConfigDict, num_classes: int
+) -> None:
+  """One-line errors for conditioning choices these networks do not have."""
+  model = config.model
+  g_cond, d_cond = model.get('g_cond', ''), model.get('d_cond', '')
+  conditioning.check(num_classes, g_cond, d_cond)
+  # The reference's one way in for each network.
+  for field, value, only in (
+      ('g_cond', g_cond, 'cbn'),
+      ('d_cond', d_cond, 'projection'),
+  ):
+    if value not in ('', only):
+      raise ValueError(
+          f'model.{field}={value!r} is not supported by '
+          f'model.name={model.name!r} (its reference conditions by {only!r})'
+      )
+  if num_classes and model.discriminator != projected.NAME:
+    raise ValueError(
+        f'model.discriminator={model.discriminator!r} takes no labels: '
+        f'data.num_classes={num_classes} needs {projected.NAME!r}'
+    )
+
+
 def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   """(FastGAN generator, model.discriminator) for config.data.image_size.
 
@@ -532,6 +602,9 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   reference's ngf. model.discriminator 'projected' is Projected GAN's,
   'fastgan' FastGAN's own (`Discriminator`; model.d_width is its ndf, and
   model.feature_path the network of its reconstruction loss).
+  Class-conditional (data.num_classes > 0): model.g_cond='cbn' (the
+  reference's CCBN) with the projected discriminator, model.d_cond=
+  'projection' (its ``SingleDiscCond``); FastGAN's own takes no labels.
   """
   model = config.model
   size = config.data.image_size
@@ -544,8 +617,13 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   layers.check_choice(
       'model.discriminator', model.discriminator, DISCRIMINATORS
   )
+  num_classes = config.data.get('num_classes', 0)
+  _check_conditioning(config, num_classes)
   generator = Generator(
-      image_size=size, ngf=model.g_width, lite=model.name == 'fastgan_lite'
+      image_size=size,
+      ngf=model.g_width,
+      lite=model.name == 'fastgan_lite',
+      num_classes=num_classes,
   )
   if model.discriminator == projected.NAME:
     return generator, projected.build(config)

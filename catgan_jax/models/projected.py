@@ -62,8 +62,8 @@ through a Linear to 64 and LeakyReLU(0.2), and each patch logit is the
 inner product of the two over the channels divided by sqrt(64). The
 reference's table always has 1,000 rows (``MultiScaleD`` passes no c_dim);
 here it has one per class, the rows a run uses. An unconditional
-discriminator is unchanged. No run trains it yet: FastGAN's generator takes
-no labels (`models.create_models` refuses data.num_classes for it).
+discriminator is unchanged. It trains with the conditional FastGAN
+generators (model.g_cond='cbn', model.d_cond='projection'; `fastgan`).
 """
 
 import functools
