@@ -40,8 +40,12 @@ Differences:
     (``model.d_width``) 16, not 64 and 64. The reference's, on an
     accelerator: ``--config.model.g_width=64 --config.model.d_width=64``.
 
-Hardware: 2 CPU cores. Expected result: not yet measured at the 40-minute
-CPU budget (`benchmarks/time_to_quality.py`); docs/results.md lists what is.
+Hardware: 2 CPU cores. A step at these widths is 34.8 GFLOP, 4.1 s on the
+shared cores under a load average of 12-15 (compile 118 s; record
+benchmarks/results/cpu_fastgan64.json, `benchmarks/step_throughput.py
+--batch 8` with the feature path set in a config importing this one).
+Expected result: not yet measured at the 40-minute CPU budget
+(`benchmarks/time_to_quality.py`); docs/results.md lists what is.
 """
 
 from configs import default
