@@ -136,10 +136,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Negative slope of the hidden activations of a model.name='dcgan' G: 0 is
   # ReLU (the DCGAN recipe), e.g. 0.2 LeakyReLU in every G layer (as in D).
   model.g_leak = 0.0
-  # Class conditioning (data.num_classes > 0; models/conditioning.py), dcgan
-  # and r3gan: G by 'concat' (class embedding beside z) or 'cbn' (BigGAN's
-  # conditional BatchNorm, shared embedding; dcgan); D by 'projection'
-  # (Miyato and Koyama 2018; r3gan: its reference's embedding projection).
+  # Class conditioning (data.num_classes > 0; models/conditioning.py), dcgan,
+  # r3gan, fastgan and fastgan_lite: G by 'concat' (class embedding beside z;
+  # dcgan, r3gan) or 'cbn' (BigGAN's conditional BatchNorm, shared embedding;
+  # dcgan, fastgan*); D by 'projection' (Miyato and Koyama 2018; r3gan: its
+  # reference's embedding projection; the projected D's conditional heads).
   # cond_dim: G's class embedding size (R3GAN's reference: z_dim, 64).
   model.g_cond = ''
   model.d_cond = ''
