@@ -258,3 +258,28 @@ def test_stages_of_the_loaded_network_are_the_scorers_layers():
       (2, 2, 320),
   ]
   np.testing.assert_allclose(from_stages, pool, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('stride, side', [(1, 7), (1, 8), (2, 7), (2, 8)])
+def test_depthwise_taps_and_their_gradients_equal_lax(stride, side):
+  x = jax.random.normal(jax.random.key(1), (2, side, side, 5))
+  kernel = jax.random.normal(jax.random.key(2), (3, 3, 1, 5))
+  pads = [p[:2] for p in mobilenet_v2._same_pads((side, side), stride)]
+
+  def lax_conv(x, kernel):
+    return jax.lax.conv_general_dilated(
+        x,
+        kernel,
+        (stride, stride),
+        pads,
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+        feature_group_count=5,
+    )
+
+  ours = lambda x, k: mobilenet_v2.depthwise_3x3(x, k, stride)
+  np.testing.assert_allclose(ours(x, kernel), lax_conv(x, kernel), atol=1e-5)
+  loss = lambda conv: lambda x, k: jnp.sum(jnp.sin(conv(x, k)))
+  got = jax.grad(loss(ours), argnums=(0, 1))(x, kernel)
+  want = jax.grad(loss(lax_conv), argnums=(0, 1))(x, kernel)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
