@@ -117,9 +117,10 @@ def _step_flops(config):
   run = train.build(config, mesh)
   generator, discriminator, state = run.generator, run.discriminator, run.state
   size = config.data.image_size
-  batch = jnp.zeros(
-      (step_lib.input_batch_size(config), size, size, 3), jnp.uint8
-  )
+  n = step_lib.input_batch_size(config)
+  batch = jnp.zeros((n, size, size, 3), jnp.uint8)
+  if config.data.get('num_classes', 0):
+    batch = (batch, jnp.zeros((n,), jnp.int32))
   flops = flop_count.dense_flops(
       step_lib.make_train_step(config, generator, discriminator), state, batch
   )
@@ -129,16 +130,18 @@ def _step_flops(config):
 def replay(images: np.ndarray) -> scorer.GenerateFn:
   """A `GenerateFn` that hands out saved uint8 `images` in order.
 
-  The latents are ignored but for their count: the images were made by
-  another program from its own latents.
+  The latents (and a conditional scorer's labels) are ignored but for their
+  count: the images were made by another program from its own latents, or
+  recorded from the first network's pass, which drew the same labels.
 
   Raises:
     ValueError: more images asked for than saved.
   """
   position = 0
 
-  def generate(latents: jax.Array) -> np.ndarray:
+  def generate(latents: jax.Array, labels=None) -> np.ndarray:
     nonlocal position
+    del labels  # The saved images were drawn with them.
     n = len(latents)
     if position + n > len(images):
       raise ValueError(f'{len(images)} images saved, {position + n} asked for')
@@ -326,8 +329,8 @@ class MultiScorer:
     """The first network's scores, and every network's in `by_features`."""
     drawn = []
 
-    def recording(latents):
-      images = np.asarray(generate(latents))
+    def recording(latents, *labels):
+      images = np.asarray(generate(latents, *labels))
       drawn.append(sampling.to_uint8(images))
       return images
 
@@ -378,7 +381,7 @@ def _train_and_score(config, args, run_scorer, flops, generator) -> list:
     while clock(step, state):
       with clock.paused():
         ready = sampling_state(state)
-        scores = run_scorer.score(lambda z: sample(ready, z))
+        scores = run_scorer.score(lambda z, *y: sample(ready, z, *y))
         points.append(
             _point(clock.seconds, step, config.batch_size, flops, scores)
         )
