@@ -24,9 +24,10 @@ Differences:
     weights through the frozen ImageNet MobileNetV2 (``model.feature_path``,
     the network the projected discriminator looks through), on
     reconstructions of the image's side (64 px) instead of 128. The
-    reference adds no pixel term, and neither does this. The distance only
-    trains D (G never gets a gradient through it), so scoring with that
-    network is not refused, unlike `projected64`.
+    reference adds no pixel term, and neither does this. D's features are
+    trained to decode into images close in that network's feature space and
+    G learns from them, so, as for `projected64`, scoring with that network
+    is refused (score with ``eval.features='mobilenet_v2_inat'``).
   * The generator is FastGAN's as Projected GAN uses it (``fastgan``: two
     conv blocks with noise at every resolution, z normalised; see
     `catgan_jax/models/fastgan.py`), not models.py's own (which alternates

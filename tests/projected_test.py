@@ -220,6 +220,14 @@ def test_scoring_with_the_discriminators_network_is_refused(tmp_path):
   assert not workdir.exists()
 
 
+def test_fastgan_discriminator_is_refused_its_reconstruction_network():
+  config = _config(**{'eval.every_steps': 0, 'eval.features': 'mobilenet_v2'})
+  with config.unlocked():
+    config.model.discriminator = 'fastgan'
+  with pytest.raises(config_lib.ConfigError, match='fastgan discriminator'):
+    config_lib.validate(config)
+
+
 def test_same_network_is_allowed_when_asked_and_other_scorers_pass():
   for overrides in (
       {'eval.features': 'mobilenet_v2', 'eval.allow_same_network': True},

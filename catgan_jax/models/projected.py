@@ -387,12 +387,14 @@ def build(config: ml_collections.ConfigDict) -> ProjectedDiscriminator:
 
 
 def check_scorer(config: ml_collections.ConfigDict) -> None:
-  """Refuses to score a projected-discriminator run with its own network.
+  """Refuses to score a run with the network its discriminator learns from.
 
   A discriminator that sees a network's features can lower the FID
   measured with that network without better images (Kynkaanniemi et al.,
   ICLR 2023), so eval.features must be another network (e.g.
-  'mobilenet_v2_inat') unless eval.allow_same_network=True.
+  'mobilenet_v2_inat') unless eval.allow_same_network=True. FastGAN's
+  discriminator is refused too: its features are trained to decode into
+  images close in that network's feature space, and G learns from them.
 
   Raises:
     ValueError: one line naming the fields.
@@ -404,7 +406,7 @@ def check_scorer(config: ml_collections.ConfigDict) -> None:
       ev.every_steps < 0
       or ev.get('allow_same_network', False)
       or config.model.name not in fastgan.NAMES
-      or config.model.get('discriminator', '') != NAME
+      or config.model.get('discriminator', '') not in fastgan.DISCRIMINATORS
   ):
     return
   same_file = (
@@ -415,9 +417,10 @@ def check_scorer(config: ml_collections.ConfigDict) -> None:
   )
   if ev.features == FEATURE_NETWORK or same_file:
     raise ValueError(
-        f'eval.features={ev.features!r} is the network the projected '
-        'discriminator sees (model.feature_path), which the generator can '
-        'fool without better images; score with eval.features='
+        f'eval.features={ev.features!r} is the network the '
+        f'{config.model.discriminator} discriminator learns from '
+        '(model.feature_path), which the generator can fool without better '
+        'images; score with eval.features='
         "'mobilenet_v2_inat' (or 'inception_v3'), or set "
         '--config.eval.allow_same_network=True'
     )
