@@ -188,6 +188,9 @@ else
   TTQ=(--points 3 --num_samples 2000)
 fi
 train_s=$(($(left) - RESERVE))
+if [[ "$DRY_RUN" == 1 ]] && ((train_s > 20)); then
+  train_s=20
+fi
 if ((train_s >= 10)); then
   log "training r3gan64 for ${train_s} s"
   timeout $(($(left) > 0 ? $(left) : 1)) "$PY" "$ROOT/benchmarks/time_to_quality.py" \
