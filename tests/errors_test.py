@@ -640,8 +640,10 @@ def full_disk(tmp_path):
 
 
 def test_a_full_disk_is_one_line_and_loses_nothing(trained, full_disk):
-  run = shutil.copytree(trained, os.path.join(full_disk, 'run'))
+  # The filler exists before the copy: on a nearly full tmpfs even an empty
+  # new file can be refused.
   with open(os.path.join(full_disk, 'filler'), 'wb') as f:
+    run = shutil.copytree(trained, os.path.join(full_disk, 'run'))
     try:
       while True:
         f.write(b'\0' * 65536)
