@@ -40,14 +40,15 @@ are halved (``model.d_width`` 32). The reference's sizes, on an
 accelerator: ``--config.model.interp_size=224 --config.model.g_width=128
 --config.model.d_width=64``.
 
-Hardware: 2 CPU cores (shared). A step at these widths is 262 GFLOP,
-7.7 s on the 2 cores (docs/performance.md). Measured with
-`benchmarks/time_to_quality.py` (15 minutes, scored with both MobileNetV2s,
-docs/results.md): 67 steps in 15.5 minutes, MobileNetV2 FID 481.3, iNat-bird
-FID 106.4 (2,000 samples against 9,303 faces; `cpu64` over the same 15
-minutes, 466 steps: 783.9 and 126.1), and no cat faces yet: blotches with
-a repeated diagonal streak. The 40-minute CPU budget, where
-`cpu64` reaches MobileNetV2 FID 205.5, is not measured yet.
+Hardware: 2 CPU cores. A step at these widths is 262 GFLOP, 3.1-3.3 s
+(20 images/s) on the 2 cores with nothing else running (docs/performance.md).
+Measured with
+`benchmarks/time_to_quality.py` (alone on the 2 cores, docs/results.md):
+443 steps in 20.8 minutes of training, iNat-bird FID 26.0 and MobileNetV2
+FID 121.4 (2,000 samples against 9,303 faces; the MobileNetV2 score is the
+D's own network and is not the one to compare), with cat faces (eyes, nose,
+ears in place, varied coats) under a fine grid texture. The 40-minute CPU
+budget is not measured yet.
 """
 
 from configs import default
