@@ -153,3 +153,22 @@ def check(num_classes: int, g_cond: str, d_cond: str) -> None:
         f'model.g_cond={g_cond!r} / model.d_cond={d_cond!r} condition on '
         'classes, but data.num_classes=0 (unconditional)'
     )
+
+
+def check_reference_choices(
+    model_name: str, g_cond: str, d_cond: str, g_only: str, d_only: str
+) -> None:
+  """Refuses conditioning other than the reference's one way in per network.
+
+  Raises:
+    ValueError: one line naming the field, its value and the reference's.
+  """
+  for field, value, only in (
+      ('g_cond', g_cond, g_only),
+      ('d_cond', d_cond, d_only),
+  ):
+    if value not in ('', only):
+      raise ValueError(
+          f'model.{field}={value!r} is not supported by '
+          f'model.name={model_name!r} (its reference conditions by {only!r})'
+      )

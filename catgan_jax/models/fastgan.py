@@ -578,16 +578,9 @@ def _check_conditioning(
   model = config.model
   g_cond, d_cond = model.get('g_cond', ''), model.get('d_cond', '')
   conditioning.check(num_classes, g_cond, d_cond)
-  # The reference's one way in for each network.
-  for field, value, only in (
-      ('g_cond', g_cond, 'cbn'),
-      ('d_cond', d_cond, 'projection'),
-  ):
-    if value not in ('', only):
-      raise ValueError(
-          f'model.{field}={value!r} is not supported by '
-          f'model.name={model.name!r} (its reference conditions by {only!r})'
-      )
+  conditioning.check_reference_choices(
+      model.name, g_cond, d_cond, 'cbn', 'projection'
+  )
   if num_classes and model.discriminator != projected.NAME:
     raise ValueError(
         f'model.discriminator={model.discriminator!r} takes no labels: '

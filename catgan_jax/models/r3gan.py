@@ -392,16 +392,9 @@ def build(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
   num_classes = config.data.get('num_classes', 0)
   g_cond, d_cond = model.get('g_cond', ''), model.get('d_cond', '')
   conditioning.check(num_classes, g_cond, d_cond)
-  # The reference's one way in for each network.
-  for field, value, only in (
-      ('g_cond', g_cond, 'concat'),
-      ('d_cond', d_cond, 'projection'),
-  ):
-    if value not in ('', only):
-      raise ValueError(
-          f'model.{field}={value!r} is not supported by model.name={NAME!r} '
-          f'(its reference conditions by {only!r})'
-      )
+  conditioning.check_reference_choices(
+      NAME, g_cond, d_cond, 'concat', 'projection'
+  )
   if model.r3gan_blocks < 1:
     raise ValueError(f'model.r3gan_blocks={model.r3gan_blocks} must be >= 1.')
   nets = []
