@@ -20,7 +20,6 @@ scores already computed are kept in --json whatever happens next.
 """
 
 from collections.abc import Iterator, Sequence
-import contextlib
 import json
 import math
 import os
@@ -269,18 +268,6 @@ def _write_json(rows: Sequence[dict[str, float]], path: str) -> None:
   os.replace(tmp, path)
 
 
-def _hold_if_inside(workdir: str, path: str):
-  """Holds the workdir (`workdir.claim`) when `path` is inside it."""
-  inside = bool(path) and os.path.commonpath(
-      [os.path.abspath(workdir), os.path.abspath(path)]
-  ) == os.path.abspath(workdir)
-  return (
-      workdir_lib.claim(workdir, label='--workdir')
-      if inside
-      else contextlib.nullcontext()
-  )
-
-
 def main(argv: Sequence[str]) -> None:
   del argv  # cli.run refuses extra arguments.
   f = flags.FLAGS
@@ -289,7 +276,7 @@ def main(argv: Sequence[str]) -> None:
     workdir_lib.check_writable([workdir_lib.Output(f.json, 'file', '--json')])
   rows = []
   with (
-      _hold_if_inside(f.workdir, f.json),
+      workdir_lib.claim_if_inside(f.workdir, f.json),
       cli.library_log(cli.reader_library_log()),
   ):
     try:

@@ -23,7 +23,6 @@ directory waits for no trainer: it is refused while one runs there.
 """
 
 from collections.abc import Callable, Sequence
-import contextlib
 import os
 
 from absl import flags
@@ -305,24 +304,12 @@ def generate(
   if classes:
     options['num'] = options.get('num', 1000) * len(classes)
   check_options(out_dir, **options)
-  with _hold_if_inside(workdir, out_dir):
+  with workdir_lib.claim_if_inside(workdir, out_dir):
     config, sample, chosen = inference.load_generator(workdir, step)
     logging.info('Generator of %s at step %d.', workdir, chosen)
     return write_images(
         sample, config.model.z_dim, out_dir, classes=classes, **kwargs
     )
-
-
-def _hold_if_inside(workdir: str, out_dir: str):
-  """Holds the workdir (`workdir.claim`) when --out is inside it."""
-  inside = os.path.commonpath(
-      [os.path.abspath(workdir), os.path.abspath(out_dir)]
-  ) == os.path.abspath(workdir)
-  return (
-      workdir_lib.claim(workdir, label='--workdir')
-      if inside
-      else contextlib.nullcontext()
-  )
 
 
 def _define_flags() -> None:
