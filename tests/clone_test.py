@@ -14,6 +14,7 @@ test writes:
   the absent data, then trains on the folder (`--config.data.source=folder`).
 """
 
+import concurrent.futures
 import glob
 import json
 import os
@@ -138,28 +139,66 @@ def test_evaluation_without_its_weights_stops_before_the_workdir(
   assert not [f for _, _, files in os.walk(cache) for f in files]
 
 
-@pytest.mark.parametrize('name', CONFIGS)
-def test_config_trains_from_a_users_clone(clone, name, tmp_path):
-  workdir = tmp_path / 'run'
+def _train_from_clone(clone, name, workdir):
+  """The subprocess runs of one config from the clone: (tfds check, training).
+
+  A config reading a TFDS data set is first run as shipped (it must stop with
+  one line saying how to prepare the absent data), then on the folder.
+  """
   extra = ['--config.eval.every_steps=-1']
-  source = helpers.load_config(name).data.source
-  if source == 'tfds':
-    proc = _main(clone, name, workdir, *extra)
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    errors = [l for l in proc.stderr.splitlines() if 'main.py: error:' in l]
-    assert len(errors) == 1 and 'Traceback' not in proc.stderr, proc.stderr[
-        -3000:
+  config = helpers.load_config(name)
+  if config.data.source != 'tfds':
+    return None, _main(clone, name, workdir, *extra)
+  tfds_check = _main(clone, name, workdir, *extra)
+  extra.append('--config.data.source=folder')
+  if config.data.num_classes:
+    # A class-conditional config trains on the synthetic coat colours.
+    extra[-1] = '--config.data.source=synthetic'
+    extra.append('--config.data.num_classes=4')
+  if workdir.exists():
+    return tfds_check, None
+  return tfds_check, _main(clone, name, workdir, *extra)
+
+
+@pytest.fixture(scope='module')
+def clone_runs(clone, request, tmp_path_factory):
+  """name -> future of `_train_from_clone`, for every selected config.
+
+  Each run is a fresh process that spends most of its time importing and
+  compiling, on one core: two at a time keep both cores busy.
+  """
+  selected = [
+      item.callspec.params['name']
+      for item in request.session.items
+      if getattr(item, 'originalname', '')
+      == 'test_config_trains_from_a_users_clone'
+  ]
+  root = tmp_path_factory.mktemp('clone_runs')
+  pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+  runs = {}
+  for name in selected:
+    workdir = root / re.sub(r'\W', '_', name)
+    runs[name] = (pool.submit(_train_from_clone, clone, name, workdir), workdir)
+  yield runs
+  pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_config_trains_from_a_users_clone(clone_runs, name):
+  future, workdir = clone_runs[name]
+  tfds_check, proc = future.result()
+  if tfds_check is not None:
+    assert tfds_check.returncode == 2, tfds_check.stderr[-3000:]
+    errors = [
+        l for l in tfds_check.stderr.splitlines() if 'main.py: error:' in l
     ]
+    assert len(errors) == 1 and 'Traceback' not in tfds_check.stderr, (
+        tfds_check.stderr[-3000:]
+    )
     assert re.search(
         r"tfds '\w+'.*cannot be read.*tfds build \w+", errors[0]
     ), errors[0]
-    assert not workdir.exists()
-    extra.append('--config.data.source=folder')
-    if helpers.load_config(name).data.num_classes:
-      # A class-conditional config trains on the synthetic coat colours.
-      extra[-1] = '--config.data.source=synthetic'
-      extra.append('--config.data.num_classes=4')
-  proc = _main(clone, name, workdir, *extra)
+    assert proc is not None, f'{name}: the refused run created {workdir}'
   assert proc.returncode == 0, proc.stderr[-3000:]
   steps = sorted(
       int(d) for d in os.listdir(workdir / 'checkpoints') if d.isdigit()
