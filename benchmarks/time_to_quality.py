@@ -29,7 +29,7 @@ fraction of the budget; the JSON records the real times.
 
 Why one run: a point per trainer call, each resumed from the previous
 one's checkpoint, trains the same steps (a resume is exact), but every
-call pays start-up and compilation again. Measured on cpu64 with the cat
+call pays start-up and compilation again. Measured on dcgan_cpu64 with the cat
 faces, on the 2 cores shared with other jobs (load 10-13, 3 December
 2026): a resume that trains no step took 81 s (input pipeline, state,
 restore, compilation: no persistent compilation cache outside the tests),

@@ -22,7 +22,7 @@ Hardware: 1 GPU (minutes), or a CPU (0.6-0.8 steps/s on 2 cores: about
 after 1,000 steps and MobileNetV2 FID 490 after 1,872 steps, 38 minutes of
 training (`benchmarks/results/ttq_dcgan64_cpu.json`, the results table in
 the README; measured with random flips, `--config.data.flip=True`). In the
-same 40 minutes `cpu64.py` reaches 206.
+same 40 minutes `dcgan_cpu64.py` reaches 206.
 """
 
 import math

@@ -1,6 +1,6 @@
-"""The best 64 px cats this codebase makes in 40 minutes on 2 CPU cores.
+"""The DCGAN recipe for 40 CPU minutes (`cpu64` before Projected GAN).
 
-    python main.py --config=configs/cpu64.py --workdir=runs/cpu64 \\
+    python main.py --config=configs/dcgan_cpu64.py --workdir=runs/dcgan_cpu64 \\
         --config.data.dir=/path/to/cat_faces_64
 
 `/path/to/cat_faces_64` is any folder of 64 px cat faces; make one from the
@@ -14,23 +14,25 @@ at half its width (ngf = ndf = 32: a quarter of the FLOPs, 2-3x the steps
 per second on a CPU), with an EMA of G (decay 0.995, a time constant of 200
 steps) for samples and scores, and random horizontal flips, which the
 example does not use (a mirrored face is a face; the result below was
-measured with them). It runs 5,500 steps, what 40 minutes give, not the
-example's 25 epochs. Scored once, at the end.
+measured with them). It runs 5,500 steps (what 40 minutes gave on cores
+shared with other jobs; alone, 35), not the example's 25 epochs. Scored
+once, at the end.
 
-Hardware: 2 CPU cores, about 40 minutes. Expected, as measured with
-`benchmarks/time_to_quality.py` (40 minutes of training on 2 cores shared
-with other jobs at first): 5,342 steps in 39.4 minutes, MobileNetV2 FID
-205.5 and KID x 100 44.3 (2,000 samples against 9,303 faces), where
-`dcgan64` reaches 490.4 in the same budget; cat faces with eyes, noses and
-fur of many colours (`docs/cpu64_40min.jpg`). How it was chosen:
-`docs/results.md`.
+Hardware: 2 CPU cores, 35-40 minutes. Expected, as measured with
+`benchmarks/time_to_quality.py` alone on the 2 cores (2,000 samples against
+9,303 faces): after 40.1 minutes of training (6,320 steps), iNat-bird FID
+42.6 (KID x 100 4.41, precision 0.25, recall 0.29) and MobileNetV2 FID
+162.4, where `dcgan64` reaches MobileNetV2 FID 490.4 in 38 minutes; cat
+faces with eyes, noses and fur of many colours, soft in their detail
+(`docs/dcgan_cpu64_40min.jpg`). `cpu64` (Projected GAN) reaches a lower
+iNat-bird FID in a quarter of the time: docs/results.md.
 """
 
 from configs import dcgan64
 
 
 def get_config():
-  """Returns the cpu64 config."""
+  """Returns the dcgan_cpu64 config."""
   config = dcgan64.get_config()
   config.num_train_steps = 5_500
   config.data.flip = True

@@ -23,7 +23,7 @@ HingeGAN cat run in having SN on (that run has none;
 Hardware: 1 GPU. Expected: stable, cat faces after ~10k steps. On 2 CPU
 cores, 40 minutes of training (3,611 steps) give MobileNetV2 FID 599
 (`benchmarks/results/ttq_hinge64_cpu.json`, measured with random flips,
-`--config.data.flip=True`; `cpu64.py` reaches 206).
+`--config.data.flip=True`; `dcgan_cpu64.py` reaches 206).
 """
 
 from configs import default

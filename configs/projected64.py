@@ -43,12 +43,12 @@ accelerator: ``--config.model.interp_size=224 --config.model.g_width=128
 Hardware: 2 CPU cores. A step at these widths is 262 GFLOP, 3.1-3.3 s
 (20 images/s) on the 2 cores with nothing else running (docs/performance.md).
 Measured with
-`benchmarks/time_to_quality.py` (alone on the 2 cores, docs/results.md):
-443 steps in 20.8 minutes of training, iNat-bird FID 26.0 and MobileNetV2
-FID 121.4 (2,000 samples against 9,303 faces; the MobileNetV2 score is the
-D's own network and is not the one to compare), with cat faces (eyes, nose,
-ears in place, varied coats) under a fine grid texture. The 40-minute CPU
-budget is not measured yet.
+`benchmarks/time_to_quality.py` alone on the 2 cores (docs/results.md):
+847 steps in 40.7 minutes of training, iNat-bird FID 13.4 (26.4 after
+20.8 minutes) and MobileNetV2 FID 73.2 (2,000 samples against 9,303
+faces; the MobileNetV2 score is the D's own network and is not the one to
+compare), with cat faces (eyes, nose, ears in place, varied coats) and a
+fine grid texture in some. `cpu64` is this recipe for those 850 steps.
 """
 
 from configs import default

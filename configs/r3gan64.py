@@ -22,7 +22,7 @@ relativistic loss); not measured on a GPU yet. On 2 CPU cores at an eighth
 of the width and batch 32 (`--config.model.g_width=8
 --config.model.d_width=8 --config.batch_size=32`: widths 96 / 48) a step
 takes about 16 s, and 40 minutes of training give 150 steps and
-MobileNetV2 FID 778.4 (`docs/results.md`; `cpu64` reaches 205.5 there),
+MobileNetV2 FID 778.4 (`docs/results.md`; `dcgan_cpu64` reaches 205.5 there),
 measured when the recipe used DiffAugment; ADA's pipe costs about the same
 per step, and `--config.loss.reg_every=16` makes the step 1.55x faster
 (`docs/performance.md`).

@@ -38,7 +38,7 @@ this architecture, and RaLSGAN is the paper's only loss that produced good
 128 px cats with it. On 2 CPU cores, `ralsgan` after 40 minutes of
 training (3,539 steps) is at MobileNetV2 FID 669
 (`benchmarks/results/ttq_ralsgan64_cpu.json`, measured with random flips,
-`--config.data.flip=True`; `cpu64.py` reaches 206): on a CPU, use it to
+`--config.data.flip=True`; `dcgan_cpu64.py` reaches 206): on a CPU, use it to
 check that it runs.
 """
 

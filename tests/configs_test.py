@@ -62,6 +62,8 @@ def test_every_experiment_has_a_config():
       'projected64',
       'projected128',
       'fastgan64',
+      'cpu64',
+      'dcgan_cpu64',
   }
   assert expected <= set(CONFIGS)
 
@@ -266,6 +268,10 @@ RECIPES = {
 }
 
 
+# cpu64 is projected64 for the steps of its 40-minute budget.
+RECIPES['cpu64'] = RECIPES['projected64']
+
+
 @pytest.mark.parametrize('name', sorted(RECIPES))
 def test_recipe_follows_its_reference_code(name):
   config = helpers.load_config(name)
@@ -370,7 +376,8 @@ FLIPS_AND_LENGTHS = {
     'dogs64': (False, 8_050, 'DCGAN example: 25 epochs of 20,580 photos'),
     'dogs64:batch32': (False, 16_100, 'the same at batch 32'),
     # This project's own recipes: flips on, lengths of their budgets.
-    'cpu64': (True, 5_500, '40 minutes on 2 CPU cores'),
+    'cpu64': (True, 850, '40 minutes of projected64 on 2 CPU cores'),
+    'dcgan_cpu64': (True, 5_500, '40 minutes of DCGAN on 2 CPU cores'),
     'quickstart': (True, 3_000, 'a few minutes on a laptop CPU'),
     # Non-public scripts: the flips their docstrings list; lengths chosen.
     'keras_cats64': (True, 30_000, 'chosen here'),
@@ -388,6 +395,21 @@ def test_flips_and_length_follow_the_reference(name):
       f'num_train_steps={config.num_train_steps}; {reference} gives '
       f'{flip}, {steps}'
   )
+
+
+def test_cpu64_is_projected64_but_for_its_length_and_scoring():
+  cpu64 = config_lib.hparams(helpers.load_config('cpu64'))
+  projected = config_lib.hparams(helpers.load_config('projected64'))
+  differing = sorted(
+      k
+      for k in cpu64.keys() | projected.keys()
+      if cpu64.get(k) != projected.get(k)
+  )
+  assert differing == [
+      'eval.every_steps',
+      'eval.num_samples',
+      'num_train_steps',
+  ], differing
 
 
 def test_wgan64_ends_on_its_70400th_generator_update():
