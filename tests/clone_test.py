@@ -192,9 +192,9 @@ def test_config_trains_from_a_users_clone(clone_runs, name):
     errors = [
         l for l in tfds_check.stderr.splitlines() if 'main.py: error:' in l
     ]
-    assert len(errors) == 1 and 'Traceback' not in tfds_check.stderr, (
-        tfds_check.stderr[-3000:]
-    )
+    assert (
+        len(errors) == 1 and 'Traceback' not in tfds_check.stderr
+    ), tfds_check.stderr[-3000:]
     assert re.search(
         r"tfds '\w+'.*cannot be read.*tfds build \w+", errors[0]
     ), errors[0]
